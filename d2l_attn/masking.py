@@ -1,0 +1,211 @@
+r"""Masks and the masked softmax (taught in chapter 3, used from chapter 1 on).
+
+Attention weights are a softmax over keys. Two kinds of keys must get *exactly* zero weight:
+
+* **padding**: a batch pads sequences to a common length; key ``j`` of example ``b`` is real
+  only if ``j < valid_lens[b]`` (or ``j < valid_lens[b, i]`` per query ``i``);
+* **the future**: in a causal (autoregressive) model query ``i`` may not look at keys ``j > i``.
+
+Both are expressed as a boolean mask ``keep`` (``True`` = may attend) and
+
+.. math::
+
+    \alpha_{ij} = \frac{\mathbb{1}[\text{keep}_{ij}]\, \exp(s_{ij})}
+                       {\sum_{j'} \mathbb{1}[\text{keep}_{ij'}]\, \exp(s_{ij'})},
+
+with the convention that a row with no key to keep gets all-zero weights (not NaN, and not
+the uniform weights that D2L's ``masked_softmax`` returns when ``valid_len = 0``).
+
+Shapes are batch-first: scores are ``(B, ..., T_q, T_k)``; ``valid_lens`` is ``(B,)`` (one
+length per sequence) or ``(B, T_q)`` (one length per query).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+__all__ = [
+    "as_valid_lens",
+    "sequence_mask",
+    "padding_mask",
+    "causal_mask",
+    "masked_softmax",
+]
+
+
+def as_valid_lens(
+    valid_lens: torch.Tensor | Sequence[int],
+    *,
+    max_len: int,
+    device: torch.device | None = None,
+    name: str = "valid_lens",
+) -> torch.Tensor:
+    """Validate ``valid_lens`` and return it as an ``int64`` tensor.
+
+    Accepts an integer tensor, a float tensor holding whole numbers, or a list of ints.
+    Raises ``ValueError`` naming ``name`` for non-integer values, values below 0 or above
+    ``max_len``.
+    """
+    if not isinstance(valid_lens, torch.Tensor):
+        try:
+            valid_lens = torch.as_tensor(valid_lens)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"{name} must be a tensor or a (nested) list of integers, got {type(valid_lens).__name__}"
+            ) from exc
+    if valid_lens.dtype == torch.bool or valid_lens.is_complex():
+        raise ValueError(f"{name} must hold integer lengths, got dtype {valid_lens.dtype}")
+    if valid_lens.is_floating_point():
+        if not torch.all(torch.isfinite(valid_lens)) or not torch.equal(valid_lens, valid_lens.round()):
+            raise ValueError(
+                f"{name} must hold whole numbers (lengths), got non-integer values "
+                f"{valid_lens.flatten()[:8].tolist()}"
+            )
+    valid_lens = valid_lens.to(dtype=torch.int64, device=device)
+    if valid_lens.numel() > 0:
+        low, high = int(valid_lens.min()), int(valid_lens.max())
+        if low < 0 or high > max_len:
+            raise ValueError(
+                f"{name} must lie in [0, {max_len}] (the number of keys), got values from {low} to {high}"
+            )
+    return valid_lens
+
+
+def sequence_mask(valid_lens: torch.Tensor | Sequence[int], max_len: int) -> torch.Tensor:
+    """Boolean mask ``keep[..., j] = j < valid_lens[...]`` of shape ``valid_lens.shape + (max_len,)``.
+
+    >>> sequence_mask(torch.tensor([1, 3]), 4)
+    tensor([[ True, False, False, False],
+            [ True,  True,  True, False]])
+    """
+    if not isinstance(max_len, int) or isinstance(max_len, bool) or max_len < 0:
+        raise ValueError(f"max_len must be a non-negative int, got {max_len!r}")
+    lens = as_valid_lens(valid_lens, max_len=max_len)
+    positions = torch.arange(max_len, device=lens.device)  # (max_len,)
+    return positions < lens.unsqueeze(-1)  # (..., max_len)
+
+
+def padding_mask(
+    valid_lens: torch.Tensor | Sequence[int], num_queries: int, num_keys: int
+) -> torch.Tensor:
+    """Key-padding mask of shape ``(B, T_q, T_k)`` from lengths ``(B,)`` or ``(B, T_q)``.
+
+    ``keep[b, i, j] = j < valid_lens[b]`` for 1-D lengths and ``j < valid_lens[b, i]`` for 2-D.
+    """
+    lens = as_valid_lens(valid_lens, max_len=num_keys)
+    if lens.dim() == 1:
+        lens = lens.unsqueeze(1).expand(-1, num_queries)  # (B, T_q)
+    elif lens.dim() == 2:
+        if lens.shape[1] != num_queries:
+            raise ValueError(
+                f"2-D valid_lens must have shape (batch_size, num_queries) = (B, {num_queries}), "
+                f"got {tuple(lens.shape)}"
+            )
+    else:
+        raise ValueError(
+            f"valid_lens must have shape (batch_size,) or (batch_size, num_queries), got {tuple(lens.shape)}"
+        )
+    return sequence_mask(lens, num_keys)  # (B, T_q, T_k)
+
+
+def causal_mask(
+    num_queries: int, num_keys: int | None = None, *, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """Lower-triangular mask ``(T_q, T_k)``: query ``i`` may attend to key ``j`` iff ``j <= i + T_k - T_q``.
+
+    With ``T_k == T_q`` this is the usual "no peeking at the future" mask. When the keys include
+    ``T_k - T_q`` earlier positions (a key/value cache during generation), the queries are the
+    *last* ``T_q`` positions and each still sees every key up to and including its own position.
+    """
+    num_keys = num_queries if num_keys is None else num_keys
+    for name, value in (("num_queries", num_queries), ("num_keys", num_keys)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    if num_keys < num_queries:
+        raise ValueError(
+            f"causal_mask needs num_keys >= num_queries (queries are the last positions), "
+            f"got num_queries={num_queries}, num_keys={num_keys}"
+        )
+    ones = torch.ones(num_queries, num_keys, dtype=torch.bool, device=device)
+    return torch.tril(ones, diagonal=num_keys - num_queries)  # (T_q, T_k)
+
+
+def _check_mask(mask: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        raise ValueError(
+            "mask must be a boolean tensor (True = may attend), "
+            f"got {type(mask).__name__ if not isinstance(mask, torch.Tensor) else mask.dtype}"
+        )
+    try:
+        torch.broadcast_shapes(mask.shape, scores.shape)
+    except RuntimeError:
+        raise ValueError(
+            f"mask of shape {tuple(mask.shape)} does not broadcast to scores of shape {tuple(scores.shape)} "
+            "(expected e.g. (T_q, T_k), (B, T_q, T_k) or (B, 1, T_q, T_k))"
+        ) from None
+    return mask.to(scores.device)
+
+
+def masked_softmax(
+    scores: torch.Tensor,
+    valid_lens: torch.Tensor | Sequence[int] | None = None,
+    *,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    r"""Softmax over the last axis that gives masked keys exactly zero weight.
+
+    Args:
+        scores: attention scores, shape ``(B, ..., T_q, T_k)`` (at least 2-D; 3-D or 4-D usually).
+        valid_lens: optional lengths, shape ``(B,)`` or ``(B, T_q)``, integers in ``[0, T_k]``.
+        mask: optional boolean mask broadcastable to ``scores`` (``True`` = may attend). If both
+            ``valid_lens`` and ``mask`` are given, a key must pass both.
+
+    Returns:
+        weights of the shape of ``scores``: every row sums to 1 over its kept keys, is 0 on masked
+        keys, and is all zeros if no key is kept (length 0). Gradients stay finite.
+    """
+    if not isinstance(scores, torch.Tensor) or not scores.is_floating_point():
+        raise ValueError("scores must be a floating-point tensor of shape (B, ..., T_q, T_k)")
+    if valid_lens is None and mask is None:
+        return torch.softmax(scores, dim=-1)
+    if scores.dim() < 2:
+        raise ValueError(f"scores must have shape (B, ..., T_q, T_k), got {tuple(scores.shape)}")
+    num_queries, num_keys = scores.shape[-2], scores.shape[-1]
+
+    keep = None
+    if valid_lens is not None:
+        if scores.dim() < 3:
+            raise ValueError(
+                f"with valid_lens, scores must have shape (B, ..., T_q, T_k), got {tuple(scores.shape)}"
+            )
+        lens = as_valid_lens(valid_lens, max_len=num_keys, device=scores.device)
+        batch_size = scores.shape[0]
+        if lens.dim() not in (1, 2):
+            raise ValueError(
+                f"valid_lens must have shape ({batch_size},) or ({batch_size}, {num_queries}), "
+                f"got {tuple(lens.shape)}"
+            )
+        if lens.dim() == 1 and lens.shape[0] != batch_size:
+            raise ValueError(
+                f"valid_lens of shape {tuple(lens.shape)} does not match scores' batch size: "
+                f"expected ({batch_size},) or ({batch_size}, {num_queries})"
+            )
+        if lens.dim() == 2 and tuple(lens.shape) != (batch_size, num_queries):
+            raise ValueError(
+                f"valid_lens of shape {tuple(lens.shape)} does not match scores {tuple(scores.shape)}: "
+                f"expected ({batch_size},) or ({batch_size}, {num_queries})"
+            )
+        keep = padding_mask(lens, num_queries, num_keys)  # (B, T_q, T_k)
+        # insert the middle axes (e.g. heads) so that keep broadcasts: (B, 1, ..., T_q, T_k)
+        keep = keep.view(batch_size, *([1] * (scores.dim() - 3)), num_queries, num_keys)
+    if mask is not None:
+        mask = _check_mask(mask, scores)
+        keep = mask if keep is None else keep & mask
+
+    # A very negative *finite* fill keeps fully masked rows NaN-free (they become uniform here,
+    # then are zeroed below), so gradients stay finite too.
+    fill = torch.finfo(scores.dtype).min
+    weights = torch.softmax(scores.masked_fill(~keep, fill), dim=-1)
+    return weights.masked_fill(~keep, 0.0)

@@ -1,0 +1,122 @@
+"""Figures for attention weights (chapter 1 on).
+
+Every function builds and returns a new :class:`matplotlib.figure.Figure`; none of them calls
+``plt.rcParams.update``, ``plt.style.use`` or touches pyplot's current figure, so importing or
+calling them changes no global state. In a notebook, a returned figure displays itself when it is
+the cell's last expression.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+__all__ = ["show_heatmaps", "plot_curves"]
+
+
+def _to_numpy(matrices) -> np.ndarray:
+    if isinstance(matrices, torch.Tensor):
+        return matrices.detach().to("cpu", torch.float32).numpy()
+    return np.asarray(matrices, dtype=np.float32)
+
+
+def show_heatmaps(
+    matrices,
+    *,
+    xlabel: str = "Keys",
+    ylabel: str = "Queries",
+    titles: Sequence[str] | None = None,
+    xticklabels: Sequence[str] | None = None,
+    yticklabels: Sequence[str] | None = None,
+    figsize: tuple[float, float] | None = None,
+    cmap: str = "Reds",
+    vmin: float | None = 0.0,
+    vmax: float | None = None,
+    colorbar: bool = True,
+) -> Figure:
+    """Draw a grid of heatmaps, one per attention-weight matrix.
+
+    Args:
+        matrices: shape ``(rows, cols, T_q, T_k)`` (e.g. layers x heads), or ``(T_q, T_k)``,
+            or ``(n, T_q, T_k)`` (drawn as one row).
+        titles: one title per column (e.g. ``["Head 1", ...]``), optional.
+        xticklabels / yticklabels: tokens for the keys / queries, optional.
+
+    Returns:
+        The figure; pyplot's global state is left unchanged.
+    """
+    data = _to_numpy(matrices)
+    if data.ndim == 2:
+        data = data[None, None]
+    elif data.ndim == 3:
+        data = data[None]
+    if data.ndim != 4:
+        raise ValueError(
+            "matrices must have shape (T_q, T_k), (n, T_q, T_k) or (rows, cols, T_q, T_k), "
+            f"got {tuple(_to_numpy(matrices).shape)}"
+        )
+    num_rows, num_cols, num_queries, num_keys = data.shape
+    if titles is not None and len(titles) != num_cols:
+        raise ValueError(f"titles must have one entry per column ({num_cols}), got {len(titles)}")
+    if xticklabels is not None and len(xticklabels) != num_keys:
+        raise ValueError(f"xticklabels must have {num_keys} entries (T_k), got {len(xticklabels)}")
+    if yticklabels is not None and len(yticklabels) != num_queries:
+        raise ValueError(f"yticklabels must have {num_queries} entries (T_q), got {len(yticklabels)}")
+    if figsize is None:
+        figsize = (min(2.8 * num_cols, 14) + (0.8 if colorbar else 0), min(2.6 * num_rows, 12))
+    fig = Figure(figsize=figsize, layout="constrained")
+    axes = fig.subplots(num_rows, num_cols, sharex=True, sharey=True, squeeze=False)
+    vmax = float(data.max()) if vmax is None else vmax
+    image = None
+    for r in range(num_rows):
+        for c in range(num_cols):
+            ax = axes[r, c]
+            image = ax.imshow(data[r, c], cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+            if r == num_rows - 1:
+                ax.set_xlabel(xlabel)
+            if c == 0:
+                ax.set_ylabel(ylabel)
+            if titles is not None and r == 0:
+                ax.set_title(titles[c])
+            if xticklabels is not None:
+                ax.set_xticks(range(num_keys), list(xticklabels), rotation=90)
+            if yticklabels is not None:
+                ax.set_yticks(range(num_queries), list(yticklabels))
+    if colorbar and image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.6)
+    return fig
+
+
+def plot_curves(
+    curves: dict[str, Sequence[float]],
+    *,
+    x: Sequence[float] | None = None,
+    xlabel: str = "x",
+    ylabel: str = "y",
+    title: str | None = None,
+    logy: bool = False,
+    figsize: tuple[float, float] = (5.0, 3.2),
+) -> Figure:
+    """Plot named curves on one set of axes and return the figure."""
+    if not curves:
+        raise ValueError("curves must name at least one curve")
+    fig = Figure(figsize=figsize, layout="constrained")
+    ax = fig.subplots()
+    for name, ys in curves.items():
+        ys = _to_numpy(ys)
+        xs = np.arange(1, len(ys) + 1) if x is None else _to_numpy(x)
+        if len(xs) != len(ys):
+            raise ValueError(f"curve {name!r} has {len(ys)} points but x has {len(xs)}")
+        ax.plot(xs, ys, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if logy:
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return fig

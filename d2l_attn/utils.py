@@ -1,0 +1,74 @@
+"""Runtime helpers shared by every chapter: device choice, seeding, quick mode.
+
+Nothing here changes global state except :func:`seed_everything`, whose whole purpose is to
+seed the global random number generators (and it says so).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+__all__ = ["get_device", "seed_everything", "is_quick", "quick_or_full", "in_colab"]
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+
+
+def get_device(prefer: str | None = None) -> torch.device:
+    """Return CUDA if available, else Apple's MPS, else the CPU.
+
+    ``prefer`` (or the environment variable ``D2L_ATTN_DEVICE``) forces a device, e.g. ``"cpu"``.
+    """
+    prefer = prefer or os.environ.get("D2L_ATTN_DEVICE") or None
+    if prefer:
+        return torch.device(prefer)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int = 0) -> torch.Generator:
+    """Seed Python's, NumPy's and PyTorch's global generators; return a fresh seeded ``torch.Generator``.
+
+    Same seed + same machine + same library versions => the same numbers.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def is_quick() -> bool:
+    """True when ``D2L_ATTN_QUICK`` is set to 1/true/yes/on (the test suite sets it).
+
+    Quick mode shrinks training so that every notebook runs in well under a minute on 2 CPU cores.
+    """
+    value = os.environ.get("D2L_ATTN_QUICK", "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"D2L_ATTN_QUICK must be one of 1/0/true/false/yes/no/on/off, got {value!r}")
+
+
+def quick_or_full(quick, full):
+    """Return ``quick`` in quick mode, else ``full`` (e.g. ``num_epochs = quick_or_full(2, 30)``)."""
+    return quick if is_quick() else full
+
+
+def in_colab() -> bool:
+    """True when running inside Google Colab."""
+    try:
+        import google.colab  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
+        return False
+    return True
