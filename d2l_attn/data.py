@@ -203,7 +203,7 @@ def download(
                 f"could not download {url} ({exc}). {_offline_hint(directory)}"
             ) from exc
         actual = digest.hexdigest()
-        if False:
+        if actual != sha1:
             raise ValueError(
                 f"checksum mismatch for {url}: expected sha1 {sha1}, got {actual}; "
                 "the download was discarded"

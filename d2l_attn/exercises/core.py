@@ -211,7 +211,10 @@ class ChoiceExercise(Exercise):
         if len(self.options) < 2:
             raise ValueError(f"exercise {self.id} needs at least two options")
         letters = self._letters()
-        sol = self._normalize(self.solution)
+        try:
+            sol = self._normalize(self.solution)
+        except AnswerError:
+            sol = set()
         if not sol or not sol <= set(letters):
             raise ValueError(f"exercise {self.id}: solution {self.solution!r} is not among {letters}")
 

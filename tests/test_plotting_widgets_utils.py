@@ -1,0 +1,108 @@
+"""Tests for d2l_attn.plotting, d2l_attn.widgets and d2l_attn.utils."""
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from d2l_attn import plotting, utils, widgets
+from d2l_attn.pooling import soft_lookup
+
+
+def test_show_heatmaps_grid_titles_labels_and_no_global_state():
+    rc_before = dict(matplotlib.rcParams)
+    import matplotlib.pyplot as plt
+
+    figs_before = plt.get_fignums()
+    data = torch.rand(2, 3, 4, 5)
+    fig = plotting.show_heatmaps(data, titles=["h1", "h2", "h3"], xticklabels=list("abcde"))
+    assert isinstance(fig, Figure)
+    heat_axes = [ax for ax in fig.axes if ax.images]
+    assert len(heat_axes) == 6
+    assert [ax.get_title() for ax in heat_axes[:3]] == ["h1", "h2", "h3"]
+    np.testing.assert_allclose(heat_axes[4].images[0].get_array(), data[1, 1].numpy(), rtol=1e-6)
+    assert [t.get_text() for t in heat_axes[3].get_xticklabels()] == list("abcde")
+    assert plt.get_fignums() == figs_before  # no pyplot figure was created
+    assert dict(matplotlib.rcParams) == rc_before
+
+
+@pytest.mark.parametrize("shape", [(4, 5), (3, 4, 5)])
+def test_show_heatmaps_accepts_2d_and_3d(shape):
+    fig = plotting.show_heatmaps(torch.rand(*shape), colorbar=False)
+    expected = 1 if len(shape) == 2 else shape[0]
+    assert sum(1 for ax in fig.axes if ax.images) == expected
+
+
+def test_show_heatmaps_rejects_bad_input():
+    with pytest.raises(ValueError, match=r"matrices must have shape"):
+        plotting.show_heatmaps(torch.rand(5))
+    with pytest.raises(ValueError, match="titles must have one entry per column"):
+        plotting.show_heatmaps(torch.rand(1, 2, 3, 3), titles=["only one"])
+    with pytest.raises(ValueError, match="xticklabels"):
+        plotting.show_heatmaps(torch.rand(3, 3), xticklabels=["a"])
+
+
+def test_plot_curves():
+    fig = plotting.plot_curves({"a": [3, 2, 1], "b": torch.tensor([1.0, 2.0, 3.0])}, logy=True)
+    ax = fig.axes[0]
+    assert [line.get_label() for line in ax.lines] == ["a", "b"]
+    assert ax.get_yscale() == "log"
+    with pytest.raises(ValueError, match="has 3 points but x has 2"):
+        plotting.plot_curves({"a": [1, 2, 3]}, x=[1, 2])
+    with pytest.raises(ValueError):
+        plotting.plot_curves({})
+
+
+def test_query_explorer_figure_shows_the_library_answer():
+    keys = torch.tensor([3.0, 1.0, 2.0])
+    values = torch.tensor([30.0, 10.0, 20.0])
+    fig = widgets.query_explorer_figure(keys, values, query=2.4, sigma=0.7)
+    star = fig.axes[0].collections[-1].get_offsets()[0]
+    expected = soft_lookup(torch.tensor([2.4]), keys, values, 0.7)[0].item()
+    assert star[0] == pytest.approx(2.4) and star[1] == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="keys and values must both have shape"):
+        widgets.query_explorer_figure(keys, values[:2], 1.0, 1.0)
+
+
+def test_query_explorer_widget_builds_and_redraws():
+    pytest.importorskip("ipywidgets")
+    keys = torch.linspace(0, 1, 5)
+    explorer = widgets.query_explorer(keys, keys**2, query=0.5, sigma=0.2)
+    q_slider, s_slider = explorer.children[0].children
+    assert q_slider.value == pytest.approx(0.5) and s_slider.value == pytest.approx(0.2)
+    q_slider.value = 0.9  # triggers the observer without error
+    assert q_slider.value == pytest.approx(0.9)
+
+
+def test_get_device_and_env(monkeypatch):
+    monkeypatch.setenv("D2L_ATTN_DEVICE", "cpu")
+    assert utils.get_device() == torch.device("cpu")
+    monkeypatch.delenv("D2L_ATTN_DEVICE")
+    assert utils.get_device().type in {"cpu", "cuda", "mps"}
+
+
+def test_quick_mode(monkeypatch):
+    monkeypatch.setenv("D2L_ATTN_QUICK", "1")
+    assert utils.is_quick() and utils.quick_or_full(2, 30) == 2
+    monkeypatch.setenv("D2L_ATTN_QUICK", "0")
+    assert not utils.is_quick() and utils.quick_or_full(2, 30) == 30
+    monkeypatch.setenv("D2L_ATTN_QUICK", "maybe")
+    with pytest.raises(ValueError, match="D2L_ATTN_QUICK"):
+        utils.is_quick()
+
+
+def test_seed_everything_is_reproducible():
+    utils.seed_everything(3)
+    a = torch.randn(4), np.random.rand(2)
+    gen = utils.seed_everything(3)
+    b = torch.randn(4), np.random.rand(2)
+    torch.testing.assert_close(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert isinstance(gen, torch.Generator)
+    with pytest.raises(ValueError, match="seed"):
+        utils.seed_everything(-1)
+
+
+def test_in_colab_is_false_here():
+    assert utils.in_colab() is False
