@@ -35,7 +35,7 @@ def query_explorer_figure(
     keys, values = keys[order], values[order]
     output, weights = soft_lookup(torch.tensor([float(query)]), keys, values, sigma)  # (1,), (1, n)
     w = weights[0]
-    fig = Figure(figsize=(7, 4), layout="constrained")
+    fig = Figure(figsize=(9, 4), layout="constrained")
     top, bottom = fig.subplots(2, 1, height_ratios=[3, 1])
     top.scatter(keys, values, s=20 + 400 * w / w.max(), c=w, cmap="Reds", vmin=0, edgecolors="k", linewidths=0.4,
                 label="(key, value) pairs, size = weight")
@@ -44,7 +44,7 @@ def query_explorer_figure(
                 label=f"answer = {output.item():.2f}")
     top.set_xlabel("key")
     top.set_ylabel("value")
-    top.legend(loc="upper left", fontsize=8)
+    top.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     top.set_title(f"Soft lookup with Gaussian scores, sigma = {sigma:.2f}")
     bottom.imshow(w[None].numpy(), cmap="Reds", vmin=0, aspect="auto")
     bottom.set_yticks([0], ["weights"])
