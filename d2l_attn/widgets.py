@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from .pooling import soft_lookup
 
-__all__ = ["query_explorer_figure", "query_explorer"]
+__all__ = ["query_explorer_figure", "query_explorer", "figure_png", "frame_slider"]
 
 
 def query_explorer_figure(
@@ -76,3 +76,43 @@ def query_explorer(keys: torch.Tensor, values: torch.Tensor, *, query: float | N
     s_slider.observe(redraw, names="value")
     redraw()
     return widgets.VBox([widgets.HBox([q_slider, s_slider]), output])
+
+
+def figure_png(fig: Figure, dpi: int = 80) -> bytes:
+    """PNG bytes of a figure (for precomputed frames)."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def frame_slider(frames: dict[str, Figure], *, description: str = "", dpi: int = 80):
+    """A slider over precomputed figures that works **without a kernel** (static HTML too).
+
+    Each figure is rendered once to PNG and shown in a tab; the slider's ``index`` is linked to
+    the tabs' ``selected_index`` in the browser with ``jslink``. Nothing runs in Python when the
+    reader moves the slider, so the widget keeps working on the static web page (whose widget
+    state embeds the images) as well as in Jupyter and Colab. Only the ipywidgets API shared by
+    versions 7 and 8 is used (``SelectionSlider.index``, ``Tab.set_title``, ``jslink``).
+
+    Args:
+        frames: label -> figure, in slider order (e.g. ``{"sigma = 0.1": fig, ...}``).
+        description: the slider's label.
+    """
+    import ipywidgets as widgets
+
+    if not frames:
+        raise ValueError("frames must hold at least one (label, figure) pair")
+    labels = list(frames)
+    images = [widgets.Image(value=figure_png(fig, dpi), format="png") for fig in frames.values()]
+    tabs = widgets.Tab(children=images)
+    for i, label in enumerate(labels):
+        tabs.set_title(i, label)
+    slider = widgets.SelectionSlider(options=labels, value=labels[0], description=description,
+                                     continuous_update=True,
+                                     layout=widgets.Layout(width="60%"),
+                                     style={"description_width": "initial"})
+    widgets.jslink((slider, "index"), (tabs, "selected_index"))
+    tabs.selected_index = 0
+    return widgets.VBox([slider, tabs])

@@ -44,8 +44,15 @@ __all__ = [
     "parse_number",
 ]
 
-#: chapter modules that define exercises (``chNN``)
-CHAPTERS = ("ch01",)
+def _discover_chapters() -> tuple[str, ...]:
+    import pkgutil
+
+    names = (m.name for m in pkgutil.iter_modules(__path__))
+    return tuple(sorted(n for n in names if re.fullmatch(r"ch\d\d", n)))
+
+
+#: chapter modules that define exercises (``chNN.py`` beside this file, found automatically)
+CHAPTERS = _discover_chapters()
 
 
 def _chapter_exercises(chapter: str) -> dict[str, Exercise]:
