@@ -13,9 +13,20 @@ from __future__ import annotations
 import torch
 from matplotlib.figure import Figure
 
-from .pooling import soft_lookup
+from .pooling import KERNELS, nadaraya_watson, soft_lookup
 
-__all__ = ["query_explorer_figure", "query_explorer", "figure_png", "frame_slider"]
+__all__ = [
+    "query_explorer_figure",
+    "query_explorer",
+    "figure_png",
+    "frame_slider",
+    "kernel_regression_figure",
+    "kernel_regression_explorer",
+    "positional_explorer_figure",
+    "positional_explorer",
+    "scaling_explorer_figure",
+    "scaling_explorer",
+]
 
 
 def query_explorer_figure(
@@ -116,3 +127,229 @@ def frame_slider(frames: dict[str, Figure], *, description: str = "", dpi: int =
     widgets.jslink((slider, "index"), (tabs, "selected_index"))
     tabs.selected_index = 0
     return widgets.VBox([slider, tabs])
+
+
+def kernel_regression_figure(
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    queries: torch.Tensor,
+    kernel: str = "gaussian",
+    bandwidth: float = 0.5,
+    *,
+    truth: torch.Tensor | None = None,
+) -> Figure:
+    """Figure for chapter 2: a Nadaraya--Watson fit and its attention weights, side by side.
+
+    Left: the training pairs (keys, values), the prediction at every query and, optionally, the
+    true function at the queries. Right: the weight matrix (queries x keys, keys sorted) as a
+    heatmap. The fit is :func:`d2l_attn.pooling.nadaraya_watson` with this kernel and bandwidth.
+
+    Args:
+        keys, values: ``(n,)`` each (1-D regression data).
+        queries: ``(m,)``, sorted for a readable curve.
+        kernel: a name in :data:`d2l_attn.pooling.KERNELS`.
+        bandwidth: ``h > 0``.
+        truth: optional ``(m,)``, the true function at the queries.
+    """
+    if keys.dim() != 1 or values.shape != keys.shape:
+        raise ValueError(
+            f"keys and values must both have shape (n,), got {tuple(keys.shape)} and {tuple(values.shape)}"
+        )
+    if queries.dim() != 1:
+        raise ValueError(f"queries must have shape (m,), got {tuple(queries.shape)}")
+    if truth is not None and truth.shape != queries.shape:
+        raise ValueError(f"truth must have the shape of queries {tuple(queries.shape)}, got {tuple(truth.shape)}")
+    order = torch.argsort(keys)
+    keys, values = keys[order], values[order]
+    predictions, weights = nadaraya_watson(queries, keys, values, kernel, bandwidth)  # (m,), (m, n)
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
+    left, right = fig.subplots(1, 2, width_ratios=[1.3, 1])
+    left.scatter(keys, values, s=14, color="tab:gray", alpha=0.7, label="training pairs (k_i, v_i)")
+    if truth is not None:
+        left.plot(queries, truth, color="k", ls="--", lw=1, label="true function")
+    left.plot(queries, predictions, color="tab:red", lw=2, label="prediction")
+    left.set_xlabel("x (query / key)")
+    left.set_ylabel("y")
+    left.set_title(f"{kernel} kernel, h = {bandwidth:.3g}")
+    fig.legend(*left.get_legend_handles_labels(), loc="outside lower left", ncols=3, fontsize=8)
+    # cells at the true positions: column j spans the midpoints around key j, row i around query i
+    def edges(points: torch.Tensor) -> torch.Tensor:
+        mid = (points[1:] + points[:-1]) / 2
+        return torch.cat([points[:1] - (mid[:1] - points[:1]), mid, points[-1:] + (points[-1:] - mid[-1:])])
+
+    image = right.pcolormesh(edges(keys).numpy(), edges(queries).numpy(), weights.numpy(), cmap="Reds", vmin=0)
+    right.invert_yaxis()
+    right.set_xlabel("key position k_j")
+    right.set_ylabel("query position q_i")
+    right.set_title("attention weights")
+    fig.colorbar(image, ax=right, shrink=0.8)
+    return fig
+
+
+def kernel_regression_explorer(
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    queries: torch.Tensor,
+    *,
+    truth: torch.Tensor | None = None,
+    kernel: str = "gaussian",
+    bandwidth: float = 0.5,
+):
+    """A bandwidth slider and a kernel dropdown redrawing :func:`kernel_regression_figure` (needs a kernel)."""
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    kernel_box = widgets.Dropdown(options=list(KERNELS), value=kernel, description="kernel")
+    h_slider = widgets.FloatLogSlider(value=bandwidth, base=10, min=-2, max=1, step=0.05,
+                                      description="bandwidth h", continuous_update=False,
+                                      style={"description_width": "initial"})
+    output = widgets.Output()
+
+    def redraw(_=None):
+        output.clear_output(wait=True)
+        with output:
+            display(kernel_regression_figure(keys, values, queries, kernel_box.value, h_slider.value,
+                                             truth=truth))
+
+    kernel_box.observe(redraw, names="value")
+    h_slider.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([widgets.HBox([kernel_box, h_slider]), output])
+
+
+def positional_explorer_figure(encoding: torch.Tensor, position: int, dim: int) -> Figure:
+    """Figure for chapter 6: a positional-encoding table ``(max_len, d)``, one position, one column.
+
+    Left: the table as a heatmap (positions down, dimensions across) with the chosen row and
+    column outlined. Top right: column ``dim`` as a function of the position (a sinusoid for
+    the sinusoidal encoding), the chosen position marked. Bottom right: row ``position``, the
+    vector that is added to that token's embedding.
+    """
+    if not isinstance(encoding, torch.Tensor) or encoding.dim() != 2:
+        raise ValueError(f"encoding must have shape (max_len, d), got {getattr(encoding, 'shape', encoding)}")
+    max_len, d = encoding.shape
+    if not 0 <= int(position) < max_len:
+        raise ValueError(f"position must lie in [0, {max_len - 1}], got {position}")
+    if not 0 <= int(dim) < d:
+        raise ValueError(f"dim must lie in [0, {d - 1}], got {dim}")
+    position, dim = int(position), int(dim)
+    table = encoding.detach().to("cpu", torch.float32)
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    grid = fig.add_gridspec(2, 2, width_ratios=[1, 1.4])
+    heat = fig.add_subplot(grid[:, 0])
+    column = fig.add_subplot(grid[0, 1])
+    row = fig.add_subplot(grid[1, 1])
+    image = heat.imshow(table.numpy(), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
+    heat.axhline(position, color="k", lw=1)
+    heat.axvline(dim, color="k", lw=1, ls="--")
+    heat.set_xlabel("dimension j")
+    heat.set_ylabel("position p")
+    heat.set_title("encoding table P")
+    fig.colorbar(image, ax=heat, shrink=0.7)
+    column.plot(range(max_len), table[:, dim].numpy(), color="tab:blue")
+    column.scatter([position], [table[position, dim].item()], color="k", zorder=3)
+    kind = "sin" if dim % 2 == 0 else "cos"
+    column.set_title(f"column j = {dim} ({kind}) against the position", fontsize=9)
+    column.set_xlabel("position p")
+    column.set_ylim(-1.1, 1.1)
+    row.bar(range(d), table[position].numpy(), color=["tab:red" if j == dim else "tab:gray" for j in range(d)])
+    row.set_title(f"row p = {position}: the vector added to token {position}", fontsize=9)
+    row.set_xlabel("dimension j")
+    row.set_ylim(-1.1, 1.1)
+    return fig
+
+
+def positional_explorer(encoding: torch.Tensor, *, position: int = 10, dim: int = 4):
+    """Sliders for the position and the dimension, redrawing :func:`positional_explorer_figure`."""
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    max_len, d = encoding.shape
+    p_slider = widgets.IntSlider(value=position, min=0, max=max_len - 1, description="position p",
+                                 continuous_update=False)
+    j_slider = widgets.IntSlider(value=dim, min=0, max=d - 1, description="dimension j",
+                                 continuous_update=False)
+    output = widgets.Output()
+
+    def redraw(_=None):
+        output.clear_output(wait=True)
+        with output:
+            display(positional_explorer_figure(encoding, p_slider.value, j_slider.value))
+
+    p_slider.observe(redraw, names="value")
+    j_slider.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([widgets.HBox([p_slider, j_slider]), output])
+
+
+def scaling_explorer_figure(d: int, *, num_keys: int = 32, num_samples: int = 4000,
+                            seed: int = 0) -> Figure:
+    r"""Figure for chapter 3: why dot-product scores are divided by :math:`\sqrt{d}`.
+
+    Queries and keys have ``d`` independent standard-normal entries. Left: histograms of the
+    raw scores :math:`\mathbf{q}^\top\mathbf{k}` (variance ``d``) and of the scaled scores
+    :math:`\mathbf{q}^\top\mathbf{k}/\sqrt{d}` (variance 1) over ``num_samples`` pairs. Right:
+    the softmax weights of one query over ``num_keys`` keys, sorted, without and with the
+    scaling: the raw scores saturate the softmax (nearly one-hot) as ``d`` grows.
+    """
+    import math
+
+    if not isinstance(d, int) or isinstance(d, bool) or d < 1:
+        raise ValueError(f"d must be a positive int (the size of queries and keys), got {d!r}")
+    if not isinstance(num_keys, int) or num_keys < 2:
+        raise ValueError(f"num_keys must be an int >= 2, got {num_keys!r}")
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(num_samples, d, generator=g)  # (N, d)
+    k = torch.randn(num_samples, d, generator=g)  # (N, d)
+    raw = (q * k).sum(-1)  # (N,): one score per (q, k) pair
+    scaled = raw / math.sqrt(d)  # (N,)
+    query = torch.randn(d, generator=g)  # (d,)
+    keys = torch.randn(num_keys, d, generator=g)  # (T_k, d)
+    w_raw = torch.softmax(keys @ query, -1).sort(descending=True).values  # (T_k,)
+    w_scaled = torch.softmax(keys @ query / math.sqrt(d), -1).sort(descending=True).values  # (T_k,)
+
+    fig = Figure(figsize=(9, 3.2), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    limit = 4 * max(math.sqrt(d), 1.0)
+    bins = torch.linspace(-limit, limit, 61).numpy()
+    left.hist(raw.numpy(), bins=bins, alpha=0.6, color="tab:red",
+              label=f"q.k: variance {raw.var().item():.3g}")
+    left.hist(scaled.numpy(), bins=bins, alpha=0.6, color="tab:blue",
+              label=f"q.k / sqrt(d): variance {scaled.var().item():.3g}")
+    left.set_xlabel("score")
+    left.set_ylabel("count")
+    left.set_title(f"Scores of random pairs, d = {d}")
+    left.legend(fontsize=8, loc="upper left")
+    positions = torch.arange(num_keys).numpy()
+    right.bar(positions - 0.2, w_raw.numpy(), width=0.4, color="tab:red",
+              label=f"softmax(q.k): max {w_raw[0].item():.2f}")
+    right.bar(positions + 0.2, w_scaled.numpy(), width=0.4, color="tab:blue",
+              label=f"softmax(q.k / sqrt(d)): max {w_scaled[0].item():.2f}")
+    right.set_ylim(0, 1.05)
+    right.set_xlabel("keys, sorted by weight")
+    right.set_ylabel("attention weight")
+    right.set_title(f"Weights of one query over {num_keys} keys")
+    right.legend(fontsize=8, loc="upper right")
+    return fig
+
+
+def scaling_explorer(d_values=(1, 4, 16, 64, 256, 1024), *, d: int = 64, num_keys: int = 32):
+    """A slider over ``d`` redrawing :func:`scaling_explorer_figure` (needs a running kernel)."""
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    options = [int(v) for v in d_values]
+    if d not in options:
+        raise ValueError(f"d must be one of d_values {options}, got {d!r}")
+    slider = widgets.SelectionSlider(options=options, value=d, description="d",
+                                     continuous_update=False)
+    output = widgets.Output()
+
+    def redraw(_=None):
+        output.clear_output(wait=True)
+        with output:
+            display(scaling_explorer_figure(slider.value, num_keys=num_keys))
+
+    slider.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([slider, output])

@@ -1,0 +1,188 @@
+r"""BLEU: how many of a translation's n-grams appear in a reference (taught in chapter 4).
+
+BLEU (Papineni et al., 2002) compares a predicted token sequence with one or more reference
+translations through **clipped n-gram precisions**
+
+.. math::
+
+    p_n = \frac{\sum_{g \in \text{n-grams(pred)}} \min\big(\text{count}_\text{pred}(g),
+                \max_r \text{count}_r(g)\big)}{\text{number of n-grams in pred}},
+
+("clipped": an n-gram repeated in the prediction counts at most as often as it occurs in a
+reference) and a **brevity penalty** that punishes predictions shorter than the reference
+(precision alone would reward predicting a single safe word):
+
+.. math::
+
+    \mathrm{BP} = \exp\!\big(\min(0,\ 1 - \ell_\text{label} / \ell_\text{pred})\big).
+
+Two ways to combine them live here:
+
+* :func:`bleu` -- the sentence-level score of *Dive into Deep Learning* (D2L), one reference,
+  n-gram orders up to ``k`` (D2L uses ``k = 2``), weights that halve with each order:
+
+  .. math::  \mathrm{BLEU}_\text{D2L} = \mathrm{BP} \prod_{n=1}^{\min(k, \ell_\text{pred})}
+             p_n^{1/2^n};
+
+* :func:`corpus_bleu` -- the standard corpus-level score: clipped matches and n-gram counts are
+  **summed over the whole corpus first**, each prediction is compared with all its references,
+  the brevity penalty uses the total length of the closest references, and the precisions are
+  combined by a geometric mean, :math:`\mathrm{BP}\,\exp(\frac1N \sum_{n=1}^N \log p_n)`
+  (``weights="uniform"``, what papers and sacreBLEU report; with ``tokenize="none"`` and no
+  smoothing sacreBLEU gives the same number) or with D2L's weights (``weights="d2l"``).
+
+The two definitions agree on a sentence whenever every precision :math:`p_n` is 0 or 1 (then
+both are ``BP`` or both are 0): the tests cross-check such sentences against ``sacrebleu``.
+Scores are in ``[0, 1]`` (sacreBLEU prints them times 100). Tokens are compared as strings;
+a string argument is split on whitespace.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from typing import Sequence
+
+__all__ = ["ngram_counts", "brevity_penalty", "bleu", "corpus_bleu"]
+
+Tokens = Sequence[str]
+
+
+def _as_tokens(seq, name: str) -> list[str]:
+    if isinstance(seq, str):
+        return seq.split()
+    if isinstance(seq, (list, tuple)) and all(isinstance(t, str) for t in seq):
+        return list(seq)
+    raise ValueError(f"{name} must be a string or a list of string tokens, got {seq!r:.80}")
+
+
+def _check_order(name: str, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int (the largest n-gram order), got {value!r}")
+    return value
+
+
+def ngram_counts(tokens: Tokens, n: int) -> collections.Counter:
+    """Counter of the ``n``-grams (as tuples) of ``tokens``; empty if ``len(tokens) < n``."""
+    n = _check_order("n", n)
+    return collections.Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+
+
+def brevity_penalty(len_pred: int, len_label: int) -> float:
+    r""":math:`\exp(\min(0, 1 - \ell_\text{label}/\ell_\text{pred}))`; 0 for an empty prediction."""
+    for name, value in (("len_pred", len_pred), ("len_label", len_label)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    if len_pred == 0:
+        return 0.0
+    return math.exp(min(0.0, 1.0 - len_label / len_pred))
+
+
+def _clipped_matches(pred: Tokens, references: Sequence[Tokens], n: int) -> tuple[int, int]:
+    """(clipped n-gram matches, number of n-grams in ``pred``) against several references."""
+    pred_counts = ngram_counts(pred, n)
+    max_ref: collections.Counter = collections.Counter()
+    for ref in references:
+        max_ref |= ngram_counts(ref, n)  # element-wise maximum over references
+    matches = sum(min(count, max_ref[gram]) for gram, count in pred_counts.items())
+    return matches, max(len(pred) - n + 1, 0)
+
+
+def bleu(pred, label, k: int = 2) -> float:
+    r"""D2L's sentence BLEU of one prediction against one reference (tokens or a string).
+
+    .. math::
+
+        \exp\!\big(\min(0, 1 - \ell_\text{label}/\ell_\text{pred})\big)
+        \prod_{n=1}^{\min(k,\ \ell_\text{pred})} p_n^{1/2^n}
+
+    Orders above the prediction's length are skipped (as in D2L). An empty prediction scores 0.
+
+    >>> bleu("je suis chez moi .", "je suis chez moi .")
+    1.0
+    >>> round(bleu("il est riche .", "il est calme ."), 3)
+    0.658
+    """
+    pred_tokens = _as_tokens(pred, "pred")
+    label_tokens = _as_tokens(label, "label")
+    k = _check_order("k", k)
+    len_pred, len_label = len(pred_tokens), len(label_tokens)
+    if len_pred == 0:
+        return 0.0
+    score = brevity_penalty(len_pred, len_label)
+    for n in range(1, min(k, len_pred) + 1):
+        matches, total = _clipped_matches(pred_tokens, [label_tokens], n)
+        score *= (matches / total) ** (0.5**n)
+    return score
+
+
+def _closest_ref_len(len_pred: int, references: Sequence[Tokens]) -> int:
+    # the reference length closest to the prediction's; ties go to the shorter (as sacreBLEU)
+    return min((abs(len(r) - len_pred), len(r)) for r in references)[1]
+
+
+def corpus_bleu(
+    preds: Sequence,
+    references: Sequence[Sequence],
+    max_n: int = 4,
+    weights: str = "uniform",
+) -> float:
+    r"""Corpus-level BLEU of ``preds`` against ``references`` (one list of references each).
+
+    Clipped matches :math:`m_n` and n-gram counts :math:`c_n` are summed over the corpus,
+    :math:`p_n = m_n / c_n`; :math:`\ell_\text{pred}` is the total prediction length and
+    :math:`\ell_\text{label}` the total length of the references closest in length to each
+    prediction (ties: the shorter). Then
+
+    * ``weights="uniform"``: :math:`\mathrm{BP} \exp\big(\frac1N\sum_{n=1}^{N}\log p_n\big)`
+      with ``N = max_n`` (standard BLEU-N; equals sacreBLEU's corpus score / 100 with
+      ``tokenize="none"``, ``smooth_method="none"``);
+    * ``weights="d2l"``: :math:`\mathrm{BP}\prod_{n=1}^{N} p_n^{1/2^n}`.
+
+    Any :math:`p_n = 0` gives 0. With ``"uniform"`` an order that no prediction is long enough to
+    have also gives 0 (as sacreBLEU); with ``"d2l"`` such orders are skipped (as :func:`bleu`).
+
+    Args:
+        preds: predictions, each a token list or a whitespace-separated string.
+        references: for each prediction, a non-empty list of references (token lists or strings).
+        max_n: largest n-gram order ``N``.
+        weights: ``"uniform"`` or ``"d2l"``.
+    """
+    max_n = _check_order("max_n", max_n)
+    if weights not in ("uniform", "d2l"):
+        raise ValueError(f"weights must be 'uniform' or 'd2l', got {weights!r}")
+    if isinstance(preds, str) or isinstance(references, str):
+        raise ValueError("preds and references must be lists (one entry per sentence), not a single string")
+    if len(preds) != len(references):
+        raise ValueError(
+            f"preds and references must have the same length (one list of references per prediction), "
+            f"got {len(preds)} and {len(references)}"
+        )
+    if len(preds) == 0:
+        raise ValueError("preds must hold at least one prediction")
+    matches = [0] * max_n
+    totals = [0] * max_n
+    len_pred = len_label = 0
+    for i, (pred, refs) in enumerate(zip(preds, references)):
+        pred_tokens = _as_tokens(pred, f"preds[{i}]")
+        if isinstance(refs, str) or not isinstance(refs, (list, tuple)) or len(refs) == 0:
+            raise ValueError(f"references[{i}] must be a non-empty list of references, got {refs!r:.80}")
+        ref_tokens = [_as_tokens(r, f"references[{i}]") for r in refs]
+        len_pred += len(pred_tokens)
+        len_label += _closest_ref_len(len(pred_tokens), ref_tokens)
+        for n in range(1, max_n + 1):
+            m, t = _clipped_matches(pred_tokens, ref_tokens, n)
+            matches[n - 1] += m
+            totals[n - 1] += t
+    if len_pred == 0:
+        return 0.0
+    if weights == "uniform" and 0 in totals:
+        return 0.0
+    orders = [n for n in range(1, max_n + 1) if totals[n - 1] > 0]
+    precisions = [matches[n - 1] / totals[n - 1] for n in orders]
+    if any(p == 0 for p in precisions):
+        return 0.0
+    bp = brevity_penalty(len_pred, len_label)
+    if weights == "uniform":
+        return bp * math.exp(sum(math.log(p) for p in precisions) / max_n)
+    return bp * math.prod(p ** (0.5**n) for n, p in zip(orders, precisions))

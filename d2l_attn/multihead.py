@@ -1,0 +1,218 @@
+r"""Multi-head attention (taught in chapter 5, used by chapters 6 and 7).
+
+One attention head computes *one* weighted average of the values per query. Multi-head
+attention runs :math:`h` heads in parallel, each in its own learned subspace, and mixes their
+results (Vaswani et al., 2017):
+
+.. math::
+
+    \mathbf{H}_i = \operatorname{attention}(\mathbf{Q}\mathbf{W}_i^{q}, \mathbf{K}\mathbf{W}_i^{k},
+                                            \mathbf{V}\mathbf{W}_i^{v}),
+    \qquad
+    \operatorname{MultiHead}(\mathbf{Q}, \mathbf{K}, \mathbf{V})
+        = [\mathbf{H}_1, \dots, \mathbf{H}_h]\,\mathbf{W}^{o},
+
+with :math:`\mathbf{W}_i^{q}, \mathbf{W}_i^{k}, \mathbf{W}_i^{v} \in \mathbb{R}^{d \times d/h}`
+and :math:`\mathbf{W}^{o} \in \mathbb{R}^{d \times d}` (``d = d_model``). The :math:`h`
+projections of size :math:`d/h` are computed as *one* :math:`d \times d` projection whose
+output columns are then split into heads (:func:`split_heads`); after attention the heads are
+concatenated back (:func:`merge_heads`). So the parameter count,
+:math:`d(d_q + d_k + d_v + d) + 4d` with biases, does not depend on :math:`h`.
+
+Shapes are batch-first: queries ``(B, T_q, d_model)``, keys ``(B, T_k, key_dim)``, values
+``(B, T_k, value_dim)``; inside, heads are an extra axis ``(B, h, T, d_h)``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .scoring import DotProductAttention
+
+__all__ = ["split_heads", "merge_heads", "MultiHeadAttention"]
+
+
+def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """``(B, T, d)`` -> ``(B, h, T, d / h)``: head ``i`` gets columns ``i d_h, ..., (i+1) d_h - 1``."""
+    if not isinstance(num_heads, int) or isinstance(num_heads, bool) or num_heads < 1:
+        raise ValueError(f"num_heads must be a positive int, got {num_heads!r}")
+    if not isinstance(x, torch.Tensor) or x.dim() != 3:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x must have shape (batch_size, num_steps, d), got {shape}")
+    batch_size, num_steps, d = x.shape
+    if d % num_heads != 0:
+        raise ValueError(f"the last axis (d={d}) must be divisible by num_heads={num_heads}")
+    x = x.view(batch_size, num_steps, num_heads, d // num_heads)  # (B, T, h, d_h)
+    return x.transpose(1, 2)  # (B, h, T, d_h)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """``(B, h, T, d_h)`` -> ``(B, T, h d_h)``: the inverse of :func:`split_heads`."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 4:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x must have shape (batch_size, num_heads, num_steps, d_h), got {shape}")
+    batch_size, num_heads, num_steps, head_dim = x.shape
+    x = x.transpose(1, 2)  # (B, T, h, d_h)
+    return x.reshape(batch_size, num_steps, num_heads * head_dim)  # (B, T, d)
+
+
+def _positive_int(value, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+class MultiHeadAttention(nn.Module):
+    r"""Multi-head scaled dot-product attention, batch-first.
+
+    .. math::
+
+        \operatorname{MultiHead}(\mathbf{Q}, \mathbf{K}, \mathbf{V}) =
+        \operatorname{concat}_{i=1}^{h}\Big(\operatorname{softmax}\Big(
+        \frac{\mathbf{Q}\mathbf{W}_i^{q} (\mathbf{K}\mathbf{W}_i^{k})^\top}{\sqrt{d/h}}\Big)
+        \mathbf{V}\mathbf{W}_i^{v}\Big)\,\mathbf{W}^{o}
+
+    Args:
+        d_model: size of the queries and of the output; must be divisible by ``num_heads``.
+        num_heads: number of heads ``h``; each head works in ``d_model // num_heads`` dimensions.
+        dropout: dropout on the attention weights (training mode only).
+        bias: add biases to the four projections.
+        key_dim / value_dim: sizes of the keys / values if they differ from ``d_model``
+            (cross-attention to an encoder of another width); default ``d_model``.
+        fused: use :func:`torch.nn.functional.scaled_dot_product_attention` when the weights
+            are not requested (see :class:`d2l_attn.scoring.DotProductAttention`).
+
+    Parameters are initialised like :class:`torch.nn.MultiheadAttention`: Xavier-uniform
+    projections (the query/key/value ones as if they were one ``(3d, d)`` matrix when
+    ``key_dim = value_dim = d_model``) and zero biases.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        dropout: float = 0.0,
+        bias: bool = True,
+        key_dim: int | None = None,
+        value_dim: int | None = None,
+        fused: bool = True,
+    ):
+        super().__init__()
+        _positive_int(d_model, "d_model")
+        _positive_int(num_heads, "num_heads")
+        if d_model % num_heads != 0:
+            raise ValueError(
+                f"d_model={d_model} must be divisible by num_heads={num_heads} "
+                f"(each head gets d_model // num_heads dimensions)"
+            )
+        key_dim = d_model if key_dim is None else _positive_int(key_dim, "key_dim")
+        value_dim = d_model if value_dim is None else _positive_int(value_dim, "value_dim")
+        self.d_model, self.num_heads, self.head_dim = d_model, num_heads, d_model // num_heads
+        self.key_dim, self.value_dim = key_dim, value_dim
+        self.W_q = nn.Linear(d_model, d_model, bias=bias)
+        self.W_k = nn.Linear(key_dim, d_model, bias=bias)
+        self.W_v = nn.Linear(value_dim, d_model, bias=bias)
+        self.W_o = nn.Linear(d_model, d_model, bias=bias)
+        self.attention = DotProductAttention(dropout=dropout, fused=fused)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Xavier-uniform weights and zero biases, as :class:`torch.nn.MultiheadAttention` does."""
+        if self.key_dim == self.value_dim == self.d_model:
+            # one (3d, d) matrix, like torch's in_proj_weight
+            packed = torch.empty(3 * self.d_model, self.d_model)
+            nn.init.xavier_uniform_(packed)
+            for layer, chunk in zip((self.W_q, self.W_k, self.W_v), packed.chunk(3)):
+                layer.weight.copy_(chunk)
+        else:
+            for layer in (self.W_q, self.W_k, self.W_v):
+                nn.init.xavier_uniform_(layer.weight)
+        nn.init.xavier_uniform_(self.W_o.weight)
+        for layer in (self.W_q, self.W_k, self.W_v, self.W_o):
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+
+    def _check_inputs(self, queries, keys, values) -> None:
+        for x, name, dim, steps in (
+            (queries, "queries", self.d_model, "T_q"),
+            (keys, "keys", self.key_dim, "T_k"),
+            (values, "values", self.value_dim, "T_k"),
+        ):
+            if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != dim:
+                shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+                label = "d_model" if name == "queries" else f"{name[:-1]}_dim"
+                raise ValueError(f"{name} must have shape (B, {steps}, {label}={dim}), got {shape}")
+        if not queries.shape[0] == keys.shape[0] == values.shape[0]:
+            raise ValueError(
+                f"queries, keys and values must have the same batch size, got {queries.shape[0]}, "
+                f"{keys.shape[0]}, {values.shape[0]}"
+            )
+        if keys.shape[1] != values.shape[1]:
+            raise ValueError(
+                f"keys and values must have the same number of steps T_k, got {keys.shape[1]} and {values.shape[1]}"
+            )
+
+    def forward(
+        self,
+        queries: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        valid_lens: torch.Tensor | Sequence[int] | None = None,
+        attn_mask: torch.Tensor | None = None,
+        return_weights: bool = False,
+    ):
+        """Output ``(B, T_q, d_model)``, or ``(output, weights (B, h, T_q, T_k))`` if ``return_weights``.
+
+        ``valid_lens``: ``(B,)`` or ``(B, T_q)`` key lengths. ``attn_mask``: boolean, ``True`` =
+        may attend, of shape ``(T_q, T_k)``, ``(B, T_q, T_k)`` (the same for every head) or
+        ``(B, h, T_q, T_k)``. The returned weights are per head; average over axis 1 to get
+        :class:`torch.nn.MultiheadAttention`'s default (head-averaged) weights.
+        """
+        self._check_inputs(queries, keys, values)
+        if isinstance(attn_mask, torch.Tensor) and attn_mask.dim() == 3:
+            attn_mask = attn_mask.unsqueeze(1)  # (B, 1, T_q, T_k): the same mask for every head
+        q = split_heads(self.W_q(queries), self.num_heads)  # (B, h, T_q, d_h)
+        k = split_heads(self.W_k(keys), self.num_heads)  # (B, h, T_k, d_h)
+        v = split_heads(self.W_v(values), self.num_heads)  # (B, h, T_k, d_h)
+        result = self.attention(q, k, v, valid_lens=valid_lens, attn_mask=attn_mask,
+                                return_weights=return_weights)
+        heads, weights = result if return_weights else (result, None)  # (B, h, T_q, d_h)
+        output = self.W_o(merge_heads(heads))  # (B, T_q, d_model)
+        return (output, weights) if return_weights else output
+
+    @torch.no_grad()
+    def load_torch_weights(self, module: nn.MultiheadAttention) -> "MultiHeadAttention":
+        """Copy the weights of a :class:`torch.nn.MultiheadAttention` (same sizes) into this module."""
+        if not isinstance(module, nn.MultiheadAttention):
+            raise ValueError(f"module must be a torch.nn.MultiheadAttention, got {type(module).__name__}")
+        sizes = (module.embed_dim, module.num_heads, module.kdim, module.vdim)
+        ours = (self.d_model, self.num_heads, self.key_dim, self.value_dim)
+        if sizes != ours:
+            raise ValueError(
+                f"sizes differ: torch module has (embed_dim, num_heads, kdim, vdim) = {sizes}, this one {ours}"
+            )
+        if module.bias_k is not None or (module.in_proj_bias is None) != (self.W_q.bias is None):
+            raise ValueError("bias settings differ (add_bias_kv is not supported)")
+        if module.in_proj_weight is not None:
+            weights = module.in_proj_weight.chunk(3)  # 3 x (d, d)
+        else:
+            weights = (module.q_proj_weight, module.k_proj_weight, module.v_proj_weight)
+        biases = module.in_proj_bias.chunk(3) if module.in_proj_bias is not None else (None,) * 3
+        for layer, weight, bias in zip((self.W_q, self.W_k, self.W_v), weights, biases):
+            layer.weight.copy_(weight)
+            if bias is not None:
+                layer.bias.copy_(bias)
+        self.W_o.weight.copy_(module.out_proj.weight)
+        if self.W_o.bias is not None:
+            self.W_o.bias.copy_(module.out_proj.bias)
+        return self
+
+    def extra_repr(self) -> str:
+        extra = ""
+        if self.key_dim != self.d_model or self.value_dim != self.d_model:
+            extra = f", key_dim={self.key_dim}, value_dim={self.value_dim}"
+        return f"d_model={self.d_model}, num_heads={self.num_heads}{extra}"

@@ -1,0 +1,254 @@
+r"""Positional encodings: sinusoidal, learned and rotary (taught in chapter 6).
+
+Self-attention treats its input as a *set*: permuting the tokens permutes the outputs and
+changes nothing else. Positional encodings put the order back.
+
+* **Sinusoidal** (absolute, fixed; Vaswani et al., 2017). For position :math:`p` and pair
+  index :math:`i = 0, \dots, d/2 - 1`, with frequencies :math:`\omega_i = b^{-2i/d}`
+  (base :math:`b = 10000`):
+
+  .. math::
+
+      P_{p, 2i} = \sin(p\,\omega_i), \qquad P_{p, 2i+1} = \cos(p\,\omega_i),
+
+  and the layer returns :math:`\operatorname{dropout}(X + P_{0:T})`. Because
+  :math:`(\sin, \cos)` pairs rotate when the position shifts, :math:`P_{p+k} = M_k P_p` for a
+  block-diagonal rotation :math:`M_k` that depends on the offset :math:`k` only
+  (:func:`sinusoidal_shift_matrix`).
+* **Learned** (absolute, trained): a table :math:`E \in \mathbb{R}^{L \times d}` of one
+  trainable vector per position, as in BERT and GPT; it cannot go beyond ``max_len``.
+* **Rotary** (RoPE, relative; Su et al., 2021). Queries and keys (not the input) are rotated
+  pair by pair by the angle :math:`p\,\theta_i`, :math:`\theta_i = b^{-2i/d}`:
+
+  .. math::
+
+      \begin{pmatrix} x'_{2i} \\ x'_{2i+1} \end{pmatrix} =
+      \begin{pmatrix} \cos p\theta_i & -\sin p\theta_i \\ \sin p\theta_i & \cos p\theta_i \end{pmatrix}
+      \begin{pmatrix} x_{2i} \\ x_{2i+1} \end{pmatrix},
+
+  so that :math:`\langle R_m \mathbf{q}, R_n \mathbf{k}\rangle = \langle \mathbf{q}, R_{n-m}\mathbf{k}\rangle`
+  depends on the positions only through :math:`m - n`.
+
+**Odd dimensions are rejected.** Both the sinusoidal and the rotary encodings are built from
+(sin, cos) pairs; with an odd ``d_model`` the last column would have no partner and the
+shift-by-rotation property would fail for it. Every model in this book uses even sizes, so the
+constructors raise a ``ValueError`` for odd sizes instead of silently dropping or padding a
+column.
+
+Shapes are batch-first: inputs ``(B, T, d_model)``; rotary accepts ``(..., T, d)`` such as
+``(B, h, T, d_h)``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = [
+    "sinusoidal_frequencies",
+    "sinusoidal_encoding",
+    "sinusoidal_shift_matrix",
+    "SinusoidalPositionalEncoding",
+    "LearnedPositionalEncoding",
+    "rotary_angles",
+    "apply_rotary",
+    "RotaryPositionalEncoding",
+]
+
+
+def _check_positive_int(value, name: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def _check_even_dim(value, name: str) -> None:
+    _check_positive_int(value, name)
+    if value % 2 != 0:
+        raise ValueError(
+            f"{name} must be even: the encoding is built from (sin, cos) pairs, got {name}={value}"
+        )
+
+
+def _check_base(base) -> float:
+    if not isinstance(base, (int, float)) or isinstance(base, bool) or not base > 1:
+        raise ValueError(f"base must be a number > 1, got {base!r}")
+    return float(base)
+
+
+def _check_dropout(dropout) -> float:
+    if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+    return float(dropout)
+
+
+def sinusoidal_frequencies(d_model: int, base: float = 10000.0, *, dtype=torch.float32) -> torch.Tensor:
+    r"""The ``d_model / 2`` angular frequencies :math:`\omega_i = b^{-2i/d}`, shape ``(d_model // 2,)``."""
+    _check_even_dim(d_model, "d_model")
+    base = _check_base(base)
+    exponents = torch.arange(0, d_model, 2, dtype=torch.float64) / d_model  # (d/2,)
+    return (base ** -exponents).to(dtype)  # (d/2,)
+
+
+def sinusoidal_encoding(
+    max_len: int, d_model: int, base: float = 10000.0, *, dtype=torch.float32
+) -> torch.Tensor:
+    r"""The table :math:`P` of shape ``(max_len, d_model)``.
+
+    :math:`P_{p, 2i} = \sin(p\,\omega_i)` and :math:`P_{p, 2i+1} = \cos(p\,\omega_i)` with
+    :math:`\omega_i = b^{-2i/d}` (computed in float64, then cast to ``dtype``).
+    """
+    _check_positive_int(max_len, "max_len")
+    freqs = sinusoidal_frequencies(d_model, base, dtype=torch.float64)  # (d/2,)
+    positions = torch.arange(max_len, dtype=torch.float64)  # (L,)
+    angles = positions[:, None] * freqs[None, :]  # (L, d/2)
+    table = torch.empty(max_len, d_model, dtype=torch.float64)  # (L, d)
+    table[:, 0::2] = torch.sin(angles)
+    table[:, 1::2] = torch.cos(angles)
+    return table.to(dtype)
+
+
+def sinusoidal_shift_matrix(offset: float, d_model: int, base: float = 10000.0, *, dtype=torch.float32):
+    r"""The matrix :math:`M_k` with :math:`P_{p+k} = M_k P_p` for every position :math:`p`.
+
+    It is block diagonal with one :math:`2\times 2` rotation per (sin, cos) pair,
+
+    .. math::
+
+        \begin{pmatrix} \sin((p+k)\omega) \\ \cos((p+k)\omega) \end{pmatrix} =
+        \begin{pmatrix} \cos k\omega & \sin k\omega \\ -\sin k\omega & \cos k\omega \end{pmatrix}
+        \begin{pmatrix} \sin p\omega \\ \cos p\omega \end{pmatrix},
+
+    orthogonal, and independent of :math:`p`. Shape ``(d_model, d_model)``; row vectors are
+    shifted with ``P[p] @ M.T``.
+    """
+    if not isinstance(offset, (int, float)) or isinstance(offset, bool):
+        raise ValueError(f"offset must be a number, got {offset!r}")
+    freqs = sinusoidal_frequencies(d_model, base, dtype=torch.float64)  # (d/2,)
+    cos, sin = torch.cos(offset * freqs), torch.sin(offset * freqs)  # (d/2,)
+    blocks = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)  # (d/2, 2, 2)
+    return torch.block_diag(*blocks).to(dtype)  # (d, d)
+
+
+def _check_input(x: torch.Tensor, d_model: int, max_len: int) -> int:
+    if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != d_model:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x must have shape (batch_size, num_steps, d_model={d_model}), got {shape}")
+    num_steps = x.shape[1]
+    if num_steps > max_len:
+        raise ValueError(
+            f"sequence length {num_steps} exceeds max_len={max_len}; build the encoding with a larger max_len"
+        )
+    return num_steps
+
+
+class SinusoidalPositionalEncoding(nn.Module):
+    r"""Add the fixed sinusoidal table and apply dropout: :math:`\operatorname{dropout}(X + P_{0:T})`.
+
+    Args:
+        d_model: the embedding size (even).
+        max_len: the longest sequence the layer accepts (the table is precomputed).
+        dropout: dropout probability applied to the sum (Vaswani et al. use 0.1).
+        base: the base :math:`b` of the frequencies :math:`\omega_i = b^{-2i/d}`.
+
+    Input ``x``: ``(B, T, d_model)`` with ``T <= max_len``; output: the same shape. The table is
+    a non-trainable buffer ``encoding`` of shape ``(max_len, d_model)``.
+    """
+
+    def __init__(self, d_model: int, max_len: int = 1000, dropout: float = 0.0, base: float = 10000.0):
+        super().__init__()
+        _check_even_dim(d_model, "d_model")
+        _check_positive_int(max_len, "max_len")
+        self.d_model, self.max_len = d_model, max_len
+        self.dropout = nn.Dropout(_check_dropout(dropout))
+        self.register_buffer("encoding", sinusoidal_encoding(max_len, d_model, base), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        num_steps = _check_input(x, self.d_model, self.max_len)
+        table = self.encoding[:num_steps].to(dtype=x.dtype)  # (T, d)
+        return self.dropout(x + table)  # (B, T, d)
+
+    def extra_repr(self) -> str:
+        return f"d_model={self.d_model}, max_len={self.max_len}"
+
+
+class LearnedPositionalEncoding(nn.Module):
+    r"""Add a trainable vector per position: :math:`\operatorname{dropout}(X + E_{0:T})`.
+
+    ``E`` is an ``nn.Embedding(max_len, d_model)`` initialised with :math:`\mathcal{N}(0, 0.02^2)`
+    (as in GPT-2). Input ``x``: ``(B, T, d_model)`` with ``T <= max_len``; a learned table has no
+    entry for later positions, so longer inputs raise a ``ValueError``.
+    """
+
+    def __init__(self, d_model: int, max_len: int = 512, dropout: float = 0.0, init_std: float = 0.02):
+        super().__init__()
+        _check_positive_int(d_model, "d_model")
+        _check_positive_int(max_len, "max_len")
+        self.d_model, self.max_len = d_model, max_len
+        self.embedding = nn.Embedding(max_len, d_model)
+        nn.init.normal_(self.embedding.weight, std=init_std)
+        self.dropout = nn.Dropout(_check_dropout(dropout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        num_steps = _check_input(x, self.d_model, self.max_len)
+        positions = torch.arange(num_steps, device=x.device)  # (T,)
+        return self.dropout(x + self.embedding(positions))  # (B, T, d)
+
+    def extra_repr(self) -> str:
+        return f"d_model={self.d_model}, max_len={self.max_len}"
+
+
+def rotary_angles(positions: torch.Tensor, dim: int, base: float = 10000.0) -> torch.Tensor:
+    r"""Angles :math:`p\,\theta_i` with :math:`\theta_i = b^{-2i/d}`, shape ``positions.shape + (dim // 2,)``."""
+    freqs = sinusoidal_frequencies(dim, base, dtype=torch.float64)  # (d/2,)
+    positions = torch.as_tensor(positions, dtype=torch.float64)
+    return positions[..., None] * freqs.to(positions.device)  # (..., T, d/2)
+
+
+def apply_rotary(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    r"""Rotate each pair :math:`(x_{2i}, x_{2i+1})` of ``x`` (shape ``(..., T, d)``) by ``angles[..., i]``.
+
+    ``angles`` has shape ``(T, d/2)`` or anything broadcastable to ``x.shape[:-1] + (d/2,)``.
+    :math:`x'_{2i} = x_{2i}\cos\phi_i - x_{2i+1}\sin\phi_i`,
+    :math:`x'_{2i+1} = x_{2i}\sin\phi_i + x_{2i+1}\cos\phi_i`.
+    """
+    if not isinstance(x, torch.Tensor) or x.dim() < 2 or x.shape[-1] % 2 != 0:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x must have shape (..., num_steps, dim) with an even dim, got {shape}")
+    if angles.shape[-1] != x.shape[-1] // 2:
+        raise ValueError(f"angles must have {x.shape[-1] // 2} columns (dim / 2), got shape {tuple(angles.shape)}")
+    cos = torch.cos(angles).to(x.dtype)  # (..., T, d/2)
+    sin = torch.sin(angles).to(x.dtype)  # (..., T, d/2)
+    x_even, x_odd = x[..., 0::2], x[..., 1::2]  # (..., T, d/2) each
+    rot_even = x_even * cos - x_odd * sin  # (..., T, d/2)
+    rot_odd = x_even * sin + x_odd * cos  # (..., T, d/2)
+    return torch.stack([rot_even, rot_odd], dim=-1).flatten(-2)  # (..., T, d)
+
+
+class RotaryPositionalEncoding(nn.Module):
+    r"""Rotary position embedding (RoPE) for queries and keys of size ``dim`` (even).
+
+    ``forward(x, positions=None)`` rotates ``x`` of shape ``(..., T, dim)`` (e.g. ``(B, h, T, d_h)``)
+    by :math:`R_p`, the block-diagonal rotation by angles :math:`p\,\theta_i`; positions default
+    to ``0, ..., T-1`` and may be given explicitly (``(T,)`` or broadcastable to ``x.shape[:-1]``),
+    e.g. ``offset + arange(T)`` during generation. Apply it to queries and keys, not to values.
+    It has no parameters and no length limit; it preserves norms, and
+    :math:`\langle R_m\mathbf{q}, R_n\mathbf{k}\rangle` depends on :math:`m, n` only through :math:`m-n`.
+    """
+
+    def __init__(self, dim: int, base: float = 10000.0):
+        super().__init__()
+        _check_even_dim(dim, "dim")
+        self.dim, self.base = dim, _check_base(base)
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.dim() < 2 or x.shape[-1] != self.dim:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"x must have shape (..., num_steps, dim={self.dim}), got {shape}")
+        if positions is None:
+            positions = torch.arange(x.shape[-2], device=x.device)  # (T,)
+        angles = rotary_angles(positions, self.dim, self.base)  # (..., T, d/2)
+        return apply_rotary(x, angles)  # (..., T, d)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, base={self.base:g}"
+

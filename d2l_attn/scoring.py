@@ -1,0 +1,291 @@
+r"""Attention scoring functions (taught in chapter 3, used by chapters 4, 5 and 7).
+
+Attention pooling (chapter 1) turns scores :math:`a(\mathbf{q}, \mathbf{k}_j)` into weights
+with a softmax over the keys and averages the values with them:
+
+.. math::
+
+    \operatorname{attention}(\mathbf{q}, \{(\mathbf{k}_j, \mathbf{v}_j)\})
+        = \sum_j \alpha_j \mathbf{v}_j, \qquad
+    \alpha_j = \frac{\exp a(\mathbf{q}, \mathbf{k}_j)}{\sum_{j'} \exp a(\mathbf{q}, \mathbf{k}_{j'})}.
+
+This module holds the two classic scores:
+
+* **additive** (Bahdanau et al., 2015) -- a one-hidden-layer MLP, for queries and keys of
+  different sizes: :math:`a(\mathbf{q}, \mathbf{k}) = \mathbf{w}_v^\top
+  \tanh(\mathbf{W}_q\mathbf{q} + \mathbf{W}_k\mathbf{k})`;
+* **scaled dot product** (Vaswani et al., 2017), for queries and keys of the same size
+  :math:`d`: :math:`a(\mathbf{q}, \mathbf{k}) = \mathbf{q}^\top\mathbf{k} / \sqrt{d}`.
+
+Both modules take the same inputs and return the same outputs:
+
+* ``queries (B, T_q, d_q)``, ``keys (B, T_k, d_k)``, ``values (B, T_k, d_v)`` (batch-first;
+  :class:`DotProductAttention` also accepts extra leading axes, e.g. heads ``(B, h, T, d)``);
+* ``valid_lens``: ``(B,)`` or ``(B, T_q)`` integer lengths as in :mod:`d2l_attn.masking`
+  (key ``j`` is real iff ``j < valid_len``);
+* ``attn_mask``: a boolean tensor, ``True`` = may attend (the convention of
+  :func:`torch.nn.functional.scaled_dot_product_attention`), broadcastable to ``(..., T_q, T_k)``.
+  If both are given, a key must pass both;
+* the output ``(..., T_q, d_v)``, or ``(output, weights (..., T_q, T_k))`` with
+  ``return_weights=True``.
+
+A query whose keys are *all* masked gets all-zero weights and a zero output (never NaN), in
+every path. The returned weights are the softmax *before* dropout (each row sums to 1 over its
+kept keys); in training mode the output is computed with the dropped-out weights, rescaled by
+``1 / (1 - p)`` as :class:`torch.nn.Dropout` does.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .masking import as_valid_lens, masked_softmax, padding_mask
+
+__all__ = ["AdditiveAttention", "DotProductAttention", "combine_masks"]
+
+
+# --------------------------------------------------------------------------------------------
+# input checks shared by both modules
+# --------------------------------------------------------------------------------------------
+def _check_tensor(x, name: str, expected: str) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a tensor of shape {expected}, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor of shape {expected}, got dtype {x.dtype}")
+    if x.dim() < 3:
+        raise ValueError(f"{name} must have shape {expected}, got {tuple(x.shape)}")
+    return x
+
+
+def _check_qkv(queries, keys, values, *, same_dim: bool) -> None:
+    """Validate ``queries (..., T_q, d_q)``, ``keys (..., T_k, d_k)``, ``values (..., T_k, d_v)``."""
+    _check_tensor(queries, "queries", "(B, T_q, d_q) or (B, ..., T_q, d)")
+    _check_tensor(keys, "keys", "(B, T_k, d_k) or (B, ..., T_k, d)")
+    _check_tensor(values, "values", "(B, T_k, d_v) or (B, ..., T_k, d_v)")
+    lead = tuple(queries.shape[:-2])
+    if tuple(keys.shape[:-2]) != lead or tuple(values.shape[:-2]) != lead:
+        raise ValueError(
+            "queries, keys and values must share their leading (batch) axes: expected "
+            f"keys (*{lead}, T_k, d_k) and values (*{lead}, T_k, d_v), got queries {tuple(queries.shape)}, "
+            f"keys {tuple(keys.shape)}, values {tuple(values.shape)}"
+        )
+    num_keys = keys.shape[-2]
+    if values.shape[-2] != num_keys:
+        raise ValueError(
+            f"values must have one row per key: expected shape (*{lead}, T_k={num_keys}, d_v), "
+            f"got {tuple(values.shape)}"
+        )
+    if same_dim and queries.shape[-1] != keys.shape[-1]:
+        raise ValueError(
+            "dot-product scores need queries and keys of the same size d: expected keys of shape "
+            f"(*{lead}, T_k, d={queries.shape[-1]}), got {tuple(keys.shape)} "
+            "(use AdditiveAttention for different sizes)"
+        )
+    if not (queries.dtype == keys.dtype == values.dtype):
+        raise ValueError(
+            f"queries, keys and values must have the same dtype, got {queries.dtype}, {keys.dtype}, {values.dtype}"
+        )
+
+
+def combine_masks(
+    valid_lens: torch.Tensor | Sequence[int] | None,
+    attn_mask: torch.Tensor | None,
+    scores_shape: Sequence[int],
+    *,
+    device: torch.device | None = None,
+) -> torch.Tensor | None:
+    """One boolean ``keep`` mask (``True`` = may attend) broadcastable to ``scores_shape``.
+
+    Args:
+        valid_lens: ``(B,)`` or ``(B, T_q)`` integer lengths in ``[0, T_k]``, or ``None``.
+        attn_mask: boolean, broadcastable to ``scores_shape = (B, ..., T_q, T_k)``, or ``None``.
+        scores_shape: the shape of the score tensor, ``(B, ..., T_q, T_k)``.
+
+    Returns:
+        ``None`` if both are ``None``; otherwise ``valid-length mask AND attn_mask`` of a shape
+        that broadcasts to ``scores_shape`` (e.g. ``(B, 1, T_q, T_k)`` for 4-D scores).
+    """
+    scores_shape = tuple(scores_shape)
+    batch_size, num_queries, num_keys = scores_shape[0], scores_shape[-2], scores_shape[-1]
+    keep = None
+    if valid_lens is not None:
+        lens = as_valid_lens(valid_lens, max_len=num_keys, device=device)
+        if tuple(lens.shape) not in ((batch_size,), (batch_size, num_queries)):
+            raise ValueError(
+                f"valid_lens must have shape (B,) = ({batch_size},) or (B, T_q) = ({batch_size}, {num_queries}), "
+                f"got {tuple(lens.shape)}"
+            )
+        keep = padding_mask(lens, num_queries, num_keys)  # (B, T_q, T_k)
+        # insert the middle axes (e.g. heads) so that keep broadcasts: (B, 1, ..., T_q, T_k)
+        keep = keep.view(batch_size, *([1] * (len(scores_shape) - 3)), num_queries, num_keys)
+    if attn_mask is not None:
+        if not isinstance(attn_mask, torch.Tensor) or attn_mask.dtype != torch.bool:
+            got = attn_mask.dtype if isinstance(attn_mask, torch.Tensor) else type(attn_mask).__name__
+            raise ValueError(
+                "attn_mask must be a boolean tensor (True = may attend) broadcastable to "
+                f"(..., T_q, T_k) = {scores_shape}, got {got}"
+            )
+        try:
+            shape = torch.broadcast_shapes(attn_mask.shape, scores_shape)
+        except RuntimeError:
+            shape = None
+        if shape != scores_shape:
+            raise ValueError(
+                f"attn_mask of shape {tuple(attn_mask.shape)} does not broadcast to the scores' shape "
+                f"{scores_shape}: expected (T_q, T_k) = ({num_queries}, {num_keys}), (B, T_q, T_k) "
+                f"or (B, 1, T_q, T_k)"
+            )
+        attn_mask = attn_mask.to(device) if device is not None else attn_mask
+        keep = attn_mask if keep is None else keep & attn_mask
+    return keep
+
+
+# --------------------------------------------------------------------------------------------
+# additive attention
+# --------------------------------------------------------------------------------------------
+class AdditiveAttention(nn.Module):
+    r"""Additive (Bahdanau) attention: an MLP scores each query-key pair.
+
+    .. math::
+
+        a(\mathbf{q}, \mathbf{k}) = \mathbf{w}_v^\top \tanh(\mathbf{W}_q \mathbf{q} + \mathbf{W}_k \mathbf{k}),
+        \qquad \mathbf{W}_q \in \mathbb{R}^{h \times d_q},\ \mathbf{W}_k \in \mathbb{R}^{h \times d_k},
+        \ \mathbf{w}_v \in \mathbb{R}^{h}.
+
+    Queries and keys may have different sizes (``query_dim`` and ``key_dim``); ``num_hiddens``
+    is ``h``. The module has ``h (d_q + d_k + 1)`` parameters (no biases).
+
+    Args:
+        query_dim: size ``d_q`` of a query.
+        key_dim: size ``d_k`` of a key.
+        num_hiddens: size ``h`` of the hidden layer.
+        dropout: dropout probability on the attention weights (training mode only).
+    """
+
+    def __init__(self, query_dim: int, key_dim: int, num_hiddens: int, dropout: float = 0.0):
+        super().__init__()
+        for name, value in (("query_dim", query_dim), ("key_dim", key_dim), ("num_hiddens", num_hiddens)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
+        self.query_dim, self.key_dim, self.num_hiddens = query_dim, key_dim, num_hiddens
+        self.W_q = nn.Linear(query_dim, num_hiddens, bias=False)
+        self.W_k = nn.Linear(key_dim, num_hiddens, bias=False)
+        self.w_v = nn.Linear(num_hiddens, 1, bias=False)
+        self.dropout = nn.Dropout(dropout)
+
+    def score(self, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        r"""Scores ``(..., T_q, T_k)``: :math:`\mathbf{w}_v^\top\tanh(\mathbf{W}_q\mathbf{q}_i + \mathbf{W}_k\mathbf{k}_j)`."""
+        projected_q = self.W_q(queries)  # (..., T_q, h)
+        projected_k = self.W_k(keys)  # (..., T_k, h)
+        # broadcast every query against every key: (..., T_q, 1, h) + (..., 1, T_k, h)
+        features = torch.tanh(projected_q.unsqueeze(-2) + projected_k.unsqueeze(-3))  # (..., T_q, T_k, h)
+        return self.w_v(features).squeeze(-1)  # (..., T_q, T_k)
+
+    def forward(
+        self,
+        queries: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        valid_lens: torch.Tensor | Sequence[int] | None = None,
+        attn_mask: torch.Tensor | None = None,
+        return_weights: bool = False,
+    ):
+        """Output ``(B, T_q, d_v)``, or ``(output, weights (B, T_q, T_k))`` if ``return_weights``."""
+        _check_qkv(queries, keys, values, same_dim=False)
+        if queries.shape[-1] != self.query_dim:
+            raise ValueError(
+                f"queries must have shape (B, T_q, query_dim={self.query_dim}), got {tuple(queries.shape)}"
+            )
+        if keys.shape[-1] != self.key_dim:
+            raise ValueError(f"keys must have shape (B, T_k, key_dim={self.key_dim}), got {tuple(keys.shape)}")
+        scores = self.score(queries, keys)  # (B, T_q, T_k)
+        keep = combine_masks(valid_lens, attn_mask, scores.shape, device=scores.device)
+        weights = masked_softmax(scores, mask=keep)  # (B, T_q, T_k)
+        output = self.dropout(weights) @ values  # (B, T_q, T_k) @ (B, T_k, d_v) -> (B, T_q, d_v)
+        return (output, weights) if return_weights else output
+
+    def extra_repr(self) -> str:
+        return f"query_dim={self.query_dim}, key_dim={self.key_dim}, num_hiddens={self.num_hiddens}"
+
+
+# --------------------------------------------------------------------------------------------
+# scaled dot-product attention
+# --------------------------------------------------------------------------------------------
+class DotProductAttention(nn.Module):
+    r"""Scaled dot-product attention (Vaswani et al., 2017).
+
+    .. math::
+
+        \operatorname{softmax}\!\Big(\frac{\mathbf{Q}\mathbf{K}^\top}{\sqrt{d}}\Big)\mathbf{V},
+        \qquad \mathbf{Q} \in \mathbb{R}^{T_q \times d},\ \mathbf{K} \in \mathbb{R}^{T_k \times d},
+        \ \mathbf{V} \in \mathbb{R}^{T_k \times d_v}.
+
+    The factor :math:`1/\sqrt{d}` (``d`` = the size of a query and of a key) keeps the scores'
+    variance at 1 when the entries of ``q`` and ``k`` are independent with variance 1; without
+    it the variance is ``d``, the softmax saturates and its gradient vanishes (chapter 3).
+
+    Two paths compute the same function:
+
+    * the **reference** path (``fused=False`` or ``return_weights=True``): matmul, scale,
+      :func:`d2l_attn.masking.masked_softmax`, dropout, matmul -- readable, returns the weights;
+    * the **fused** path (default): :func:`torch.nn.functional.scaled_dot_product_attention`,
+      which picks a memory-efficient kernel (FlashAttention on suitable GPUs) and never
+      materializes the weights. Where PyTorch returns NaN for a query with no key to attend to,
+      this path returns zeros, like the reference path.
+
+    Args:
+        dropout: dropout probability on the attention weights (training mode only).
+        fused: use the fused path when the weights are not requested.
+    """
+
+    def __init__(self, dropout: float = 0.0, fused: bool = True):
+        super().__init__()
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
+        self.dropout = nn.Dropout(dropout)
+        self.fused = bool(fused)
+
+    @staticmethod
+    def score(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        r"""Scores ``(..., T_q, T_k)``: :math:`\mathbf{Q}\mathbf{K}^\top / \sqrt{d}`."""
+        d = queries.shape[-1]
+        return queries @ keys.transpose(-2, -1) / math.sqrt(d)  # (..., T_q, d) @ (..., d, T_k) -> (..., T_q, T_k)
+
+    def forward(
+        self,
+        queries: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        valid_lens: torch.Tensor | Sequence[int] | None = None,
+        attn_mask: torch.Tensor | None = None,
+        return_weights: bool = False,
+    ):
+        """Output ``(..., T_q, d_v)``, or ``(output, weights (..., T_q, T_k))`` if ``return_weights``."""
+        _check_qkv(queries, keys, values, same_dim=True)
+        scores_shape = (*queries.shape[:-1], keys.shape[-2])  # (..., T_q, T_k)
+        keep = combine_masks(valid_lens, attn_mask, scores_shape, device=queries.device)
+        if return_weights or not self.fused:
+            scores = self.score(queries, keys)  # (..., T_q, T_k)
+            weights = masked_softmax(scores, mask=keep)  # (..., T_q, T_k)
+            output = self.dropout(weights) @ values  # (..., T_q, T_k) @ (..., T_k, d_v) -> (..., T_q, d_v)
+            return (output, weights) if return_weights else output
+
+        dropout_p = self.dropout.p if self.training else 0.0
+        scale = 1.0 / math.sqrt(queries.shape[-1])
+        if keep is None:
+            return F.scaled_dot_product_attention(queries, keys, values, dropout_p=dropout_p, scale=scale)
+        # A query with no key to attend to makes SDPA divide 0 by 0 (NaN in some versions). Let such
+        # rows attend to every key (finite forward and backward), then zero their output.
+        has_key = keep.any(dim=-1, keepdim=True)  # (..., T_q, 1)
+        safe_keep = keep | ~has_key  # (..., T_q, T_k)
+        output = F.scaled_dot_product_attention(
+            queries, keys, values, attn_mask=safe_keep, dropout_p=dropout_p, scale=scale
+        )  # (..., T_q, d_v)
+        return output.masked_fill(~has_key, 0.0)
