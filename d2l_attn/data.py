@@ -58,6 +58,8 @@ from typing import Iterable, Iterator, NamedTuple, Sequence
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from ._checks import positive_int, unit_interval
+
 __all__ = [
     "FRA_ENG_URL",
     "FRA_ENG_SHA1",
@@ -87,18 +89,6 @@ Pair = tuple[Sequence[str], Sequence[str]]
 _ALLOWED_SCHEMES = ("http", "https", "file")
 _CHUNK_BYTES = 1 << 20
 _SHA1_RE = re.compile(r"[0-9a-f]{40}")
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
-def _check_fraction(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
-    return float(value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -310,7 +300,7 @@ def tokenize_nmt(text: str, max_examples: int | None = None) -> tuple[list[Token
     if not isinstance(text, str):
         raise ValueError(f"text must be a str, got {type(text).__name__}")
     if max_examples is not None:
-        _check_positive_int("max_examples", max_examples)
+        positive_int("max_examples", max_examples)
     source: list[Tokens] = []
     target: list[Tokens] = []
     for line in text.split("\n"):
@@ -442,7 +432,7 @@ def truncate_pad(line: Sequence[int], num_steps: int, padding_token: int) -> lis
     >>> truncate_pad([5, 6], 4, 1), truncate_pad([5, 6, 7], 2, 1)
     ([5, 6, 1, 1], [5, 6])
     """
-    _check_positive_int("num_steps", num_steps)
+    positive_int("num_steps", num_steps)
     line = list(line)
     if len(line) > num_steps:
         return line[:num_steps]
@@ -472,8 +462,8 @@ def split_by_source(
     ``floor(test_frac * n)`` to test, the rest to training. Pairs keep their input order within
     a split. Same pairs + same seed => same split.
     """
-    val_frac = _check_fraction("val_frac", val_frac)
-    test_frac = _check_fraction("test_frac", test_frac)
+    val_frac = unit_interval("val_frac", val_frac)
+    test_frac = unit_interval("test_frac", test_frac)
     if val_frac + test_frac >= 1.0:
         raise ValueError(
             f"val_frac + test_frac must be < 1 to leave training data, got {val_frac} + {test_frac}"
@@ -519,7 +509,7 @@ def build_array_nmt(
     ``<pad>`` to ``num_steps``; ``valid_len`` counts the non-padding positions. A line longer than
     ``num_steps - 1`` tokens loses its tail, ``<eos>`` included.
     """
-    _check_positive_int("num_steps", num_steps)
+    positive_int("num_steps", num_steps)
     for token in ("<pad>", "<eos>"):
         if token not in vocab.token_to_idx:
             raise ValueError(f"vocab must contain the reserved token {token!r}")
@@ -559,8 +549,8 @@ class NMTData:
     _arrays: dict[str, Batch] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        _check_positive_int("batch_size", self.batch_size)
-        _check_positive_int("num_steps", self.num_steps)
+        positive_int("batch_size", self.batch_size)
+        positive_int("num_steps", self.num_steps)
         self._generator = torch.Generator().manual_seed(self.seed)
 
     def arrays(self, pairs: Sequence[Pair]) -> Batch:
@@ -633,10 +623,10 @@ def load_data_nmt(
             :func:`split_by_source`).
         cache_dir: data directory (default :func:`data_dir`).
     """
-    _check_positive_int("batch_size", batch_size)
-    _check_positive_int("num_steps", num_steps)
+    positive_int("batch_size", batch_size)
+    positive_int("num_steps", num_steps)
     if num_examples is not None:
-        _check_positive_int("num_examples", num_examples)
+        positive_int("num_examples", num_examples)
     text = load_fra_eng_text(cache_dir=cache_dir)
     source, target = tokenize_nmt(preprocess_nmt(text), max_examples=num_examples)
     pairs: list[Pair] = list(zip(source, target))

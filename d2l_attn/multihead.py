@@ -31,14 +31,14 @@ import torch
 from torch import nn
 
 from .scoring import DotProductAttention
+from ._checks import positive_int
 
 __all__ = ["split_heads", "merge_heads", "MultiHeadAttention"]
 
 
 def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     """``(B, T, d)`` -> ``(B, h, T, d / h)``: head ``i`` gets columns ``i d_h, ..., (i+1) d_h - 1``."""
-    if not isinstance(num_heads, int) or isinstance(num_heads, bool) or num_heads < 1:
-        raise ValueError(f"num_heads must be a positive int, got {num_heads!r}")
+    positive_int("num_heads", num_heads)
     if not isinstance(x, torch.Tensor) or x.dim() != 3:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"x must have shape (batch_size, num_steps, d), got {shape}")
@@ -57,12 +57,6 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     batch_size, num_heads, num_steps, head_dim = x.shape
     x = x.transpose(1, 2)  # (B, T, h, d_h)
     return x.reshape(batch_size, num_steps, num_heads * head_dim)  # (B, T, d)
-
-
-def _positive_int(value, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 class MultiHeadAttention(nn.Module):
@@ -101,15 +95,15 @@ class MultiHeadAttention(nn.Module):
         fused: bool = True,
     ):
         super().__init__()
-        _positive_int(d_model, "d_model")
-        _positive_int(num_heads, "num_heads")
+        positive_int("d_model", d_model)
+        positive_int("num_heads", num_heads)
         if d_model % num_heads != 0:
             raise ValueError(
                 f"d_model={d_model} must be divisible by num_heads={num_heads} "
                 f"(each head gets d_model // num_heads dimensions)"
             )
-        key_dim = d_model if key_dim is None else _positive_int(key_dim, "key_dim")
-        value_dim = d_model if value_dim is None else _positive_int(value_dim, "value_dim")
+        key_dim = d_model if key_dim is None else positive_int("key_dim", key_dim)
+        value_dim = d_model if value_dim is None else positive_int("value_dim", value_dim)
         self.d_model, self.num_heads, self.head_dim = d_model, num_heads, d_model // num_heads
         self.key_dim, self.value_dim = key_dim, value_dim
         self.W_q = nn.Linear(d_model, d_model, bias=bias)

@@ -44,6 +44,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._checks import positive_int, unit_interval
+
 __all__ = [
     "sinusoidal_frequencies",
     "sinusoidal_encoding",
@@ -56,13 +58,8 @@ __all__ = [
 ]
 
 
-def _check_positive_int(value, name: str) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
 def _check_even_dim(value, name: str) -> None:
-    _check_positive_int(value, name)
+    positive_int(name, value)
     if value % 2 != 0:
         raise ValueError(
             f"{name} must be even: the encoding is built from (sin, cos) pairs, got {name}={value}"
@@ -73,12 +70,6 @@ def _check_base(base) -> float:
     if not isinstance(base, (int, float)) or isinstance(base, bool) or not base > 1:
         raise ValueError(f"base must be a number > 1, got {base!r}")
     return float(base)
-
-
-def _check_dropout(dropout) -> float:
-    if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
-    return float(dropout)
 
 
 def sinusoidal_frequencies(d_model: int, base: float = 10000.0, *, dtype=torch.float32) -> torch.Tensor:
@@ -97,7 +88,7 @@ def sinusoidal_encoding(
     :math:`P_{p, 2i} = \sin(p\,\omega_i)` and :math:`P_{p, 2i+1} = \cos(p\,\omega_i)` with
     :math:`\omega_i = b^{-2i/d}` (computed in float64, then cast to ``dtype``).
     """
-    _check_positive_int(max_len, "max_len")
+    positive_int("max_len", max_len)
     freqs = sinusoidal_frequencies(d_model, base, dtype=torch.float64)  # (d/2,)
     positions = torch.arange(max_len, dtype=torch.float64)  # (L,)
     angles = positions[:, None] * freqs[None, :]  # (L, d/2)
@@ -157,9 +148,9 @@ class SinusoidalPositionalEncoding(nn.Module):
     def __init__(self, d_model: int, max_len: int = 1000, dropout: float = 0.0, base: float = 10000.0):
         super().__init__()
         _check_even_dim(d_model, "d_model")
-        _check_positive_int(max_len, "max_len")
+        positive_int("max_len", max_len)
         self.d_model, self.max_len = d_model, max_len
-        self.dropout = nn.Dropout(_check_dropout(dropout))
+        self.dropout = nn.Dropout(unit_interval("dropout", dropout))
         self.register_buffer("encoding", sinusoidal_encoding(max_len, d_model, base), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -181,12 +172,12 @@ class LearnedPositionalEncoding(nn.Module):
 
     def __init__(self, d_model: int, max_len: int = 512, dropout: float = 0.0, init_std: float = 0.02):
         super().__init__()
-        _check_positive_int(d_model, "d_model")
-        _check_positive_int(max_len, "max_len")
+        positive_int("d_model", d_model)
+        positive_int("max_len", max_len)
         self.d_model, self.max_len = d_model, max_len
         self.embedding = nn.Embedding(max_len, d_model)
         nn.init.normal_(self.embedding.weight, std=init_std)
-        self.dropout = nn.Dropout(_check_dropout(dropout))
+        self.dropout = nn.Dropout(unit_interval("dropout", dropout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         num_steps = _check_input(x, self.d_model, self.max_len)

@@ -44,6 +44,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ._checks import positive_int, unit_interval
 from .masking import as_valid_lens, masked_softmax, padding_mask
 
 __all__ = ["AdditiveAttention", "DotProductAttention", "combine_masks"]
@@ -170,10 +171,8 @@ class AdditiveAttention(nn.Module):
     def __init__(self, query_dim: int, key_dim: int, num_hiddens: int, dropout: float = 0.0):
         super().__init__()
         for name, value in (("query_dim", query_dim), ("key_dim", key_dim), ("num_hiddens", num_hiddens)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
+            positive_int(name, value)
+        dropout = unit_interval("dropout", dropout)
         self.query_dim, self.key_dim, self.num_hiddens = query_dim, key_dim, num_hiddens
         self.W_q = nn.Linear(query_dim, num_hiddens, bias=False)
         self.W_k = nn.Linear(key_dim, num_hiddens, bias=False)
@@ -247,9 +246,7 @@ class DotProductAttention(nn.Module):
 
     def __init__(self, dropout: float = 0.0, fused: bool = True):
         super().__init__()
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(unit_interval("dropout", dropout))
         self.fused = bool(fused)
 
     @staticmethod

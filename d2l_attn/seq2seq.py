@@ -40,6 +40,7 @@ from .data import Vocab, build_array_nmt, group_references, preprocess_nmt
 from .masking import as_valid_lens, masked_softmax
 from .metrics import bleu, corpus_bleu
 from .scoring import AdditiveAttention
+from ._checks import positive_int, unit_interval
 
 __all__ = [
     "GRUEncoder",
@@ -55,18 +56,6 @@ __all__ = [
     "translate",
     "evaluate_bleu",
 ]
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
-
-
-def _check_dropout(dropout: object) -> float:
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
-    return float(dropout)
 
 
 def _check_tokens(tokens: object, name: str) -> torch.Tensor:
@@ -107,8 +96,8 @@ class GRUEncoder(nn.Module):
         super().__init__()
         for name, value in (("vocab_size", vocab_size), ("embed_size", embed_size),
                             ("num_hiddens", num_hiddens), ("num_layers", num_layers)):
-            _check_positive_int(name, value)
-        dropout = _check_dropout(dropout)
+            positive_int(name, value)
+        dropout = unit_interval("dropout", dropout)
         self.num_hiddens, self.num_layers = num_hiddens, num_layers
         self.embedding = nn.Embedding(vocab_size, embed_size)
         self.dropout = nn.Dropout(dropout)
@@ -166,8 +155,8 @@ class AttentionDecoder(nn.Module):
         super().__init__()
         for name, value in (("vocab_size", vocab_size), ("embed_size", embed_size),
                             ("num_hiddens", num_hiddens), ("num_layers", num_layers)):
-            _check_positive_int(name, value)
-        dropout = _check_dropout(dropout)
+            positive_int(name, value)
+        dropout = unit_interval("dropout", dropout)
         self.vocab_size, self.num_hiddens, self.num_layers = vocab_size, num_hiddens, num_layers
         self.attention = AdditiveAttention(num_hiddens, num_hiddens, num_hiddens)
         self.embedding = nn.Embedding(vocab_size, embed_size)
@@ -359,7 +348,7 @@ def greedy_decode(model: Seq2Seq, src: torch.Tensor, src_valid_lens, max_len: in
     ``return_weights``, a list of ``B`` weight matrices ``(steps, src_valid_len)``, one row per
     generated token including ``<eos>``.
     """
-    _check_positive_int("max_len", max_len)
+    positive_int("max_len", max_len)
     _check_tokens(src, "src")
     was_training = model.training
     model.eval()
@@ -403,8 +392,8 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_valid_lens, max_len: int,
 
     Returns the same as :func:`greedy_decode`.
     """
-    _check_positive_int("max_len", max_len)
-    _check_positive_int("beam_size", beam_size)
+    positive_int("max_len", max_len)
+    positive_int("beam_size", beam_size)
     if isinstance(length_penalty, bool) or not isinstance(length_penalty, (int, float)) or length_penalty < 0:
         raise ValueError(f"length_penalty must be a non-negative number, got {length_penalty!r}")
     _check_tokens(src, "src")
@@ -495,9 +484,9 @@ def translate(model: Seq2Seq, sentences: Sequence[str] | Sequence[Sequence[str]]
 
     ``beam_size=1`` decodes greedily; ``max_len`` (default ``num_steps``) bounds the output length.
     """
-    _check_positive_int("num_steps", num_steps)
-    _check_positive_int("batch_size", batch_size)
-    max_len = num_steps if max_len is None else _check_positive_int("max_len", max_len)
+    positive_int("num_steps", num_steps)
+    positive_int("batch_size", batch_size)
+    max_len = num_steps if max_len is None else positive_int("max_len", max_len)
     token_lists, src, lens = encode_sentences(sentences, src_vocab, num_steps)
     device = next(model.parameters()).device
     out: list[Translation] = []

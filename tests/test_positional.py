@@ -51,7 +51,7 @@ def test_odd_and_bad_sizes_are_rejected_clearly():
         RotaryPositionalEncoding(3)
     with pytest.raises(ValueError, match="max_len must be a positive int"):
         SinusoidalPositionalEncoding(8, max_len=0)
-    with pytest.raises(ValueError, match="dropout must be a probability"):
+    with pytest.raises(ValueError, match="dropout must be a number in"):
         SinusoidalPositionalEncoding(8, dropout=1.5)
     with pytest.raises(ValueError, match="base must be a number > 1"):
         sinusoidal_frequencies(8, base=1)

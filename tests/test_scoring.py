@@ -323,8 +323,8 @@ def test_additive_bad_inputs(kwargs, match):
     [
         (lambda: AdditiveAttention(0, 4, 8), "query_dim must be a positive int"),
         (lambda: AdditiveAttention(4, 4.0, 8), "key_dim must be a positive int"),
-        (lambda: AdditiveAttention(4, 4, 8, dropout=1.0), r"dropout must lie in \[0, 1\)"),
-        (lambda: DotProductAttention(dropout=-0.1), r"dropout must lie in \[0, 1\)"),
+        (lambda: AdditiveAttention(4, 4, 8, dropout=1.0), r"dropout must be a number in \[0, 1\)"),
+        (lambda: DotProductAttention(dropout=-0.1), r"dropout must be a number in \[0, 1\)"),
     ],
 )
 def test_bad_constructor_arguments(factory, match):

@@ -198,7 +198,7 @@ def test_translate_and_evaluate_bleu_end_to_end():
     "call, match",
     [
         (lambda m: GRUEncoder(0, 4, 4), "vocab_size must be a positive int"),
-        (lambda m: AttentionDecoder(5, 4, 4, dropout=1.0), "dropout must lie in"),
+        (lambda m: AttentionDecoder(5, 4, 4, dropout=1.0), "dropout must be a number in"),
         (lambda m: Seq2Seq(GRUEncoder(5, 4, 4), AttentionDecoder(5, 4, 8), bos_id=0, eos_id=1, pad_id=2),
          "same num_hiddens"),
         (lambda m: Seq2Seq(GRUEncoder(5, 4, 4), AttentionDecoder(5, 4, 4), bos_id=9, eos_id=1, pad_id=2),
