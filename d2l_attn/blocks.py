@@ -1,0 +1,412 @@
+r"""Transformer building blocks: FFN, residual + LayerNorm, encoder and decoder blocks (chapter 7).
+
+A Transformer layer (Vaswani et al., 2017) alternates two kinds of *sublayers*:
+
+* **attention** mixes information *across positions* (multi-head attention, chapter 5);
+* the **position-wise feed-forward network** transforms each position *on its own*, with the
+  same weights at every position:
+
+  .. math:: \operatorname{FFN}(\mathbf{x}) = \mathbf{W}_2 \max(0, \mathbf{W}_1\mathbf{x} + \mathbf{b}_1) + \mathbf{b}_2,
+
+  with :math:`\mathbf{W}_1 \in \mathbb{R}^{d_{ff}\times d}` and :math:`\mathbf{W}_2 \in \mathbb{R}^{d\times d_{ff}}`.
+
+Every sublayer :math:`F` is wrapped in a residual connection (He et al., 2016) and a layer
+normalization (Ba et al., 2016), in one of two orders (:class:`AddNorm`):
+
+.. math::
+
+    \text{post-LN (the paper):}\quad \mathbf{x} \leftarrow \operatorname{LN}(\mathbf{x} + \operatorname{dropout}(F(\mathbf{x}))),
+    \qquad
+    \text{pre-LN (Xiong et al., 2020):}\quad \mathbf{x} \leftarrow \mathbf{x} + \operatorname{dropout}(F(\operatorname{LN}(\mathbf{x}))).
+
+Pre-LN keeps an identity path from the input to the output of the whole stack and trains
+stably without learning-rate warm-up; it needs one final LayerNorm after the last block (the
+stacks in :mod:`d2l_attn.transformer` add it when ``norm_first=True``).
+
+* :class:`TransformerEncoderBlock`: self-attention (padding mask on the keys) + FFN;
+* :class:`TransformerDecoderBlock`: *causal* self-attention (position ``i`` sees ``0..i``) +
+  cross-attention to the encoder outputs (the "memory", padding-masked) + FFN. For generation
+  it also runs one step at a time with a key/value cache (:meth:`TransformerDecoderBlock.step`):
+  the keys and values of earlier positions are kept, projected, instead of being recomputed.
+
+Both blocks match :class:`torch.nn.TransformerEncoderLayer` / ``DecoderLayer`` (``batch_first=True``,
+``activation="relu"``, either ``norm_first``) with the same weights; ``load_torch_weights``
+copies them and the tests compare outputs. Attention weights are returned explicitly with
+``return_weights=True``, never stored on the module. Shapes are batch-first ``(B, T, d_model)``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .masking import causal_mask
+from .multihead import MultiHeadAttention, merge_heads, split_heads
+from ._checks import positive_int, unit_interval
+
+__all__ = [
+    "PositionWiseFFN",
+    "AddNorm",
+    "TransformerEncoderBlock",
+    "TransformerDecoderBlock",
+    "LayerCache",
+    "project_keys_values",
+    "attend_projected",
+]
+
+
+def _check_d_model_heads(d_model, num_heads) -> None:
+    positive_int("d_model", d_model)
+    positive_int("num_heads", num_heads)
+    if d_model % num_heads != 0:
+        raise ValueError(
+            f"d_model={d_model} must be divisible by num_heads={num_heads} "
+            f"(each head gets d_model // num_heads dimensions)"
+        )
+
+
+def _check_input(x, name: str, d_model: int, steps: str = "T") -> torch.Tensor:
+    if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != d_model:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must have shape (B, {steps}, d_model={d_model}), got {shape}")
+    return x
+
+
+# --------------------------------------------------------------------------------------------
+# the two small pieces
+# --------------------------------------------------------------------------------------------
+class PositionWiseFFN(nn.Module):
+    r"""Position-wise feed-forward network: the same two-layer MLP at every position.
+
+    .. math:: \operatorname{FFN}(\mathbf{x}) = \mathbf{W}_2\, \operatorname{dropout}(\max(0, \mathbf{W}_1\mathbf{x} + \mathbf{b}_1)) + \mathbf{b}_2
+
+    Input ``(B, T, d_model)`` (or any ``(..., d_model)``), output the same shape. It never mixes
+    positions: changing token ``j`` changes output ``j`` only.
+
+    Args:
+        d_model: input and output size.
+        d_ff: hidden size (the paper uses ``4 * d_model``).
+        dropout: dropout after the activation (as :class:`torch.nn.TransformerEncoderLayer`).
+        activation: ``"relu"`` (the paper) or ``"gelu"``.
+    """
+
+    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "relu"):
+        super().__init__()
+        positive_int("d_model", d_model)
+        positive_int("d_ff", d_ff)
+        if activation not in ("relu", "gelu"):
+            raise ValueError(f"activation must be 'relu' or 'gelu', got {activation!r}")
+        self.d_model, self.d_ff, self.activation = d_model, d_ff, activation
+        self.dense1 = nn.Linear(d_model, d_ff)
+        self.dense2 = nn.Linear(d_ff, d_model)
+        self.dropout = nn.Dropout(unit_interval("dropout", dropout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.dim() < 1 or x.shape[-1] != self.d_model:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"x must have shape (..., d_model={self.d_model}), got {shape}")
+        act = F.relu if self.activation == "relu" else F.gelu
+        hidden = self.dropout(act(self.dense1(x)))  # (..., d_ff)
+        return self.dense2(hidden)  # (..., d_model)
+
+    def extra_repr(self) -> str:
+        return f"d_model={self.d_model}, d_ff={self.d_ff}, activation={self.activation!r}"
+
+
+class AddNorm(nn.Module):
+    r"""Residual connection + layer normalization around a sublayer :math:`F`, in either order.
+
+    .. math::
+
+        \text{post-LN:}\ \operatorname{LN}(\mathbf{x} + \operatorname{dropout}(F(\mathbf{x}))),
+        \qquad
+        \text{pre-LN:}\ \mathbf{x} + \operatorname{dropout}(F(\operatorname{LN}(\mathbf{x}))),
+
+    where :math:`\operatorname{LN}` normalizes each position's vector over its ``d_model``
+    features (mean 0, variance 1, then a learned scale and shift): one token's statistics never
+    depend on other tokens, other sentences or padding -- unlike batch normalization.
+
+    ``forward(x, sublayer)`` calls ``sublayer`` (a callable ``(B, T, d) -> (B, T, d)``) on ``x``
+    or on ``LN(x)``. If the sublayer returns a tuple ``(y, *extra)`` (e.g. attention output and
+    weights), the result is ``(new_x, *extra)``.
+
+    Args:
+        d_model: the normalized size.
+        dropout: dropout on the sublayer's output before the addition.
+        norm_first: ``False`` = post-LN (Vaswani et al., 2017), ``True`` = pre-LN.
+        eps: LayerNorm's epsilon.
+    """
+
+    def __init__(self, d_model: int, dropout: float = 0.0, norm_first: bool = False, eps: float = 1e-5):
+        super().__init__()
+        positive_int("d_model", d_model)
+        self.d_model, self.norm_first = d_model, bool(norm_first)
+        self.norm = nn.LayerNorm(d_model, eps=eps)
+        self.dropout = nn.Dropout(unit_interval("dropout", dropout))
+
+    def forward(self, x: torch.Tensor, sublayer: Callable):
+        if not callable(sublayer):
+            raise ValueError(f"sublayer must be a callable (B, T, d) -> (B, T, d), got {type(sublayer).__name__}")
+        out = sublayer(self.norm(x) if self.norm_first else x)
+        extra: tuple = ()
+        if isinstance(out, tuple):
+            out, *extra = out
+        if out.shape != x.shape:
+            raise ValueError(f"the sublayer must keep the shape {tuple(x.shape)}, got {tuple(out.shape)}")
+        y = x + self.dropout(out)  # (B, T, d): the residual connection
+        if not self.norm_first:
+            y = self.norm(y)
+        return (y, *extra) if extra else y
+
+    def extra_repr(self) -> str:
+        return f"d_model={self.d_model}, norm_first={self.norm_first}"
+
+
+# --------------------------------------------------------------------------------------------
+# attention on projected keys/values (shared by the KV cache and the full path)
+# --------------------------------------------------------------------------------------------
+def project_keys_values(mha: MultiHeadAttention, keys: torch.Tensor, values: torch.Tensor):
+    """The per-head keys and values ``(B, h, T_k, d_h)`` that ``mha`` would compute from its inputs."""
+    k = split_heads(mha.W_k(keys), mha.num_heads)  # (B, h, T_k, d_h)
+    v = split_heads(mha.W_v(values), mha.num_heads)  # (B, h, T_k, d_h)
+    return k, v
+
+
+def attend_projected(mha: MultiHeadAttention, queries: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                     valid_lens=None, attn_mask=None, return_weights: bool = False):
+    r"""``mha(queries, keys, values)`` given keys and values already projected by :func:`project_keys_values`.
+
+    :math:`\operatorname{concat}_i(\operatorname{attention}(\mathbf{Q}\mathbf{W}^q_i, \mathbf{K}_i, \mathbf{V}_i))\mathbf{W}^o`;
+    returns ``(B, T_q, d_model)`` or ``(output, weights (B, h, T_q, T_k))``.
+    """
+    if isinstance(attn_mask, torch.Tensor) and attn_mask.dim() == 3:
+        attn_mask = attn_mask.unsqueeze(1)  # (B, 1, T_q, T_k): the same for every head
+    q = split_heads(mha.W_q(queries), mha.num_heads)  # (B, h, T_q, d_h)
+    result = mha.attention(q, k, v, valid_lens=valid_lens, attn_mask=attn_mask, return_weights=return_weights)
+    heads, weights = result if return_weights else (result, None)  # (B, h, T_q, d_h)
+    output = mha.W_o(merge_heads(heads))  # (B, T_q, d_model)
+    return (output, weights) if return_weights else output
+
+
+# --------------------------------------------------------------------------------------------
+# encoder block
+# --------------------------------------------------------------------------------------------
+def _copy_linear(ours: nn.Linear, theirs: nn.Linear) -> None:
+    ours.weight.copy_(theirs.weight)
+    ours.bias.copy_(theirs.bias)
+
+
+def _copy_norm(ours: nn.LayerNorm, theirs: nn.LayerNorm) -> None:
+    ours.weight.copy_(theirs.weight)
+    ours.bias.copy_(theirs.bias)
+
+
+def _check_torch_layer(layer, cls, block) -> None:
+    if not isinstance(layer, cls):
+        raise ValueError(f"layer must be a {cls.__module__}.{cls.__name__}, got {type(layer).__name__}")
+    if layer.norm_first != block.norm_first:
+        raise ValueError(f"norm_first differs: torch layer {layer.norm_first}, this block {block.norm_first}")
+    if layer.linear1.out_features != block.ffn.d_ff:
+        raise ValueError(f"d_ff differs: torch layer {layer.linear1.out_features}, this block {block.ffn.d_ff}")
+    act = getattr(layer, "activation", None)
+    name = {F.relu: "relu", F.gelu: "gelu"}.get(act, type(act).__name__.lower())
+    if name != block.ffn.activation:
+        raise ValueError(f"activation differs: torch layer {name}, this block {block.ffn.activation}")
+
+
+class TransformerEncoderBlock(nn.Module):
+    r"""One encoder layer: multi-head self-attention and an FFN, each with residual + LayerNorm.
+
+    .. math::
+
+        \mathbf{Y} = \operatorname{AddNorm}(\mathbf{X}, \operatorname{MultiHead}(\cdot, \cdot, \cdot)),
+        \qquad
+        \mathbf{Z} = \operatorname{AddNorm}(\mathbf{Y}, \operatorname{FFN}).
+
+    ``forward(x (B, T, d), valid_lens=None, return_weights=False)``: ``valid_lens (B,)`` marks the
+    real tokens; padded positions are never attended to (their own outputs are computed but
+    meaningless). Returns ``(B, T, d)`` or ``(output, weights (B, h, T, T))``.
+
+    Args:
+        d_model, num_heads, d_ff: sizes (``d_model`` divisible by ``num_heads``).
+        dropout: on attention weights, after the FFN activation, and on each sublayer output.
+        norm_first: pre-LN instead of the paper's post-LN.
+        activation: ``"relu"`` or ``"gelu"`` in the FFN.
+        fused: fused attention (:func:`torch.nn.functional.scaled_dot_product_attention`) when
+            the weights are not requested.
+    """
+
+    def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.0,
+                 norm_first: bool = False, activation: str = "relu", fused: bool = True):
+        super().__init__()
+        _check_d_model_heads(d_model, num_heads)
+        dropout = unit_interval("dropout", dropout)
+        self.d_model, self.num_heads, self.norm_first = d_model, num_heads, bool(norm_first)
+        self.attention = MultiHeadAttention(d_model, num_heads, dropout, fused=fused)
+        self.addnorm1 = AddNorm(d_model, dropout, norm_first)
+        self.ffn = PositionWiseFFN(d_model, d_ff, dropout, activation)
+        self.addnorm2 = AddNorm(d_model, dropout, norm_first)
+
+    def forward(self, x: torch.Tensor, valid_lens=None, return_weights: bool = False):
+        _check_input(x, "x", self.d_model)
+        y, weights = self.addnorm1(
+            x, lambda h: self._self_attend(h, valid_lens, return_weights))  # (B, T, d), (B, h, T, T)
+        z = self.addnorm2(y, self.ffn)  # (B, T, d)
+        return (z, weights) if return_weights else z
+
+    def _self_attend(self, h, valid_lens, return_weights):
+        out = self.attention(h, h, h, valid_lens=valid_lens, return_weights=return_weights)
+        return out if return_weights else (out, None)
+
+    @torch.no_grad()
+    def load_torch_weights(self, layer: nn.TransformerEncoderLayer) -> "TransformerEncoderBlock":
+        """Copy the weights of a :class:`torch.nn.TransformerEncoderLayer` with the same sizes."""
+        _check_torch_layer(layer, nn.TransformerEncoderLayer, self)
+        self.attention.load_torch_weights(layer.self_attn)
+        _copy_linear(self.ffn.dense1, layer.linear1)
+        _copy_linear(self.ffn.dense2, layer.linear2)
+        _copy_norm(self.addnorm1.norm, layer.norm1)
+        _copy_norm(self.addnorm2.norm, layer.norm2)
+        return self
+
+    def extra_repr(self) -> str:
+        return f"norm_first={self.norm_first}"
+
+
+# --------------------------------------------------------------------------------------------
+# decoder block
+# --------------------------------------------------------------------------------------------
+class LayerCache(NamedTuple):
+    """What one decoder block keeps between generation steps (the key/value cache).
+
+    ``self_k``/``self_v``: projected keys/values of every target position decoded so far,
+    ``(B, h, t, d_h)``; ``memory_k``/``memory_v``: projected keys/values of the encoder outputs,
+    ``(B, h, T_src, d_h)``, computed once per sentence.
+    """
+
+    self_k: torch.Tensor
+    self_v: torch.Tensor
+    memory_k: torch.Tensor
+    memory_v: torch.Tensor
+
+    def index_select(self, index: torch.Tensor) -> "LayerCache":
+        """Select/repeat batch entries (beam search)."""
+        return LayerCache(*(t.index_select(0, index) for t in self))
+
+
+class TransformerDecoderBlock(nn.Module):
+    r"""One decoder layer: causal self-attention, cross-attention to the encoder, FFN.
+
+    .. math::
+
+        \mathbf{Y} = \operatorname{AddNorm}(\mathbf{X}, \operatorname{MultiHead}_{\text{causal}}(\mathbf{X}, \mathbf{X}, \mathbf{X})),\quad
+        \mathbf{Z} = \operatorname{AddNorm}(\mathbf{Y}, \operatorname{MultiHead}(\mathbf{Y}, \mathbf{M}, \mathbf{M})),\quad
+        \operatorname{AddNorm}(\mathbf{Z}, \operatorname{FFN}),
+
+    where :math:`\mathbf{M}` are the encoder outputs (the memory). In the causal self-attention
+    position :math:`i` attends to positions :math:`j \le i` only, so in training (teacher forcing,
+    all positions at once) no position sees the tokens it has to predict.
+
+    ``forward(x (B, T', d), memory (B, T, d), memory_valid_lens=None, return_weights=False)``
+    -> ``(B, T', d)`` or ``(output, self_weights (B, h, T', T'), cross_weights (B, h, T', T))``.
+
+    :meth:`step` runs the same computation for new positions only, with a :class:`LayerCache`.
+    """
+
+    def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.0,
+                 norm_first: bool = False, activation: str = "relu", fused: bool = True):
+        super().__init__()
+        _check_d_model_heads(d_model, num_heads)
+        dropout = unit_interval("dropout", dropout)
+        self.d_model, self.num_heads, self.norm_first = d_model, num_heads, bool(norm_first)
+        self.self_attention = MultiHeadAttention(d_model, num_heads, dropout, fused=fused)
+        self.addnorm1 = AddNorm(d_model, dropout, norm_first)
+        self.cross_attention = MultiHeadAttention(d_model, num_heads, dropout, fused=fused)
+        self.addnorm2 = AddNorm(d_model, dropout, norm_first)
+        self.ffn = PositionWiseFFN(d_model, d_ff, dropout, activation)
+        self.addnorm3 = AddNorm(d_model, dropout, norm_first)
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_valid_lens=None,
+                return_weights: bool = False):
+        _check_input(x, "x", self.d_model, "T'")
+        _check_input(memory, "memory", self.d_model, "T")
+        if memory.shape[0] != x.shape[0]:
+            raise ValueError(f"memory must have batch size {x.shape[0]} like x, got {memory.shape[0]}")
+        causal = causal_mask(x.shape[1], device=x.device)  # (T', T'): True = may attend
+
+        def self_attend(h):
+            out = self.self_attention(h, h, h, attn_mask=causal, return_weights=return_weights)
+            return out if return_weights else (out, None)
+
+        def cross_attend(h):
+            out = self.cross_attention(h, memory, memory, valid_lens=memory_valid_lens,
+                                       return_weights=return_weights)
+            return out if return_weights else (out, None)
+
+        y, w_self = self.addnorm1(x, self_attend)  # (B, T', d), (B, h, T', T')
+        z, w_cross = self.addnorm2(y, cross_attend)  # (B, T', d), (B, h, T', T)
+        out = self.addnorm3(z, self.ffn)  # (B, T', d)
+        return (out, w_self, w_cross) if return_weights else out
+
+    # -- incremental decoding -----------------------------------------------------------------
+    def init_cache(self, memory: torch.Tensor) -> LayerCache:
+        """Empty self-attention cache and the projected memory keys/values for one sentence batch."""
+        _check_input(memory, "memory", self.d_model, "T")
+        mem_k, mem_v = project_keys_values(self.cross_attention, memory, memory)  # (B, h, T, d_h) x 2
+        batch, heads, head_dim = memory.shape[0], self.num_heads, self.d_model // self.num_heads
+        empty = memory.new_zeros(batch, heads, 0, head_dim)  # (B, h, 0, d_h)
+        return LayerCache(empty, empty, mem_k, mem_v)
+
+    def step(self, x: torch.Tensor, cache: LayerCache, memory_valid_lens=None, return_weights: bool = False):
+        r"""Process the next ``T_new`` target positions given the cache of the earlier ``t``.
+
+        The new positions' keys and values are projected once and appended to the cache; each new
+        query attends to all cached positions and to new positions up to itself
+        (:func:`d2l_attn.masking.causal_mask` with ``T_k = t + T_new``). Feeding a sequence one
+        token at a time gives the same outputs as :meth:`forward` on the whole sequence.
+
+        Returns ``(out (B, T_new, d), new_cache)`` or, with ``return_weights``,
+        ``(out, new_cache, self_weights (B, h, T_new, t + T_new), cross_weights (B, h, T_new, T))``.
+        """
+        _check_input(x, "x", self.d_model, "T_new")
+        if not isinstance(cache, LayerCache):
+            raise ValueError(f"cache must be a LayerCache (see init_cache), got {type(cache).__name__}")
+        holder = {}
+
+        def self_attend(h):
+            k_new, v_new = project_keys_values(self.self_attention, h, h)  # (B, h, T_new, d_h)
+            k = torch.cat([cache.self_k, k_new], dim=2)  # (B, h, t + T_new, d_h)
+            v = torch.cat([cache.self_v, v_new], dim=2)  # (B, h, t + T_new, d_h)
+            holder["k"], holder["v"] = k, v
+            mask = causal_mask(h.shape[1], k.shape[2], device=h.device)  # (T_new, t + T_new)
+            out = attend_projected(self.self_attention, h, k, v, attn_mask=mask, return_weights=return_weights)
+            return out if return_weights else (out, None)
+
+        def cross_attend(h):
+            out = attend_projected(self.cross_attention, h, cache.memory_k, cache.memory_v,
+                                   valid_lens=memory_valid_lens, return_weights=return_weights)
+            return out if return_weights else (out, None)
+
+        y, w_self = self.addnorm1(x, self_attend)  # (B, T_new, d)
+        z, w_cross = self.addnorm2(y, cross_attend)  # (B, T_new, d)
+        out = self.addnorm3(z, self.ffn)  # (B, T_new, d)
+        new_cache = cache._replace(self_k=holder["k"], self_v=holder["v"])
+        return (out, new_cache, w_self, w_cross) if return_weights else (out, new_cache)
+
+    @torch.no_grad()
+    def load_torch_weights(self, layer: nn.TransformerDecoderLayer) -> "TransformerDecoderBlock":
+        """Copy the weights of a :class:`torch.nn.TransformerDecoderLayer` with the same sizes."""
+        _check_torch_layer(layer, nn.TransformerDecoderLayer, self)
+        self.self_attention.load_torch_weights(layer.self_attn)
+        self.cross_attention.load_torch_weights(layer.multihead_attn)
+        _copy_linear(self.ffn.dense1, layer.linear1)
+        _copy_linear(self.ffn.dense2, layer.linear2)
+        for ours, theirs in ((self.addnorm1, layer.norm1), (self.addnorm2, layer.norm2), (self.addnorm3, layer.norm3)):
+            _copy_norm(ours.norm, theirs)
+        return self
+
+    def extra_repr(self) -> str:
+        return f"norm_first={self.norm_first}"

@@ -1,0 +1,268 @@
+"""Tests for d2l_attn.transformer: the encoder-decoder, masks, KV-cache decoding, saving, training."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from d2l_attn import seq2seq, transformer
+from d2l_attn.data import Vocab
+from d2l_attn.training import Trainer, load_checkpoint, move_to_device
+from d2l_attn.transformer import Transformer, TransformerDecoder, TransformerEncoder
+
+ROOT = Path(__file__).resolve().parents[1]
+RESERVED = ["<pad>", "<bos>", "<eos>"]
+SRC_VOCAB = Vocab([[f"s{i}" for i in range(9)]], reserved_tokens=RESERVED)  # 13 tokens
+TGT_VOCAB = Vocab([[f"t{i}" for i in range(11)]], reserved_tokens=RESERVED)  # 15 tokens
+PAD, BOS, EOS = 1, 2, 3
+
+
+def make_model(norm_first=False, seed=0, fused=True, **kwargs) -> Transformer:
+    torch.manual_seed(seed)
+    sizes = dict(d_model=16, num_heads=4, d_ff=32, num_layers=2, dropout=0.0)
+    sizes.update(kwargs)
+    return Transformer.from_vocabs(SRC_VOCAB, TGT_VOCAB, norm_first=norm_first, fused=fused, **sizes).eval()
+
+
+def batch(seed=0, batch_size=4, src_steps=6, tgt_steps=5):
+    g = torch.Generator().manual_seed(seed)
+    lens = torch.randint(1, src_steps + 1, (batch_size,), generator=g)
+    lens[0] = src_steps
+    src = torch.randint(4, len(SRC_VOCAB), (batch_size, src_steps), generator=g)
+    src[torch.arange(src_steps) >= lens[:, None]] = PAD
+    tgt = torch.randint(4, len(TGT_VOCAB), (batch_size, tgt_steps), generator=g)
+    return src, lens, tgt
+
+
+# -- shapes and masks -----------------------------------------------------------------------------
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_shapes_and_weights(norm_first):
+    model = make_model(norm_first)
+    src, lens, tgt = batch()
+    logits = model(src, lens, tgt)
+    assert logits.shape == (4, 5, len(TGT_VOCAB))
+    logits2, w = model(src, lens, tgt, return_weights=True)
+    torch.testing.assert_close(logits2, logits, atol=1e-5, rtol=1e-5)  # reference path == fused path
+    assert w.encoder.shape == (4, 2, 4, 6, 6)
+    assert w.decoder_self.shape == (4, 2, 4, 5, 5)
+    assert w.decoder_cross.shape == (4, 2, 4, 5, 6)
+    for weights in w:
+        torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:-1]))
+    pad = torch.arange(6) >= lens[:, None]  # (B, T)
+    assert torch.all(w.encoder.masked_select(pad[:, None, None, None, :]) == 0)
+    assert torch.all(w.decoder_cross.masked_select(pad[:, None, None, None, :]) == 0)
+    assert torch.all(w.decoder_self.triu(diagonal=1) == 0)
+    assert isinstance(model.encoder.final_norm, torch.nn.LayerNorm) == norm_first
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_decoder_is_causal_end_to_end(fused):
+    model = make_model(fused=fused)
+    src, lens, tgt = batch()
+    changed = tgt.clone()
+    changed[:, 3:] = (tgt[:, 3:] + 1 - 4) % (len(TGT_VOCAB) - 4) + 4  # other future tokens
+    a, b = model(src, lens, tgt), model(src, lens, changed)
+    torch.testing.assert_close(a[:, :3], b[:, :3])
+    assert (a[:, 3:] - b[:, 3:]).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_padded_source_tokens_change_nothing(fused):
+    model = make_model(fused=fused)
+    src, lens, tgt = batch(seed=1)
+    other = src.clone()
+    pad = torch.arange(src.shape[1]) >= lens[:, None]
+    other[pad] = 5  # real-looking tokens where the padding was
+    torch.testing.assert_close(model(src, lens, tgt), model(other, lens, tgt))
+    # a sentence alone gives the same logits as inside the padded batch
+    i = int(torch.argmin(lens))
+    alone = model(src[i:i + 1, :lens[i]], lens[i:i + 1], tgt[i:i + 1])
+    torch.testing.assert_close(alone, model(src, lens, tgt)[i:i + 1], atol=1e-5, rtol=1e-5)
+
+
+# -- generation with the key/value cache ---------------------------------------------------------
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_incremental_decoding_equals_full_recomputation(norm_first):
+    model = make_model(norm_first)
+    src, lens, tgt = batch(seed=2)
+    full = model(src, lens, tgt)  # (B, T', V)
+    state = model.encode(src, lens)
+    steps = []
+    for t in range(tgt.shape[1]):
+        logits, state, weights = model.decoder.step(tgt[:, t], state)
+        steps.append(logits)
+        assert weights.shape == (4, 6)
+        torch.testing.assert_close(weights.sum(-1), torch.ones(4))
+    assert state.num_decoded == tgt.shape[1]
+    assert state.caches[0].self_k.shape == (4, 4, tgt.shape[1], 4)
+    torch.testing.assert_close(torch.stack(steps, 1), full, atol=1e-5, rtol=1e-5)
+    # the step's weights are the last layer's cross-attention averaged over heads
+    _, w = model(src, lens, tgt, return_weights=True)
+    torch.testing.assert_close(weights, w.decoder_cross[:, -1, :, -1].mean(1), atol=1e-6, rtol=1e-5)
+
+
+def test_greedy_decode_matches_argmax_of_full_recomputation():
+    model = make_model(seed=3)
+    src, lens, _ = batch(seed=3)
+    out = seq2seq.greedy_decode(model, src, lens, max_len=6)
+    # recompute greedily without any cache: feed the whole prefix every time
+    prefix = torch.full((4, 1), BOS)
+    for _ in range(6):
+        nxt = model(src, lens, prefix)[:, -1].argmax(-1, keepdim=True)
+        prefix = torch.cat([prefix, nxt], 1)
+    expected = [row[:row.index(EOS)] if EOS in row else row for row in prefix[:, 1:].tolist()]
+    assert out == expected
+
+
+def test_beam_search_and_translate_work_unchanged():
+    model = make_model(seed=4)
+    src, lens, _ = batch(seed=4)
+    greedy = seq2seq.greedy_decode(model, src, lens, 6)
+    assert seq2seq.beam_search(model, src, lens, 6, beam_size=1) == greedy
+    beams, mats = seq2seq.beam_search(model, src, lens, 6, beam_size=3, return_weights=True)
+    assert len(beams) == 4 and all(m.shape[1] == int(n) for m, n in zip(mats, lens))
+    out = seq2seq.translate(model, ["s1 s2 s3", "s4"], SRC_VOCAB, TGT_VOCAB, num_steps=6, beam_size=2)
+    assert len(out) == 2 and out[0].weights.shape[1] == 4  # 3 tokens + <eos>
+    pairs = [(["s1", "s2"], ["t1", "t2"]), (["s3"], ["t3"])]
+    scores = seq2seq.evaluate_bleu(model, pairs, SRC_VOCAB, TGT_VOCAB, num_steps=6)
+    assert scores["num_sentences"] == 2 and 0.0 <= scores["corpus_bleu"] <= 1.0
+
+
+def test_reorder_state_repeats_caches():
+    model = make_model()
+    src, lens, tgt = batch()
+    state = model.encode(src, lens)
+    _, state, _ = model.decoder.step(tgt[:, 0], state)
+    picked = model.decoder.reorder_state(state, torch.tensor([3, 3, 0]))
+    assert picked.enc_outputs.shape[0] == 3 and picked.src_valid_lens.tolist() == [lens[3], lens[3], lens[0]]
+    torch.testing.assert_close(picked.caches[1].self_k[0], state.caches[1].self_k[3])
+    assert picked.num_decoded == 1
+
+
+# -- training, saving, loading --------------------------------------------------------------------
+def copy_task(num=64, steps=5, seed=0):
+    """Target = source tokens mapped to the target vocabulary (s_i -> t_i), then <eos>."""
+    g = torch.Generator().manual_seed(seed)
+    src = torch.randint(4, 12, (num, steps), generator=g)
+    tgt = torch.cat([src, torch.full((num, 1), EOS)], 1)
+    return src, torch.full((num,), steps), tgt, torch.full((num,), steps + 1)
+
+
+def test_training_reduces_loss_on_a_tiny_task(tmp_path):
+    model = make_model(d_model=32, d_ff=64)
+    data = copy_task()
+    loader = [tuple(t[i:i + 16] for t in data) for i in range(0, 64, 16)]
+    trainer = Trainer(model, seq2seq.seq2seq_loss, lr=3e-3, device="cpu", progress=False)
+    history = trainer.fit(loader, loader, num_epochs=8)
+    assert history["train_loss"][-1] < 0.5 * history["train_loss"][0], history["train_loss"]
+    # Trainer checkpoint round trip (weights_only=True inside)
+    path = trainer.save_checkpoint(tmp_path / "ckpt.pt")
+    clone = make_model(d_model=32, d_ff=64, seed=1)
+    load_checkpoint(path, clone)
+    src, lens, tgt, _ = data
+    torch.testing.assert_close(clone.eval()(src, lens, tgt), model.eval()(src, lens, tgt))
+
+
+def test_save_model_and_load_model_round_trip(tmp_path):
+    model = make_model(norm_first=True)
+    path = transformer.save_model(tmp_path / "model.pt", model, SRC_VOCAB, TGT_VOCAB, bleu=0.5)
+    loaded, src_vocab, tgt_vocab, extra = transformer.load_model(path)
+    assert src_vocab.idx_to_token == SRC_VOCAB.idx_to_token and tgt_vocab.idx_to_token == TGT_VOCAB.idx_to_token
+    assert extra == {"bleu": 0.5} and loaded.config == model.config and not loaded.training
+    src, lens, tgt = batch()
+    torch.testing.assert_close(loaded(src, lens, tgt), model(src, lens, tgt))
+    torch.load(path, weights_only=True)  # plain data only
+    with pytest.raises(ValueError, match="vocabulary sizes"):
+        transformer.save_model(tmp_path / "bad.pt", model, TGT_VOCAB, SRC_VOCAB)
+    with pytest.raises(ValueError, match="no saved model"):
+        transformer.load_model(tmp_path / "missing.pt")
+    torch.save({"model": {}}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="save_model"):
+        transformer.load_model(tmp_path / "other.pt")
+
+
+def test_bf16_autocast_and_device_moves_on_cpu():
+    """The GPU code path (autocast to bf16, batches moved to the model's device) runs on a CPU too."""
+    model = make_model(d_model=32, d_ff=64)
+    src, lens, tgt, tlens = move_to_device(copy_task(16), torch.device("cpu"))
+    loss32, _ = seq2seq.seq2seq_loss(model, (src, lens, tgt, tlens))
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        logits = model(src, lens, tgt)
+        loss16, _ = seq2seq.seq2seq_loss(model.train(), (src, lens, tgt, tlens))
+    assert logits.dtype == torch.bfloat16
+    torch.testing.assert_close(loss16.float(), loss32, atol=0.05, rtol=0.02)
+    loss16.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() and g.dtype == torch.float32 for g in grads)
+    # the reference attention path under autocast too
+    model.set_fused(False)
+    paths = [m.fused for m in model.modules() if type(m).__name__ == "DotProductAttention"]
+    assert len(paths) == 6 and not any(paths)  # 2 encoder + 2 x 2 decoder attentions
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        assert torch.isfinite(model.eval()(src, lens, tgt).float()).all()
+
+
+# -- bad arguments --------------------------------------------------------------------------------
+def test_bad_arguments_are_rejected_clearly():
+    with pytest.raises(ValueError, match="divisible by num_heads"):
+        Transformer.from_vocabs(SRC_VOCAB, TGT_VOCAB, d_model=30, num_heads=4)
+    with pytest.raises(ValueError, match="even"):
+        TransformerEncoder(10, d_model=9, num_heads=3)
+    with pytest.raises(ValueError, match="num_layers"):
+        TransformerDecoder(10, d_model=8, num_heads=2, num_layers=0)
+    with pytest.raises(ValueError, match="same d_model"):
+        Transformer(TransformerEncoder(13, d_model=16), TransformerDecoder(15, d_model=32), bos_id=2, eos_id=3, pad_id=1)
+    with pytest.raises(ValueError, match="bos_id"):
+        Transformer(TransformerEncoder(13, d_model=16), TransformerDecoder(15, d_model=16), bos_id=15, eos_id=3, pad_id=1)
+    with pytest.raises(ValueError, match="<bos>"):
+        Transformer.from_vocabs(SRC_VOCAB, Vocab([["a"]], reserved_tokens=["<pad>", "<eos>"]))
+    with pytest.raises(ValueError, match="Vocab"):
+        Transformer.from_vocabs(["a"], TGT_VOCAB)
+    model = make_model()
+    src, lens, tgt = batch()
+    with pytest.raises(ValueError, match="different vocabularies"):
+        model(src + 20, lens, tgt)  # ids beyond the source vocabulary
+    with pytest.raises(ValueError, match="tgt_in holds token ids"):
+        model(src, lens, tgt + len(TGT_VOCAB))
+    with pytest.raises(ValueError, match="int64"):
+        model(src.float(), lens, tgt)
+    with pytest.raises(ValueError, match="src_valid_lens"):
+        model(src, lens[:2], tgt)
+    with pytest.raises(ValueError, match="batch size"):
+        model(src, lens, tgt[:2])
+    with pytest.raises(ValueError, match="TransformerState"):
+        model.decoder.step(tgt[:, 0], (None,))
+
+
+# -- FLOPs and MFU --------------------------------------------------------------------------------
+def test_flops_and_peak_table():
+    model = make_model()
+    n_enc = sum(p.numel() for p in model.encoder.parameters()) - model.encoder.embed.embedding.weight.numel()
+    n_dec = sum(p.numel() for p in model.decoder.parameters()) - model.decoder.embed.embedding.weight.numel()
+    assert transformer.count_parameters(model.encoder) == n_enc
+    assert transformer.training_flops(model, 100, 50) == 6 * (n_enc * 100 + n_dec * 50)
+    assert transformer.peak_bf16_flops("NVIDIA H100 80GB HBM3") == 989e12
+    assert transformer.peak_bf16_flops("NVIDIA H100 PCIe") == 756e12
+    assert transformer.peak_bf16_flops("NVIDIA A100-SXM4-40GB") == 312e12
+    assert transformer.peak_bf16_flops("NVIDIA A10") == 125e12
+    assert transformer.peak_bf16_flops("Tesla T4") is None and transformer.peak_bf16_flops(None) is None
+    assert transformer.model_flops_utilization(1e12, 0.01, 1e15) == pytest.approx(0.1)
+    assert transformer.model_flops_utilization(1e12, 0.01, None) is None
+
+
+# -- the benchmark script -------------------------------------------------------------------------
+def test_benchmark_smoke():
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "transformer_throughput.py"), "--tiny", "--steps", "2",
+           "--warmup", "1", "--device", "cpu", "--amp"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for label in ("ours, reference attention", "ours, fused attention", "torch.nn.Transformer", "tokens/s", "ratio"):
+        assert label in out, out
+    assert "bf16" in out  # --amp on the CPU exercises the autocast path
