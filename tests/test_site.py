@@ -102,6 +102,8 @@ def test_vendored_assets_are_served_by_the_site(built_book):
     vendor = built_book / "_static" / "vendor"
     for path in ["mathjax/tex-mml-chtml.js", "require.js", "require-config.js", "html-manager/embed-amd.js"]:
         assert (vendor / path).is_file(), path
+    # browsers ask every site for /favicon.ico (the redirecting index.html has no icon link)
+    assert (built_book / "favicon.ico").is_file()
     # and not from a root _static/, whose every script Jupyter Book would inject into every page
     assert not (ROOT / "_static").exists()
     page = (built_book / "chapters" / f"{NOTEBOOKS[0].stem}.html").read_text(encoding="utf-8")
