@@ -335,10 +335,9 @@ class TransformerDecoderBlock(nn.Module):
         _check_input(memory, "memory", self.d_model, "T")
         if memory.shape[0] != x.shape[0]:
             raise ValueError(f"memory must have batch size {x.shape[0]} like x, got {memory.shape[0]}")
-        causal = causal_mask(x.shape[1], device=x.device)  # (T', T'): True = may attend
-
         def self_attend(h):
-            out = self.self_attention(h, h, h, attn_mask=causal, return_weights=return_weights)
+            # causal: position i sees 0..i (SDPA's is_causal flag on the fused path)
+            out = self.self_attention(h, h, h, is_causal=True, return_weights=return_weights)
             return out if return_weights else (out, None)
 
         def cross_attend(h):

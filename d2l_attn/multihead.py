@@ -158,8 +158,12 @@ class MultiHeadAttention(nn.Module):
         valid_lens: torch.Tensor | Sequence[int] | None = None,
         attn_mask: torch.Tensor | None = None,
         return_weights: bool = False,
+        is_causal: bool = False,
     ):
         """Output ``(B, T_q, d_model)``, or ``(output, weights (B, h, T_q, T_k))`` if ``return_weights``.
+
+        ``is_causal``: self-attention in which query ``i`` sees keys ``0..i`` only (see
+        :meth:`d2l_attn.scoring.DotProductAttention.forward`; the fast fused path on GPUs).
 
         ``valid_lens``: ``(B,)`` or ``(B, T_q)`` key lengths. ``attn_mask``: boolean, ``True`` =
         may attend, of shape ``(T_q, T_k)``, ``(B, T_q, T_k)`` (the same for every head) or
@@ -173,7 +177,7 @@ class MultiHeadAttention(nn.Module):
         k = split_heads(self.W_k(keys), self.num_heads)  # (B, h, T_k, d_h)
         v = split_heads(self.W_v(values), self.num_heads)  # (B, h, T_k, d_h)
         result = self.attention(q, k, v, valid_lens=valid_lens, attn_mask=attn_mask,
-                                return_weights=return_weights)
+                                return_weights=return_weights, is_causal=is_causal)
         heads, weights = result if return_weights else (result, None)  # (B, h, T_q, d_h)
         output = self.W_o(merge_heads(heads))  # (B, T_q, d_model)
         return (output, weights) if return_weights else output

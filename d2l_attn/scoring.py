@@ -263,10 +263,28 @@ class DotProductAttention(nn.Module):
         valid_lens: torch.Tensor | Sequence[int] | None = None,
         attn_mask: torch.Tensor | None = None,
         return_weights: bool = False,
+        is_causal: bool = False,
     ):
-        """Output ``(..., T_q, d_v)``, or ``(output, weights (..., T_q, T_k))`` if ``return_weights``."""
+        """Output ``(..., T_q, d_v)``, or ``(output, weights (..., T_q, T_k))`` if ``return_weights``.
+
+        ``is_causal=True`` (self-attention, ``T_q == T_k``): query ``i`` sees keys ``0..i`` only,
+        combined with any other mask. With no other mask the fused path hands SDPA its own
+        ``is_causal`` flag instead of a mask tensor, which keeps the fastest GPU kernels
+        (FlashAttention) eligible; the result is the same.
+        """
         _check_qkv(queries, keys, values, same_dim=True)
         scores_shape = (*queries.shape[:-1], keys.shape[-2])  # (..., T_q, T_k)
+        if is_causal and queries.shape[-2] != keys.shape[-2]:
+            raise ValueError(
+                "is_causal needs as many queries as keys (self-attention), got "
+                f"T_q={queries.shape[-2]} and T_k={keys.shape[-2]}; for other shapes pass "
+                "attn_mask=masking.causal_mask(T_q, T_k)"
+            )
+        fast_causal = is_causal and valid_lens is None and attn_mask is None
+        if is_causal and not fast_causal or is_causal and (return_weights or not self.fused):
+            causal = torch.ones(scores_shape[-2:], dtype=torch.bool, device=queries.device).tril()
+            attn_mask = causal if attn_mask is None else attn_mask & causal  # (..., T_q, T_k)
+            fast_causal = False
         keep = combine_masks(valid_lens, attn_mask, scores_shape, device=queries.device)
         if return_weights or not self.fused:
             scores = self.score(queries, keys)  # (..., T_q, T_k)
@@ -277,7 +295,9 @@ class DotProductAttention(nn.Module):
         dropout_p = self.dropout.p if self.training else 0.0
         scale = 1.0 / math.sqrt(queries.shape[-1])
         if keep is None:
-            return F.scaled_dot_product_attention(queries, keys, values, dropout_p=dropout_p, scale=scale)
+            return F.scaled_dot_product_attention(
+                queries, keys, values, dropout_p=dropout_p, scale=scale, is_causal=fast_causal
+            )
         # A query with no key to attend to makes SDPA divide 0 by 0 (NaN in some versions). Let such
         # rows attend to every key (finite forward and backward), then zero their output.
         has_key = keep.any(dim=-1, keepdim=True)  # (..., T_q, 1)

@@ -367,3 +367,26 @@ def test_scaling_explorer_rejects_bad_d_and_builds():
     with pytest.raises(ValueError, match="d must be one of d_values"):
         widgets.scaling_explorer(d=3)
     assert widgets.scaling_explorer(d_values=(1, 4), d=4).children
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("with_lens", [False, True])
+def test_is_causal_equals_an_explicit_causal_mask(fused, with_lens):
+    g = torch.Generator().manual_seed(7)
+    q, k, v = (torch.randn(2, 3, 5, 4, generator=g) for _ in range(3))  # (B, h, T, d)
+    lens = torch.tensor([5, 2]) if with_lens else None
+    causal = torch.ones(5, 5, dtype=torch.bool).tril()
+    attention = DotProductAttention(fused=fused)
+    expected = attention(q, k, v, valid_lens=lens, attn_mask=causal)
+    torch.testing.assert_close(attention(q, k, v, valid_lens=lens, is_causal=True), expected)
+    reference = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    if not with_lens:
+        torch.testing.assert_close(expected, reference)
+    _, weights = attention(q, k, v, is_causal=True, return_weights=True)
+    assert torch.all(weights.triu(1) == 0)
+
+
+def test_is_causal_rejects_cross_attention_shapes():
+    q, k = torch.randn(1, 3, 4), torch.randn(1, 5, 4)
+    with pytest.raises(ValueError, match="is_causal needs as many queries as keys"):
+        DotProductAttention()(q, k, k, is_causal=True)
