@@ -45,7 +45,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._checks import positive_int, unit_interval
-from .masking import as_valid_lens, masked_softmax, padding_mask
+from .masking import as_valid_lens, causal_mask, masked_softmax, padding_mask
 
 __all__ = ["AdditiveAttention", "DotProductAttention", "combine_masks"]
 
@@ -280,11 +280,12 @@ class DotProductAttention(nn.Module):
                 f"T_q={queries.shape[-2]} and T_k={keys.shape[-2]}; for other shapes pass "
                 "attn_mask=masking.causal_mask(T_q, T_k)"
             )
-        fast_causal = is_causal and valid_lens is None and attn_mask is None
-        if is_causal and not fast_causal or is_causal and (return_weights or not self.fused):
-            causal = torch.ones(scores_shape[-2:], dtype=torch.bool, device=queries.device).tril()
+        # SDPA's own flag only where nothing else masks and SDPA computes the output
+        fast_causal = (is_causal and valid_lens is None and attn_mask is None
+                       and self.fused and not return_weights)
+        if is_causal and not fast_causal:
+            causal = causal_mask(queries.shape[-2], device=queries.device)  # (T_q, T_k)
             attn_mask = causal if attn_mask is None else attn_mask & causal  # (..., T_q, T_k)
-            fast_causal = False
         keep = combine_masks(valid_lens, attn_mask, scores_shape, device=queries.device)
         if return_weights or not self.fused:
             scores = self.score(queries, keys)  # (..., T_q, T_k)

@@ -131,12 +131,12 @@ def _check_config(vocab_size, d_model, num_heads, d_ff, num_layers, max_len) -> 
 # --------------------------------------------------------------------------------------------
 # encoder
 # --------------------------------------------------------------------------------------------
-class TransformerEncoder(nn.Module):
-    """Embedding + positions + ``num_layers`` encoder blocks (+ a final LayerNorm for pre-LN).
-
-    ``forward(src (B, T), valid_lens (B,) or None, return_weights=False)`` -> ``(B, T, d_model)``,
-    or ``(outputs, weights (B, L, h, T, T))``.
+class _BlockStack(nn.Module):
+    """What the encoder and the decoder share: the configuration, token embedding + positions,
+    ``num_layers`` blocks of ``block_type``, and a final LayerNorm for pre-LN (identity for post-LN).
     """
+
+    block_type: type[nn.Module]
 
     def __init__(self, vocab_size: int, d_model: int = 256, num_heads: int = 4, d_ff: int = 1024,
                  num_layers: int = 2, dropout: float = 0.1, norm_first: bool = False, max_len: int = 1000,
@@ -148,9 +148,20 @@ class TransformerEncoder(nn.Module):
         self.activation, self.dropout = activation, float(dropout)
         self.embed = _Embed(vocab_size, d_model, max_len, dropout)
         self.blocks = nn.ModuleList(
-            TransformerEncoderBlock(d_model, num_heads, d_ff, dropout, norm_first, activation, fused)
+            self.block_type(d_model, num_heads, d_ff, dropout, norm_first, activation, fused)
             for _ in range(num_layers))
         self.final_norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
+
+
+class TransformerEncoder(_BlockStack):
+    """Embedding + positions + ``num_layers`` encoder blocks (+ a final LayerNorm for pre-LN).
+
+    ``forward(src (B, T), valid_lens (B,) or None, return_weights=False)`` -> ``(B, T, d_model)``,
+    or ``(outputs, weights (B, L, h, T, T))``.
+    """
+
+    block_type = TransformerEncoderBlock
+
 
     def forward(self, src: torch.Tensor, valid_lens=None, return_weights: bool = False):
         _check_tokens(src, "src", self.vocab_size)
@@ -191,7 +202,7 @@ class TransformerWeights(NamedTuple):
     decoder_cross: torch.Tensor  # (B, L, h, T', T)
 
 
-class TransformerDecoder(nn.Module):
+class TransformerDecoder(_BlockStack):
     """Embedding + positions + ``num_layers`` decoder blocks (+ final LayerNorm for pre-LN) + output layer.
 
     * ``forward(tgt_in (B, T'), memory (B, T, d), memory_valid_lens, return_weights=False)``:
@@ -201,20 +212,15 @@ class TransformerDecoder(nn.Module):
       protocol of :class:`d2l_attn.seq2seq.AttentionDecoder`.
     """
 
+    block_type = TransformerDecoderBlock
+
     def __init__(self, vocab_size: int, d_model: int = 256, num_heads: int = 4, d_ff: int = 1024,
                  num_layers: int = 2, dropout: float = 0.1, norm_first: bool = False, max_len: int = 1000,
                  activation: str = "relu", fused: bool = True):
-        super().__init__()
-        _check_config(vocab_size, d_model, num_heads, d_ff, num_layers, max_len)
-        self.vocab_size, self.d_model, self.num_heads = vocab_size, d_model, num_heads
-        self.d_ff, self.num_layers, self.norm_first, self.max_len = d_ff, num_layers, bool(norm_first), max_len
-        self.activation, self.dropout = activation, float(dropout)
-        self.embed = _Embed(vocab_size, d_model, max_len, dropout)
-        self.blocks = nn.ModuleList(
-            TransformerDecoderBlock(d_model, num_heads, d_ff, dropout, norm_first, activation, fused)
-            for _ in range(num_layers))
-        self.final_norm = nn.LayerNorm(d_model) if norm_first else nn.Identity()
-        self.dense = nn.Linear(d_model, vocab_size)
+        super().__init__(vocab_size, d_model, num_heads, d_ff, num_layers, dropout, norm_first, max_len,
+                         activation, fused)
+        self.dense = nn.Linear(d_model, vocab_size)  # logits over the target vocabulary
+
 
     def forward(self, tgt_in: torch.Tensor, memory: torch.Tensor, memory_valid_lens=None,
                 return_weights: bool = False):
