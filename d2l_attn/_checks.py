@@ -6,6 +6,8 @@ Each returns the checked value, so a call can sit inside an expression, and rais
 
 from __future__ import annotations
 
+import torch
+
 
 def positive_int(name: str, value: object) -> int:
     """``value`` as an int >= 1 (bools are rejected: ``True`` is not a size)."""
@@ -14,8 +16,54 @@ def positive_int(name: str, value: object) -> int:
     return value
 
 
+def positive_ints(**values: object) -> None:
+    """:func:`positive_int` for each keyword argument, in order: ``positive_ints(d_model=d, ...)``."""
+    for name, value in values.items():
+        positive_int(name, value)
+
+
+def nonnegative_int(name: str, value: object) -> int:
+    """``value`` as an int >= 0 (a length or a count that may be zero; bools are rejected)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    return value
+
+
 def unit_interval(name: str, value: object) -> float:
     """``value`` as a float in ``[0, 1)``: a dropout probability or a held-out fraction."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
         raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
     return float(value)
+
+
+def heads_divide(d_model: object, num_heads: object) -> int:
+    """Check ``d_model`` and ``num_heads`` and return the head size ``d_model // num_heads``."""
+    positive_ints(d_model=d_model, num_heads=num_heads)
+    if d_model % num_heads != 0:  # type: ignore[operator]
+        raise ValueError(
+            f"d_model={d_model} must be divisible by num_heads={num_heads} "
+            f"(each head gets d_model // num_heads dimensions)"
+        )
+    return d_model // num_heads  # type: ignore[operator]
+
+
+def bool_mask(mask: object, shape: torch.Size | tuple[int, ...], name: str = "mask", expected: str = "") -> torch.Tensor:
+    """``mask`` checked to be a boolean tensor (``True`` = may attend) that broadcasts to ``shape``.
+
+    Broadcasting must not enlarge ``shape`` (a mask with extra batch axes would silently change
+    the result's shape). Returns the mask unchanged; ``expected`` is added to the error message.
+    """
+    shape = tuple(shape)
+    hint = f": expected {expected}" if expected else ""
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(
+            f"{name} must be a boolean tensor (True = may attend) broadcastable to {shape}, got {got}{hint}"
+        )
+    try:
+        broadcast = tuple(torch.broadcast_shapes(mask.shape, shape))
+    except RuntimeError:
+        broadcast = None
+    if broadcast != shape:
+        raise ValueError(f"{name} of shape {tuple(mask.shape)} does not broadcast to {shape}{hint}")
+    return mask

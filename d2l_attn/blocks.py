@@ -45,7 +45,7 @@ from torch.nn import functional as F
 
 from .masking import causal_mask
 from .multihead import MultiHeadAttention, merge_heads, split_heads
-from ._checks import positive_int, unit_interval
+from ._checks import heads_divide, positive_int, unit_interval
 
 __all__ = [
     "PositionWiseFFN",
@@ -56,16 +56,6 @@ __all__ = [
     "project_keys_values",
     "attend_projected",
 ]
-
-
-def _check_d_model_heads(d_model, num_heads) -> None:
-    positive_int("d_model", d_model)
-    positive_int("num_heads", num_heads)
-    if d_model % num_heads != 0:
-        raise ValueError(
-            f"d_model={d_model} must be divisible by num_heads={num_heads} "
-            f"(each head gets d_model // num_heads dimensions)"
-        )
 
 
 def _check_input(x, name: str, d_model: int, steps: str = "T") -> torch.Tensor:
@@ -242,7 +232,7 @@ class TransformerEncoderBlock(nn.Module):
     def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.0,
                  norm_first: bool = False, activation: str = "relu", fused: bool = True):
         super().__init__()
-        _check_d_model_heads(d_model, num_heads)
+        heads_divide(d_model, num_heads)
         dropout = unit_interval("dropout", dropout)
         self.d_model, self.num_heads, self.norm_first = d_model, num_heads, bool(norm_first)
         self.attention = MultiHeadAttention(d_model, num_heads, dropout, fused=fused)
@@ -319,7 +309,7 @@ class TransformerDecoderBlock(nn.Module):
     def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.0,
                  norm_first: bool = False, activation: str = "relu", fused: bool = True):
         super().__init__()
-        _check_d_model_heads(d_model, num_heads)
+        heads_divide(d_model, num_heads)
         dropout = unit_interval("dropout", dropout)
         self.d_model, self.num_heads, self.norm_first = d_model, num_heads, bool(norm_first)
         self.self_attention = MultiHeadAttention(d_model, num_heads, dropout, fused=fused)

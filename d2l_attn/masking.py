@@ -26,6 +26,8 @@ from typing import Sequence
 
 import torch
 
+from ._checks import bool_mask, nonnegative_int
+
 __all__ = [
     "as_valid_lens",
     "sequence_mask",
@@ -120,9 +122,8 @@ def causal_mask(
     *last* ``T_q`` positions and each still sees every key up to and including its own position.
     """
     num_keys = num_queries if num_keys is None else num_keys
-    for name, value in (("num_queries", num_queries), ("num_keys", num_keys)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    nonnegative_int("num_queries", num_queries)
+    nonnegative_int("num_keys", num_keys)
     if num_keys < num_queries:
         raise ValueError(
             f"causal_mask needs num_keys >= num_queries (queries are the last positions), "
@@ -130,22 +131,6 @@ def causal_mask(
         )
     ones = torch.ones(num_queries, num_keys, dtype=torch.bool, device=device)
     return torch.tril(ones, diagonal=num_keys - num_queries)  # (T_q, T_k)
-
-
-def _check_mask(mask: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-        raise ValueError(
-            "mask must be a boolean tensor (True = may attend), "
-            f"got {type(mask).__name__ if not isinstance(mask, torch.Tensor) else mask.dtype}"
-        )
-    try:
-        torch.broadcast_shapes(mask.shape, scores.shape)
-    except RuntimeError:
-        raise ValueError(
-            f"mask of shape {tuple(mask.shape)} does not broadcast to scores of shape {tuple(scores.shape)} "
-            "(expected e.g. (T_q, T_k), (B, T_q, T_k) or (B, 1, T_q, T_k))"
-        ) from None
-    return mask.to(scores.device)
 
 
 def masked_softmax(
@@ -201,7 +186,7 @@ def masked_softmax(
         # insert the middle axes (e.g. heads) so that keep broadcasts: (B, 1, ..., T_q, T_k)
         keep = keep.view(batch_size, *([1] * (scores.dim() - 3)), num_queries, num_keys)
     if mask is not None:
-        mask = _check_mask(mask, scores)
+        mask = bool_mask(mask, scores.shape, expected="e.g. (T_q, T_k), (B, T_q, T_k) or (B, 1, T_q, T_k)").to(scores.device)
         keep = mask if keep is None else keep & mask
 
     # A very negative *finite* fill keeps fully masked rows NaN-free (they become uniform here,

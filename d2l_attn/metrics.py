@@ -43,6 +43,8 @@ import collections
 import math
 from typing import Sequence
 
+from ._checks import nonnegative_int
+
 __all__ = ["ngram_counts", "brevity_penalty", "bleu", "corpus_bleu"]
 
 Tokens = Sequence[str]
@@ -70,9 +72,8 @@ def ngram_counts(tokens: Tokens, n: int) -> collections.Counter:
 
 def brevity_penalty(len_pred: int, len_label: int) -> float:
     r""":math:`\exp(\min(0, 1 - \ell_\text{label}/\ell_\text{pred}))`; 0 for an empty prediction."""
-    for name, value in (("len_pred", len_pred), ("len_label", len_label)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    nonnegative_int("len_pred", len_pred)
+    nonnegative_int("len_label", len_label)
     if len_pred == 0:
         return 0.0
     return math.exp(min(0.0, 1.0 - len_label / len_pred))

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from .scoring import DotProductAttention
-from ._checks import positive_int
+from ._checks import heads_divide, positive_int
 
 __all__ = ["split_heads", "merge_heads", "MultiHeadAttention"]
 
@@ -95,16 +95,10 @@ class MultiHeadAttention(nn.Module):
         fused: bool = True,
     ):
         super().__init__()
-        positive_int("d_model", d_model)
-        positive_int("num_heads", num_heads)
-        if d_model % num_heads != 0:
-            raise ValueError(
-                f"d_model={d_model} must be divisible by num_heads={num_heads} "
-                f"(each head gets d_model // num_heads dimensions)"
-            )
+        head_dim = heads_divide(d_model, num_heads)
         key_dim = d_model if key_dim is None else positive_int("key_dim", key_dim)
         value_dim = d_model if value_dim is None else positive_int("value_dim", value_dim)
-        self.d_model, self.num_heads, self.head_dim = d_model, num_heads, d_model // num_heads
+        self.d_model, self.num_heads, self.head_dim = d_model, num_heads, head_dim
         self.key_dim, self.value_dim = key_dim, value_dim
         self.W_q = nn.Linear(d_model, d_model, bias=bias)
         self.W_k = nn.Linear(key_dim, d_model, bias=bias)

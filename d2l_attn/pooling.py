@@ -39,6 +39,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ._checks import bool_mask
 from .masking import masked_softmax
 
 __all__ = [
@@ -226,15 +227,8 @@ def _check_bandwidth(bandwidth, name: str = "bandwidth") -> float:
 
 
 def _check_mask(mask, shape: torch.Size) -> torch.Tensor:
-    """Validate a keep-mask (True = key may be used) and broadcast it to ``shape`` ``(..., n_q, n_k)``."""
-    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-        raise ValueError("mask must be a boolean tensor of shape (..., n_q, n_k), True = key may be used")
-    try:
-        mask = torch.broadcast_to(mask, shape)  # (..., n_q, n_k)
-    except RuntimeError:
-        raise ValueError(
-            f"mask of shape {tuple(mask.shape)} does not broadcast to (..., n_q, n_k) = {tuple(shape)}"
-        ) from None
+    """A keep-mask (True = key may be used), broadcast to ``shape`` ``(..., n_q, n_k)``, with a key in every row."""
+    mask = torch.broadcast_to(bool_mask(mask, shape, expected="(..., n_q, n_k)"), shape)  # (..., n_q, n_k)
     if not mask.any(-1).all():
         raise ValueError("mask leaves a query with no key: every row of mask needs at least one True")
     return mask

@@ -44,7 +44,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._checks import positive_int, unit_interval
+from ._checks import bool_mask, positive_int, unit_interval
 from .masking import as_valid_lens, causal_mask, masked_softmax, padding_mask
 
 __all__ = ["AdditiveAttention", "DotProductAttention", "combine_masks"]
@@ -125,22 +125,8 @@ def combine_masks(
         # insert the middle axes (e.g. heads) so that keep broadcasts: (B, 1, ..., T_q, T_k)
         keep = keep.view(batch_size, *([1] * (len(scores_shape) - 3)), num_queries, num_keys)
     if attn_mask is not None:
-        if not isinstance(attn_mask, torch.Tensor) or attn_mask.dtype != torch.bool:
-            got = attn_mask.dtype if isinstance(attn_mask, torch.Tensor) else type(attn_mask).__name__
-            raise ValueError(
-                "attn_mask must be a boolean tensor (True = may attend) broadcastable to "
-                f"(..., T_q, T_k) = {scores_shape}, got {got}"
-            )
-        try:
-            shape = torch.broadcast_shapes(attn_mask.shape, scores_shape)
-        except RuntimeError:
-            shape = None
-        if shape != scores_shape:
-            raise ValueError(
-                f"attn_mask of shape {tuple(attn_mask.shape)} does not broadcast to the scores' shape "
-                f"{scores_shape}: expected (T_q, T_k) = ({num_queries}, {num_keys}), (B, T_q, T_k) "
-                f"or (B, 1, T_q, T_k)"
-            )
+        bool_mask(attn_mask, scores_shape, "attn_mask",
+                  f"(T_q, T_k) = ({num_queries}, {num_keys}), (B, T_q, T_k) or (B, 1, T_q, T_k)")
         attn_mask = attn_mask.to(device) if device is not None else attn_mask
         keep = attn_mask if keep is None else keep & attn_mask
     return keep

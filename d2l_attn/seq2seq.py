@@ -40,7 +40,7 @@ from .data import Vocab, build_array_nmt, group_references, preprocess_nmt
 from .masking import as_valid_lens, masked_softmax
 from .metrics import bleu, corpus_bleu
 from .scoring import AdditiveAttention
-from ._checks import positive_int, unit_interval
+from ._checks import positive_int, positive_ints, unit_interval
 
 __all__ = [
     "GRUEncoder",
@@ -94,9 +94,8 @@ class GRUEncoder(nn.Module):
     def __init__(self, vocab_size: int, embed_size: int, num_hiddens: int, num_layers: int = 1,
                  dropout: float = 0.0):
         super().__init__()
-        for name, value in (("vocab_size", vocab_size), ("embed_size", embed_size),
-                            ("num_hiddens", num_hiddens), ("num_layers", num_layers)):
-            positive_int(name, value)
+        positive_ints(vocab_size=vocab_size, embed_size=embed_size, num_hiddens=num_hiddens,
+                      num_layers=num_layers)
         dropout = unit_interval("dropout", dropout)
         self.num_hiddens, self.num_layers = num_hiddens, num_layers
         self.embedding = nn.Embedding(vocab_size, embed_size)
@@ -153,9 +152,8 @@ class AttentionDecoder(nn.Module):
     def __init__(self, vocab_size: int, embed_size: int, num_hiddens: int, num_layers: int = 1,
                  dropout: float = 0.0):
         super().__init__()
-        for name, value in (("vocab_size", vocab_size), ("embed_size", embed_size),
-                            ("num_hiddens", num_hiddens), ("num_layers", num_layers)):
-            positive_int(name, value)
+        positive_ints(vocab_size=vocab_size, embed_size=embed_size, num_hiddens=num_hiddens,
+                      num_layers=num_layers)
         dropout = unit_interval("dropout", dropout)
         self.vocab_size, self.num_hiddens, self.num_layers = vocab_size, num_hiddens, num_layers
         self.attention = AdditiveAttention(num_hiddens, num_hiddens, num_hiddens)
