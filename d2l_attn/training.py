@@ -120,9 +120,11 @@ class Trainer:
         lr: learning rate of the default optimizer.
         device: ``None`` = :func:`d2l_attn.utils.get_device` (CUDA, else MPS, else CPU).
         grad_clip: clip the global gradient norm to this value; ``None`` disables clipping.
-        amp: mixed precision with ``torch.autocast`` on CUDA (ignored on other devices).
+        amp: mixed precision with ``torch.autocast``: on CUDA in ``amp_dtype``, on the CPU in
+            bfloat16 (slower than float32 on CPUs without bf16 units, but it exercises the GPU
+            path on any machine); other devices raise ``ValueError``.
         amp_dtype: ``torch.bfloat16`` (default; no loss scaling needed) or ``torch.float16``
-            (uses a gradient scaler).
+            (CUDA only; uses a gradient scaler).
         progress: show a ``tqdm`` progress bar over epochs.
         scheduler: optional learning-rate scheduler, stepped once per optimizer step.
     """
@@ -159,7 +161,12 @@ class Trainer:
         self.optimizer = optimizer if optimizer is not None else torch.optim.Adam(model.parameters(), lr=lr)
         self.scheduler = scheduler
         self.grad_clip = grad_clip
-        self.amp = bool(amp) and self.device.type == "cuda"
+        self.amp = bool(amp)
+        if self.amp and self.device.type not in ("cuda", "cpu"):
+            raise ValueError(f"amp=True needs a cuda or cpu device, got {self.device.type!r}: pass amp=False")
+        if self.amp and self.device.type == "cpu" and amp_dtype != torch.bfloat16:
+            raise ValueError("amp on the CPU runs in torch.bfloat16 only: pass amp_dtype=torch.bfloat16 "
+                             f"(got {amp_dtype!r}; float16 with loss scaling is for CUDA)")
         self.amp_dtype = amp_dtype
         self._scaler = torch.amp.GradScaler("cuda") if self.amp and amp_dtype == torch.float16 else None
         self.progress = progress

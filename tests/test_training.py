@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import pytest
@@ -128,8 +129,27 @@ def test_move_to_device_handles_nested_batches():
     assert moved["pair"][1] == 3 and torch.equal(moved["x"], torch.ones(2))
 
 
-def test_amp_is_off_on_cpu():
-    assert make_trainer(amp=True).amp is False
+def test_amp_on_cpu_runs_the_loss_under_bfloat16_autocast():
+    seen = []
+
+    def loss_fn(model, batch):
+        x, y = batch
+        out = model(x)  # a Linear under autocast computes in bfloat16
+        seen.append((torch.is_autocast_enabled("cpu"), out.dtype))
+        return ((out.float() - y) ** 2).mean()
+
+    for amp in (True, False):
+        torch.manual_seed(0)
+        trainer = Trainer(nn.Linear(3, 1), loss_fn, device="cpu", progress=False, amp=amp)
+        loss, count = trainer.train_step((torch.randn(8, 3), torch.randn(8, 1)))
+        assert math.isfinite(loss) and count == 1
+        assert trainer.model.weight.dtype == torch.float32  # master weights stay float32
+    assert seen == [(True, torch.bfloat16), (False, torch.float32)]
+
+
+def test_amp_float16_on_cpu_is_rejected():
+    with pytest.raises(ValueError, match=r"amp on the CPU runs in torch.bfloat16 only"):
+        Trainer(nn.Linear(1, 1), mse, device="cpu", amp=True, amp_dtype=torch.float16)
 
 
 def test_non_finite_loss_raises():
