@@ -29,7 +29,7 @@ Shapes are batch-first: source ``(B, T)``, encoder outputs ``(B, T, H)``, GRU st
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple, Sequence
+from typing import Any, NamedTuple, Protocol, Sequence
 
 import torch
 from torch import nn
@@ -47,6 +47,7 @@ __all__ = [
     "DecoderState",
     "AttentionDecoder",
     "Seq2Seq",
+    "EncoderDecoderModel",
     "masked_cross_entropy",
     "seq2seq_loss",
     "greedy_decode",
@@ -316,12 +317,13 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, valid_lens
     return F.cross_entropy(logits[keep].float(), targets[keep])  # (N_real, V) -> scalar
 
 
-def seq2seq_loss(model: Seq2Seq, batch: Sequence[torch.Tensor]) -> tuple[torch.Tensor, int]:
+def seq2seq_loss(model: EncoderDecoderModel, batch: Sequence[torch.Tensor]) -> tuple[torch.Tensor, int]:
     """Teacher-forced loss of a batch ``(src, src_valid_lens, tgt, tgt_valid_lens)`` for :class:`~d2l_attn.training.Trainer`.
 
     The decoder input is ``<bos>`` followed by the target shifted right by one; returns
     ``(mean loss over real target tokens, number of real target tokens)``.
     """
+    _check_model(model)
     if len(batch) != 4:
         raise ValueError("batch must be (src, src_valid_lens, tgt, tgt_valid_lens)")
     src, src_valid_lens, tgt, tgt_valid_lens = batch
@@ -332,6 +334,59 @@ def seq2seq_loss(model: Seq2Seq, batch: Sequence[torch.Tensor]) -> tuple[torch.T
 
 
 # --------------------------------------------------------------------------------------------
+# the interface that training and decoding use
+# --------------------------------------------------------------------------------------------
+class StepDecoder(Protocol):
+    """A decoder that generates one token at a time from a state it can reorder (beam search)."""
+
+    def step(self, tokens: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any, torch.Tensor]:
+        """``tokens (B,)`` -> ``(logits (B, V), new state, cross-attention weights (B, T_src))``."""
+        ...
+
+    def reorder_state(self, state: Any, index: torch.Tensor) -> Any:
+        """The state with its batch rows taken in the order ``index``."""
+        ...
+
+
+class EncoderDecoderModel(Protocol):
+    """What :func:`seq2seq_loss`, :func:`greedy_decode`, :func:`beam_search`, :func:`translate`
+    and :func:`evaluate_bleu` need: :class:`Seq2Seq` and :class:`d2l_attn.transformer.Transformer`
+    both have it. ``encode`` returns a state with an ``enc_outputs`` tensor ``(B, T_src, d)``."""
+
+    bos_id: int
+    eos_id: int
+    pad_id: int
+    decoder: StepDecoder
+    training: bool
+
+    def __call__(self, src: torch.Tensor, src_valid_lens: Any, tgt_in: torch.Tensor) -> torch.Tensor: ...
+
+    def encode(self, src: torch.Tensor, src_valid_lens: Any) -> Any: ...
+
+    def parameters(self, recurse: bool = True) -> Any: ...
+
+    def train(self, mode: bool = True) -> Any: ...
+
+    def eval(self) -> Any: ...
+
+
+def _check_model(model: object) -> None:
+    decoder = getattr(model, "decoder", None)
+    if not (
+        isinstance(model, nn.Module)
+        and callable(getattr(model, "encode", None))
+        and all(isinstance(getattr(model, name, None), int) for name in ("bos_id", "eos_id", "pad_id"))
+        and callable(getattr(decoder, "step", None))
+        and callable(getattr(decoder, "reorder_state", None))
+    ):
+        raise ValueError(
+            "model must be an encoder-decoder nn.Module with encode(), decoder.step(), "
+            "decoder.reorder_state() and int bos_id/eos_id/pad_id (a seq2seq.Seq2Seq or a "
+            f"transformer.Transformer), got {type(model).__name__}"
+        )
+
+
+# --------------------------------------------------------------------------------------------
 # decoding
 # --------------------------------------------------------------------------------------------
 def _cut(tokens: list[int], eos_id: int) -> list[int]:
@@ -339,13 +394,14 @@ def _cut(tokens: list[int], eos_id: int) -> list[int]:
 
 
 @torch.no_grad()
-def greedy_decode(model: Seq2Seq, src: torch.Tensor, src_valid_lens, max_len: int, return_weights: bool = False):
+def greedy_decode(model: EncoderDecoderModel, src: torch.Tensor, src_valid_lens, max_len: int, return_weights: bool = False):
     """Translate a batch by picking the most likely token at every step.
 
     Returns a list of ``B`` token-id lists (``<eos>`` and what follows removed) and, with
     ``return_weights``, a list of ``B`` weight matrices ``(steps, src_valid_len)``, one row per
     generated token including ``<eos>``.
     """
+    _check_model(model)
     positive_int("max_len", max_len)
     _check_tokens(src, "src")
     was_training = model.training
@@ -377,7 +433,7 @@ def greedy_decode(model: Seq2Seq, src: torch.Tensor, src_valid_lens, max_len: in
 
 
 @torch.no_grad()
-def beam_search(model: Seq2Seq, src: torch.Tensor, src_valid_lens, max_len: int, beam_size: int = 4,
+def beam_search(model: EncoderDecoderModel, src: torch.Tensor, src_valid_lens, max_len: int, beam_size: int = 4,
                 length_penalty: float = 0.75, return_weights: bool = False):
     r"""Batch-aware beam search: keep the ``beam_size`` most likely prefixes per sentence.
 
@@ -390,6 +446,7 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_valid_lens, max_len: int,
 
     Returns the same as :func:`greedy_decode`.
     """
+    _check_model(model)
     positive_int("max_len", max_len)
     positive_int("beam_size", beam_size)
     if isinstance(length_penalty, bool) or not isinstance(length_penalty, (int, float)) or length_penalty < 0:
@@ -475,13 +532,14 @@ def encode_sentences(sentences: Sequence[str] | Sequence[Sequence[str]], src_voc
     return token_lists, src, lens
 
 
-def translate(model: Seq2Seq, sentences: Sequence[str] | Sequence[Sequence[str]], src_vocab: Vocab,
+def translate(model: EncoderDecoderModel, sentences: Sequence[str] | Sequence[Sequence[str]], src_vocab: Vocab,
               tgt_vocab: Vocab, num_steps: int, *, beam_size: int = 1, max_len: int | None = None,
               batch_size: int = 256, length_penalty: float = 0.75) -> list[Translation]:
     """Translate raw sentences (strings are preprocessed like the corpus) or token lists.
 
     ``beam_size=1`` decodes greedily; ``max_len`` (default ``num_steps``) bounds the output length.
     """
+    _check_model(model)
     positive_int("num_steps", num_steps)
     positive_int("batch_size", batch_size)
     max_len = num_steps if max_len is None else positive_int("max_len", max_len)
@@ -501,7 +559,7 @@ def translate(model: Seq2Seq, sentences: Sequence[str] | Sequence[Sequence[str]]
     return out
 
 
-def evaluate_bleu(model: Seq2Seq, pairs: Sequence[tuple[Sequence[str], Sequence[str]]], src_vocab: Vocab,
+def evaluate_bleu(model: EncoderDecoderModel, pairs: Sequence[tuple[Sequence[str], Sequence[str]]], src_vocab: Vocab,
                   tgt_vocab: Vocab, num_steps: int, *, beam_size: int = 1, max_len: int | None = None,
                   max_n: int = 4) -> dict:
     """Translate every distinct source of ``pairs`` once and score it against all its references.

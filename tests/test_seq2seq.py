@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from d2l_attn import seq2seq
 from d2l_attn.data import Vocab
@@ -239,3 +240,14 @@ def test_real_batches_flow_through_the_model(monkeypatch):
     # an untrained model is close to uniform: loss ~ log(V)
     assert abs(loss.item() - torch.log(torch.tensor(float(len(data.tgt_vocab)))).item()) < 1.0
     assert count > 8
+
+
+@pytest.mark.parametrize("bad", [nn.Linear(2, 2), "model", None])
+def test_decoding_and_loss_reject_a_model_without_the_encoder_decoder_interface(bad):
+    src = torch.zeros(1, 3, dtype=torch.long)
+    lens = torch.tensor([3])
+    for call in (lambda: seq2seq.greedy_decode(bad, src, lens, 4),
+                 lambda: seq2seq.beam_search(bad, src, lens, 4),
+                 lambda: seq2seq.seq2seq_loss(bad, (src, lens, src, lens))):
+        with pytest.raises(ValueError, match=r"model must be an encoder-decoder nn.Module with encode\(\)"):
+            call()
