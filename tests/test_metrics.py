@@ -43,7 +43,7 @@ def test_hand_computed_values():
     assert round(expected, 3) == 0.658
     # too short: "va" vs "va !" -> BP = exp(1 - 2/1), p1 = 1 (only order 1 exists)
     assert bleu("va", "va !", k=2) == pytest.approx(math.exp(-1))
-    # no bigram in common -> 0 (D2L: "il court ." vs "il est calme .")
+    # no bigram in common -> 0
     assert bleu("il court .", "il est calme .", k=2) == 0.0
     # clipping: "the the the" vs "the cat": p1 = 1/3, p2 = 0
     assert bleu("the the the", "the cat", k=1) == pytest.approx((1 / 3) ** 0.5)
@@ -134,3 +134,11 @@ def test_bad_arguments_raise_clear_errors(call, match):
 def test_empty_prediction_scores_zero():
     assert bleu("", "va !") == 0.0
     assert corpus_bleu([""], [["va !"]]) == 0.0
+
+
+def test_bleu_reproduces_d2l_published_value_for_a_partial_match():
+    # D2L's Bahdanau run (d2l-ai/d2l-pytorch-colab @ 0463544) prints 0.537 for this pair:
+    # p_1 = 2/4, p_2 = 1/3, no brevity penalty (4 >= 3 tokens)
+    expected = (2 / 4) ** 0.5 * (1 / 3) ** 0.25
+    assert bleu("je suis calme .", "il est calme .", k=2) == pytest.approx(expected)
+    assert round(expected, 3) == 0.537
