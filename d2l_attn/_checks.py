@@ -36,6 +36,20 @@ def unit_interval(name: str, value: object) -> float:
     return float(value)
 
 
+def paired_lists(a_name: str, a: object, b_name: str, b: object, pairing: str = "") -> None:
+    """Two parallel lists, one entry per sentence: neither a bare string, both of the same length.
+
+    ``pairing`` explains the pairing in the length error, e.g. ``" (one list of references per
+    prediction)"``.
+    """
+    if isinstance(a, str) or isinstance(b, str):
+        raise ValueError(f"{a_name} and {b_name} must be lists (one entry per sentence), not a single string")
+    if len(a) != len(b):  # type: ignore[arg-type]
+        raise ValueError(
+            f"{a_name} and {b_name} must have the same length{pairing}, got {len(a)} and {len(b)}"  # type: ignore[arg-type]
+        )
+
+
 def heads_divide(d_model: object, num_heads: object) -> int:
     """Check ``d_model`` and ``num_heads`` and return the head size ``d_model // num_heads``."""
     positive_ints(d_model=d_model, num_heads=num_heads)

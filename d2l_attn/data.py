@@ -58,7 +58,7 @@ from typing import Iterable, Iterator, NamedTuple, Sequence
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from ._checks import positive_int, unit_interval
+from ._checks import paired_lists, positive_int, unit_interval
 
 __all__ = [
     "FRA_ENG_URL",
@@ -561,13 +561,7 @@ class NMTData:
 
     def build(self, src_sentences: Sequence[str], tgt_sentences: Sequence[str]) -> Batch:
         """Raw sentences (e.g. ``["Go.", "I won!"]``) -> preprocessed, tokenized, padded arrays."""
-        if isinstance(src_sentences, str) or isinstance(tgt_sentences, str):
-            raise ValueError("src_sentences and tgt_sentences must be lists of strings, not a single string")
-        if len(src_sentences) != len(tgt_sentences):
-            raise ValueError(
-                f"src_sentences and tgt_sentences must have the same length, "
-                f"got {len(src_sentences)} and {len(tgt_sentences)}"
-            )
+        paired_lists("src_sentences", src_sentences, "tgt_sentences", tgt_sentences)
         pairs = [
             (preprocess_nmt(src).split(), preprocess_nmt(tgt).split())
             for src, tgt in zip(src_sentences, tgt_sentences)

@@ -43,7 +43,7 @@ import collections
 import math
 from typing import Sequence
 
-from ._checks import nonnegative_int
+from ._checks import nonnegative_int, paired_lists
 
 __all__ = ["ngram_counts", "brevity_penalty", "bleu", "corpus_bleu"]
 
@@ -152,13 +152,7 @@ def corpus_bleu(
     max_n = _check_order("max_n", max_n)
     if weights not in ("uniform", "d2l"):
         raise ValueError(f"weights must be 'uniform' or 'd2l', got {weights!r}")
-    if isinstance(preds, str) or isinstance(references, str):
-        raise ValueError("preds and references must be lists (one entry per sentence), not a single string")
-    if len(preds) != len(references):
-        raise ValueError(
-            f"preds and references must have the same length (one list of references per prediction), "
-            f"got {len(preds)} and {len(references)}"
-        )
+    paired_lists("preds", preds, "references", references, " (one list of references per prediction)")
     if len(preds) == 0:
         raise ValueError("preds must hold at least one prediction")
     matches = [0] * max_n

@@ -27,7 +27,6 @@ Nothing here prints: progress goes to a ``tqdm`` bar that ``progress=False`` swi
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -53,20 +52,6 @@ def move_to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
-def _atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        torch.save(obj, tmp_name)
-        os.replace(tmp_name, path)  # atomic on POSIX and Windows
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-    return path
-
-
 def save_checkpoint(
     path: str | os.PathLike[str],
     model: nn.Module,
@@ -83,7 +68,7 @@ def save_checkpoint(
     state = {"model": model.state_dict(), "extra": extra}
     if optimizer is not None:
         state["optimizer"] = optimizer.state_dict()
-    return _atomic_torch_save(state, path)
+    return utils.save_atomic(state, path)
 
 
 def load_checkpoint(
@@ -96,10 +81,7 @@ def load_checkpoint(
 
     Uses ``torch.load(..., weights_only=True)``. Returns the ``extra`` dict.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"no checkpoint at {str(path)!r}")
-    state = torch.load(path, map_location=map_location, weights_only=True)
+    state = utils.load_weights_only(path, map_location, what="checkpoint")
     if not isinstance(state, dict) or "model" not in state:
         raise ValueError(f"{str(path)!r} is not a checkpoint written by save_checkpoint")
     model.load_state_dict(state["model"])

@@ -41,7 +41,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
@@ -54,6 +53,7 @@ from .masking import as_valid_lens
 from .positional import SinusoidalPositionalEncoding
 from .scoring import DotProductAttention
 from ._checks import positive_int
+from .utils import load_weights_only, save_atomic
 
 __all__ = [
     "TransformerEncoder",
@@ -415,17 +415,7 @@ def save_model(path: str | os.PathLike[str], model: Transformer, src_vocab: Voca
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "extra": extra,
     }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        torch.save(state, tmp_name)
-        os.replace(tmp_name, path)  # atomic: never a half-written file under the final name
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-    return path
+    return save_atomic(state, path)
 
 
 def _vocab_from_tokens(tokens: Sequence[str]) -> Vocab:
@@ -436,10 +426,7 @@ def _vocab_from_tokens(tokens: Sequence[str]) -> Vocab:
 
 def load_model(path: str | os.PathLike[str], map_location: str | torch.device = "cpu"):
     """Load what :func:`save_model` wrote: returns ``(model (eval mode), src_vocab, tgt_vocab, extra)``."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"no saved model at {str(path)!r}")
-    state = torch.load(path, map_location=map_location, weights_only=True)
+    state = load_weights_only(path, map_location, what="saved model")
     if not isinstance(state, dict) or state.get("format") != "d2l_attn.transformer/1":
         raise ValueError(f"{str(path)!r} was not written by d2l_attn.transformer.save_model")
     src_vocab, tgt_vocab = _vocab_from_tokens(state["src_tokens"]), _vocab_from_tokens(state["tgt_tokens"])

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["get_device", "seed_everything", "is_quick", "quick_or_full", "in_colab"]
+__all__ = ["get_device", "seed_everything", "is_quick", "quick_or_full", "in_colab", "save_atomic",
+           "load_weights_only"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
@@ -72,3 +76,33 @@ def in_colab() -> bool:
     except ImportError:
         return False
     return True
+
+
+def save_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """``torch.save(obj)`` to a temporary file next to ``path``, then :func:`os.replace` it into place.
+
+    An interrupted save never leaves a half-written file under the final name. Returns ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        torch.save(obj, tmp_name)
+        os.replace(tmp_name, path)  # atomic on POSIX and Windows
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+    return path
+
+
+def load_weights_only(path: str | os.PathLike[str], map_location: str | torch.device | None = "cpu",
+                      what: str = "file") -> Any:
+    """``torch.load(path, weights_only=True)``: plain data and tensors only, never arbitrary objects.
+
+    A missing file raises ``ValueError("no <what> at '<path>'")``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no {what} at {str(path)!r}")
+    return torch.load(path, map_location=map_location, weights_only=True)

@@ -56,3 +56,11 @@ def test_bool_mask_rejects_masks_that_would_enlarge_the_result():
     q, k = torch.zeros(3, 1), torch.zeros(4, 1)
     with pytest.raises(ValueError, match=r"mask of shape \(2, 3, 4\) does not broadcast to \(3, 4\)"):
         pooling.nadaraya_watson(q, k, torch.zeros(4), mask=torch.ones(2, 3, 4, dtype=torch.bool))
+
+
+def test_paired_lists_rejects_strings_and_length_mismatches():
+    _checks.paired_lists("a", ["x"], "b", ["y"])
+    with pytest.raises(ValueError, match=r"^a and b must be lists \(one entry per sentence\), not a single string$"):
+        _checks.paired_lists("a", "x y", "b", ["y"])
+    with pytest.raises(ValueError, match=r"^a and b must have the same length \(why\), got 1 and 2$"):
+        _checks.paired_lists("a", ["x"], "b", ["y", "z"], " (why)")

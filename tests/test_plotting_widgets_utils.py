@@ -106,3 +106,28 @@ def test_seed_everything_is_reproducible():
 
 def test_in_colab_is_false_here():
     assert utils.in_colab() is False
+
+
+def test_save_atomic_and_load_weights_only_round_trip(tmp_path):
+    from d2l_attn.utils import load_weights_only, save_atomic
+
+    target = tmp_path / "sub" / "state.pt"
+    assert save_atomic({"w": torch.arange(3), "note": "ok"}, target) == target
+    assert [p.name for p in target.parent.iterdir()] == ["state.pt"]  # no temporary file left over
+    state = load_weights_only(target)
+    assert state["note"] == "ok" and torch.equal(state["w"], torch.arange(3))
+    with pytest.raises(ValueError, match=r"no checkpoint at '.*missing\.pt'"):
+        load_weights_only(tmp_path / "missing.pt", what="checkpoint")
+
+
+def test_load_weights_only_refuses_arbitrary_objects(tmp_path):
+    from d2l_attn.utils import load_weights_only
+
+    path = tmp_path / "evil.pt"
+    torch.save({"obj": _Opaque()}, path)  # a pickled class instance, not plain data
+    with pytest.raises(Exception, match="[Ww]eights only load failed|Unsupported global"):
+        load_weights_only(path)
+
+
+class _Opaque:
+    pass
