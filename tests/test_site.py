@@ -15,7 +15,8 @@ directory, serves it on 127.0.0.1, and then checks it as a reader's browser sees
 * the search page finds a term.
 
 A screenshot of every page is written to ``.artifacts/screenshots/`` (or ``$D2L_ATTN_ARTIFACTS``)
-for a human to look at; CI keeps them as artifacts.
+for a human to look at; CI keeps them as artifacts. The build's log, with each notebook's
+execution time, is kept beside them as ``site-build.log`` (to find a notebook that ran slowly).
 
 The browser part needs ``/usr/bin/chromium`` (``apt-get install chromium``; ``.ci/run`` installs
 it). Without it the browser tests are *skipped with that reason*, unless
@@ -33,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -43,7 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
 NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb"))
-ARTIFACTS = Path(os.environ.get("D2L_ATTN_ARTIFACTS", ROOT / ".artifacts")) / "screenshots"
+ARTIFACT_ROOT = Path(os.environ.get("D2L_ATTN_ARTIFACTS", ROOT / ".artifacts"))
+ARTIFACTS = ARTIFACT_ROOT / "screenshots"
 
 
 def _toc_files(toc: dict) -> list[str]:
@@ -82,7 +85,12 @@ def built_book(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("book")
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
     command = [str(jupyter_book), "build", str(ROOT), "--path-output", str(out), "-W", "--keep-going"]
+    started = time.monotonic()
     result = subprocess.run(command, capture_output=True, text=True, timeout=1500)
+    ARTIFACT_ROOT.mkdir(parents=True, exist_ok=True)
+    (ARTIFACT_ROOT / "site-build.log").write_text(
+        f"{' '.join(command)}\nrc={result.returncode} in {time.monotonic() - started:.0f} s\n\n"
+        f"{result.stdout}\n--- stderr ---\n{result.stderr}", encoding="utf-8")
     log = result.stdout[-6000:] + result.stderr[-6000:]
     assert result.returncode == 0, f"jupyter-book build -W failed:\n{log}"
     warnings = [line for line in result.stderr.splitlines() if "warning" in line.lower()
