@@ -4,7 +4,7 @@ r"""Training throughput of the chapter-7 Transformer: our attention paths vs tor
 Trains each model for a fixed number of optimizer steps on random token batches of a fixed
 shape and prints one table (tokens per second and the ratio to our reference path):
 
-* **ours, reference attention** -- :class:`d2l_attn.transformer.Transformer` with every attention
+* **ours, reference attention** -- :class:`d2l_attn.models.transformer.Transformer` with every attention
   computed as matmul -> masked softmax -> matmul (the readable path that can return weights);
 * **ours, fused attention** -- the same model and weights with
   :func:`torch.nn.functional.scaled_dot_product_attention` (FlashAttention/memory-efficient
@@ -17,7 +17,7 @@ With ``--amp`` (the default on CUDA) every row is measured again under ``torch.a
 bfloat16 (on a CPU too, where it exercises the same code path but is rarely faster). On CUDA the
 table adds model FLOP utilization, :math:`\text{MFU} = 6 (N_\text{enc} n_\text{src} + N_\text{dec}
 n_\text{tgt}) / t_\text{step} / \text{peak}`, with the peak bf16 FLOP/s of the GPU from
-:func:`d2l_attn.transformer.peak_bf16_flops` (``n/a`` when the GPU is not in the table).
+:func:`d2l_attn.profiling.peak_bf16_flops` (``n/a`` when the GPU is not in the table).
 
 Tokens per second count source + target positions (padding included: the model computes on it).
 This is a benchmark, not a test; ``tests/test_transformer.py`` only runs it with ``--tiny``.
@@ -46,11 +46,13 @@ from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from d2l_attn import transformer, utils  # noqa: E402
+from d2l_attn import profiling, utils  # noqa: E402
+from d2l_attn.data import Vocab  # noqa: E402
+from d2l_attn.models import Transformer  # noqa: E402
 from d2l_attn.positional import SinusoidalPositionalEncoding  # noqa: E402
-from d2l_attn.seq2seq import masked_cross_entropy  # noqa: E402
+from d2l_attn.losses import masked_cross_entropy  # noqa: E402
 
-# The configuration trained in the chapter's full mode (d2l_attn/transformer.py defaults differ);
+# The configuration trained in the chapter's full mode (TransformerConfig's defaults differ);
 # vocabulary sizes rounded up from the full-mode vocabularies (2,070 English / 3,094 French).
 CHAPTER = dict(d_model=128, num_heads=4, d_ff=512, num_layers=2, dropout=0.1,
                batch_size=128, seq_len=9, src_vocab=2300, tgt_vocab=3600)
@@ -129,20 +131,20 @@ def build_models(cfg, device, compile_model):
     torch.manual_seed(0)
     src_vocab = _FakeVocab(cfg["src_vocab"])
     tgt_vocab = _FakeVocab(cfg["tgt_vocab"])
-    ours = transformer.Transformer.from_vocabs(src_vocab, tgt_vocab, **sizes).to(device)
-    reference = transformer.Transformer.from_vocabs(src_vocab, tgt_vocab, fused=False, **sizes).to(device)
+    ours = Transformer.from_vocabs(src_vocab, tgt_vocab, **sizes).to(device)
+    reference = Transformer.from_vocabs(src_vocab, tgt_vocab, fused=False, **sizes).to(device)
     reference.load_state_dict(ours.state_dict())
-    models = [("ours, reference attention", reference), ("ours, fused attention", ours)]
+    variants = [("ours, reference attention", reference), ("ours, fused attention", ours)]
     if compile_model:
-        compiled = transformer.Transformer.from_vocabs(src_vocab, tgt_vocab, **sizes).to(device)
+        compiled = Transformer.from_vocabs(src_vocab, tgt_vocab, **sizes).to(device)
         compiled.load_state_dict(ours.state_dict())
-        models.append(("ours, fused + torch.compile", torch.compile(compiled)))
+        variants.append(("ours, fused + torch.compile", torch.compile(compiled)))
     torch.manual_seed(0)
-    models.append(("torch.nn.Transformer", TorchTransformerSeq2Seq(cfg["src_vocab"], cfg["tgt_vocab"], **sizes).to(device)))
-    return models, ours
+    variants.append(("torch.nn.Transformer", TorchTransformerSeq2Seq(cfg["src_vocab"], cfg["tgt_vocab"], **sizes).to(device)))
+    return variants, ours
 
 
-class _FakeVocab(transformer.Vocab):
+class _FakeVocab(Vocab):
     """A vocabulary of ``size`` made-up tokens (<unk>, <pad>, <bos>, <eos>, w4, w5, ...)."""
 
     def __init__(self, size):
@@ -183,10 +185,10 @@ def main(argv=None):
         torch.backends.cudnn.allow_tf32 = True
 
     batch = random_batch(cfg, device)
-    models, ours = build_models(cfg, device, args.compile)
+    variants, ours = build_models(cfg, device, args.compile)
     tokens = cfg["batch_size"] * 2 * cfg["seq_len"]  # source + target positions per step
-    flops = transformer.training_flops(ours, cfg["batch_size"] * cfg["seq_len"], cfg["batch_size"] * cfg["seq_len"])
-    peak = transformer.peak_bf16_flops(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
+    flops = profiling.training_flops(ours, cfg["batch_size"] * cfg["seq_len"], cfg["batch_size"] * cfg["seq_len"])
+    peak = profiling.peak_bf16_flops(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
 
     print(f"machine: {machine_description(device)}")
     print("config: " + ", ".join(f"{k}={v}" for k, v in cfg.items())
@@ -196,7 +198,7 @@ def main(argv=None):
     precisions = ["fp32"] + (["bf16"] if amp else [])
     rows = []
     for precision in precisions:
-        for name, model in models:
+        for name, model in variants:
             seconds = time_training(model, batch, args.steps, args.warmup, device, precision == "bf16")
             rows.append((name, precision, seconds))
     base = {p: next(s for n, pr, s in rows if pr == p and n.startswith("ours, reference")) for p in precisions}
@@ -204,7 +206,7 @@ def main(argv=None):
     print(header)
     print("-" * len(header))
     for name, precision, seconds in rows:
-        mfu = transformer.model_flops_utilization(flops, seconds, peak) if precision == "bf16" else None
+        mfu = profiling.model_flops_utilization(flops, seconds, peak) if precision == "bf16" else None
         mfu_text = f"{100 * mfu:6.2f}%" if mfu is not None else "    n/a"
         print(f"{name:30} {precision:9} {1000 * seconds:9.2f} {tokens / seconds:11,.0f} "
               f"{base[precision] / seconds:6.2f} {mfu_text}")

@@ -1,1 +1,34 @@
-"""d2l_attn."""
+"""d2l_attn: the library behind *Attention, Executable*.
+
+One module per idea; each module's docstring explains it with the math, and the chapters teach
+it. Dependencies point one way: the attention core never imports the models or the tools.
+
+========================  ====================================================  ==========
+module                    what it holds                                          chapters
+========================  ====================================================  ==========
+``masking``               padding / causal masks, masked softmax                 3, 5, 7
+``pooling``               soft lookup, kernels, Nadaraya-Watson                  1, 2
+``scoring``               additive and scaled dot-product attention              3
+``multihead``             head split/merge, multi-head attention, KV cache       5, 7
+``positional``            sinusoidal, learned and rotary positions               6
+``embeddings``            token embedding with positions                         7
+``blocks``                FFN, residual + norm, self-attention / decoder blocks  7
+``models``                GRU seq2seq (``rnn_seq2seq``), Transformer             4, 7
+``losses``                shift-right, masked cross-entropy, seq2seq loss        4, 7
+``decoding``              step-model protocol, greedy, beam, sampling            4, 7
+``translation``           translate, BLEU evaluation, save/load                  4, 7
+``interpret``             every attention map of one forward pass                7
+``training``              the Trainer (AMP, clipping, hooks, checkpoints)        4, 7
+``profiling``             parameters, FLOPs, timers, MFU                         3, 7
+``metrics``               BLEU (checked against sacrebleu)                       4, 7
+``data``                  downloads, vocabularies, fra-eng, synthetic tasks      2, 4, 5, 7
+``plotting``              heatmaps, attention grids, curves                      all
+``widgets``               kernel-free sliders and live explorers                 all
+``exercises``             answer checkers with hints, one file per chapter       all
+``utils``                 device, seeding, quick mode, atomic save/load          all
+========================  ====================================================  ==========
+
+Import what you need: ``from d2l_attn.multihead import MultiHeadAttention``.
+"""
+
+__version__ = "0.2.0"

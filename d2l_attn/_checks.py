@@ -81,3 +81,33 @@ def bool_mask(mask: object, shape: torch.Size | tuple[int, ...], name: str = "ma
     if broadcast != shape:
         raise ValueError(f"{name} of shape {tuple(mask.shape)} does not broadcast to {shape}{hint}")
     return mask
+
+
+def token_ids(tokens: object, name: str, vocab_size: int | None = None, dim: int = 2) -> torch.Tensor:
+    """An int64 tensor of token ids with ``dim`` axes, each id in ``[0, vocab_size)``.
+
+    The range check needs the values on the host, so it is skipped on CUDA (it would synchronize
+    every step) and while ``torch.compile`` traces; elsewhere it replaces an index error deep
+    inside ``nn.Embedding`` with a message that names the argument.
+    """
+    shape = "(B, T)" if dim == 2 else "(B,)"
+    if not isinstance(tokens, torch.Tensor) or tokens.dim() != dim or tokens.dtype != torch.long:
+        got = (f"{tokens.dtype} tensor of shape {tuple(tokens.shape)}" if isinstance(tokens, torch.Tensor)
+               else type(tokens).__name__)
+        raise ValueError(f"{name} must be an int64 tensor of token ids with shape {shape}, got {got}")
+    if (vocab_size is not None and tokens.numel() and tokens.device.type != "cuda"
+            and not torch.compiler.is_compiling()):
+        low, high = int(tokens.min()), int(tokens.max())
+        if low < 0 or high >= vocab_size:
+            raise ValueError(
+                f"{name} holds token ids from {low} to {high}, but the vocabulary has {vocab_size} tokens "
+                f"(ids 0..{vocab_size - 1}); were the model and the data built with different vocabularies?"
+            )
+    return tokens
+
+
+def token_id(name: str, value: object, vocab_size: int) -> int:
+    """A special token's id (``bos_id``, ``eos_id``, ...): an int in ``[0, vocab_size)``."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < vocab_size:
+        raise ValueError(f"{name} must be a token id of the vocabulary, in [0, {vocab_size}), got {value!r}")
+    return value

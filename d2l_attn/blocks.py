@@ -21,9 +21,11 @@ normalization (Ba et al., 2016), in one of two orders (:class:`AddNorm`):
 
 Pre-LN keeps an identity path from the input to the output of the whole stack and trains
 stably without learning-rate warm-up; it needs one final LayerNorm after the last block (the
-stacks in :mod:`d2l_attn.transformer` add it when ``norm_first=True``).
+stacks in :mod:`d2l_attn.models.transformer` add it when ``norm_first=True``).
 
-* :class:`TransformerEncoderBlock`: self-attention (padding mask on the keys) + FFN;
+* :class:`SelfAttentionBlock` (alias :class:`TransformerEncoderBlock`): self-attention (padding
+  mask on the keys) + FFN; with ``causal=True`` it is GPT's block and generates with a key/value
+  cache (:meth:`SelfAttentionBlock.step`);
 * :class:`TransformerDecoderBlock`: *causal* self-attention (position ``i`` sees ``0..i``) +
   cross-attention to the encoder outputs (the "memory", padding-masked) + FFN. For generation
   it also runs one step at a time with a key/value cache (:meth:`TransformerDecoderBlock.step`):
@@ -43,18 +45,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .masking import causal_mask
-from .multihead import MultiHeadAttention, merge_heads, split_heads
+from .multihead import KVCache, MultiHeadAttention
 from ._checks import heads_divide, positive_int, unit_interval
 
 __all__ = [
     "PositionWiseFFN",
     "AddNorm",
+    "SelfAttentionBlock",
     "TransformerEncoderBlock",
     "TransformerDecoderBlock",
     "LayerCache",
-    "project_keys_values",
-    "attend_projected",
 ]
 
 
@@ -156,42 +156,12 @@ class AddNorm(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------
-# attention on projected keys/values (shared by the KV cache and the full path)
+# copying torch.nn layers' weights (the tests compare our blocks with torch's)
 # --------------------------------------------------------------------------------------------
-def project_keys_values(mha: MultiHeadAttention, keys: torch.Tensor, values: torch.Tensor):
-    """The per-head keys and values ``(B, h, T_k, d_h)`` that ``mha`` would compute from its inputs."""
-    k = split_heads(mha.W_k(keys), mha.num_heads)  # (B, h, T_k, d_h)
-    v = split_heads(mha.W_v(values), mha.num_heads)  # (B, h, T_k, d_h)
-    return k, v
-
-
-def attend_projected(mha: MultiHeadAttention, queries: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                     valid_lens=None, attn_mask=None, return_weights: bool = False):
-    r"""``mha(queries, keys, values)`` given keys and values already projected by :func:`project_keys_values`.
-
-    :math:`\operatorname{concat}_i(\operatorname{attention}(\mathbf{Q}\mathbf{W}^q_i, \mathbf{K}_i, \mathbf{V}_i))\mathbf{W}^o`;
-    returns ``(B, T_q, d_model)`` or ``(output, weights (B, h, T_q, T_k))``.
-    """
-    if isinstance(attn_mask, torch.Tensor) and attn_mask.dim() == 3:
-        attn_mask = attn_mask.unsqueeze(1)  # (B, 1, T_q, T_k): the same for every head
-    q = split_heads(mha.W_q(queries), mha.num_heads)  # (B, h, T_q, d_h)
-    result = mha.attention(q, k, v, valid_lens=valid_lens, attn_mask=attn_mask, return_weights=return_weights)
-    heads, weights = result if return_weights else (result, None)  # (B, h, T_q, d_h)
-    output = mha.W_o(merge_heads(heads))  # (B, T_q, d_model)
-    return (output, weights) if return_weights else output
-
-
-# --------------------------------------------------------------------------------------------
-# encoder block
-# --------------------------------------------------------------------------------------------
-def _copy_linear(ours: nn.Linear, theirs: nn.Linear) -> None:
-    ours.weight.copy_(theirs.weight)
-    ours.bias.copy_(theirs.bias)
-
-
-def _copy_norm(ours: nn.LayerNorm, theirs: nn.LayerNorm) -> None:
-    ours.weight.copy_(theirs.weight)
-    ours.bias.copy_(theirs.bias)
+def _copy_parameters(pairs) -> None:
+    for ours, theirs in pairs:
+        ours.weight.copy_(theirs.weight)
+        ours.bias.copy_(theirs.bias)
 
 
 def _check_torch_layer(layer, cls, block) -> None:
@@ -207,14 +177,26 @@ def _check_torch_layer(layer, cls, block) -> None:
         raise ValueError(f"activation differs: torch layer {name}, this block {block.ffn.activation}")
 
 
-class TransformerEncoderBlock(nn.Module):
-    r"""One encoder layer: multi-head self-attention and an FFN, each with residual + LayerNorm.
+def _with_weights(out, return_weights: bool):
+    """Attention sublayers return ``(output, weights or None)`` so that :class:`AddNorm` passes the weights on."""
+    return out if return_weights else (out, None)
+
+
+# --------------------------------------------------------------------------------------------
+# self-attention block: the encoder block of the Transformer, and the block of GPT, BERT, ViT
+# --------------------------------------------------------------------------------------------
+class SelfAttentionBlock(nn.Module):
+    r"""Multi-head self-attention and an FFN, each with residual + LayerNorm.
 
     .. math::
 
         \mathbf{Y} = \operatorname{AddNorm}(\mathbf{X}, \operatorname{MultiHead}(\cdot, \cdot, \cdot)),
         \qquad
         \mathbf{Z} = \operatorname{AddNorm}(\mathbf{Y}, \operatorname{FFN}).
+
+    With ``causal=False`` this is the Transformer's **encoder block** (also BERT's and ViT's):
+    every position sees every real position. With ``causal=True`` it is **GPT's block**: position
+    ``i`` sees ``0..i`` only, and :meth:`step` generates with a key/value cache.
 
     ``forward(x (B, T, d), valid_lens=None, return_weights=False)``: ``valid_lens (B,)`` marks the
     real tokens; padded positions are never attended to (their own outputs are computed but
@@ -227,14 +209,15 @@ class TransformerEncoderBlock(nn.Module):
         activation: ``"relu"`` or ``"gelu"`` in the FFN.
         fused: fused attention (:func:`torch.nn.functional.scaled_dot_product_attention`) when
             the weights are not requested.
+        causal: each position attends to itself and earlier positions only.
     """
 
     def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.0,
-                 norm_first: bool = False, activation: str = "relu", fused: bool = True):
+                 norm_first: bool = False, activation: str = "relu", fused: bool = True, causal: bool = False):
         super().__init__()
         heads_divide(d_model, num_heads)
         dropout = unit_interval("dropout", dropout)
-        self.d_model, self.num_heads, self.norm_first = d_model, num_heads, bool(norm_first)
+        self.d_model, self.num_heads, self.norm_first, self.causal = d_model, num_heads, bool(norm_first), bool(causal)
         self.attention = MultiHeadAttention(d_model, num_heads, dropout, fused=fused)
         self.addnorm1 = AddNorm(d_model, dropout, norm_first)
         self.ffn = PositionWiseFFN(d_model, d_ff, dropout, activation)
@@ -242,49 +225,70 @@ class TransformerEncoderBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, valid_lens=None, return_weights: bool = False):
         _check_input(x, "x", self.d_model)
-        y, weights = self.addnorm1(
-            x, lambda h: self._self_attend(h, valid_lens, return_weights))  # (B, T, d), (B, h, T, T)
+
+        def self_attend(h):
+            out = self.attention(h, h, h, valid_lens=valid_lens, return_weights=return_weights, is_causal=self.causal)
+            return _with_weights(out, return_weights)
+
+        y, weights = self.addnorm1(x, self_attend)  # (B, T, d), (B, h, T, T) or None
         z = self.addnorm2(y, self.ffn)  # (B, T, d)
         return (z, weights) if return_weights else z
 
-    def _self_attend(self, h, valid_lens, return_weights):
-        out = self.attention(h, h, h, valid_lens=valid_lens, return_weights=return_weights)
-        return out if return_weights else (out, None)
+    def step(self, x: torch.Tensor, cache: KVCache | None = None, return_weights: bool = False):
+        r"""Causal blocks only: process ``T_new`` more positions given the :class:`~d2l_attn.multihead.KVCache`
+        of the earlier ``t`` (``None`` at the start).
+
+        Feeding a sequence in pieces gives the same outputs as :meth:`forward` on all of it (tested).
+        Returns ``(out (B, T_new, d), new_cache)`` or ``(out, new_cache, weights (B, h, T_new, t + T_new))``.
+        """
+        if not self.causal:
+            raise ValueError("step() needs a causal block (causal=True): a bidirectional block sees future positions")
+        _check_input(x, "x", self.d_model, "T_new")
+        holder = {}
+
+        def self_attend(h):
+            holder["cache"] = kv = self.attention.extend(cache, h)  # (B, h, t + T_new, d_h) x 2
+            return _with_weights(self.attention.attend(h, kv, return_weights=return_weights, is_causal=True),
+                                 return_weights)
+
+        y, weights = self.addnorm1(x, self_attend)  # (B, T_new, d)
+        z = self.addnorm2(y, self.ffn)  # (B, T_new, d)
+        return (z, holder["cache"], weights) if return_weights else (z, holder["cache"])
 
     @torch.no_grad()
-    def load_torch_weights(self, layer: nn.TransformerEncoderLayer) -> "TransformerEncoderBlock":
+    def load_torch_weights(self, layer: nn.TransformerEncoderLayer) -> "SelfAttentionBlock":
         """Copy the weights of a :class:`torch.nn.TransformerEncoderLayer` with the same sizes."""
         _check_torch_layer(layer, nn.TransformerEncoderLayer, self)
         self.attention.load_torch_weights(layer.self_attn)
-        _copy_linear(self.ffn.dense1, layer.linear1)
-        _copy_linear(self.ffn.dense2, layer.linear2)
-        _copy_norm(self.addnorm1.norm, layer.norm1)
-        _copy_norm(self.addnorm2.norm, layer.norm2)
+        _copy_parameters([(self.ffn.dense1, layer.linear1), (self.ffn.dense2, layer.linear2),
+                          (self.addnorm1.norm, layer.norm1), (self.addnorm2.norm, layer.norm2)])
         return self
 
     def extra_repr(self) -> str:
-        return f"norm_first={self.norm_first}"
+        return f"norm_first={self.norm_first}, causal={self.causal}"
+
+
+#: The Transformer's encoder block is the bidirectional self-attention block.
+TransformerEncoderBlock = SelfAttentionBlock
 
 
 # --------------------------------------------------------------------------------------------
 # decoder block
 # --------------------------------------------------------------------------------------------
 class LayerCache(NamedTuple):
-    """What one decoder block keeps between generation steps (the key/value cache).
+    """What one decoder block keeps between generation steps.
 
-    ``self_k``/``self_v``: projected keys/values of every target position decoded so far,
-    ``(B, h, t, d_h)``; ``memory_k``/``memory_v``: projected keys/values of the encoder outputs,
+    ``self_attn``: the :class:`~d2l_attn.multihead.KVCache` of every target position decoded so far,
+    ``(B, h, t, d_h)``; ``memory``: the projected keys/values of the encoder outputs,
     ``(B, h, T_src, d_h)``, computed once per sentence.
     """
 
-    self_k: torch.Tensor
-    self_v: torch.Tensor
-    memory_k: torch.Tensor
-    memory_v: torch.Tensor
+    self_attn: KVCache
+    memory: KVCache
 
     def index_select(self, index: torch.Tensor) -> "LayerCache":
         """Select/repeat batch entries (beam search)."""
-        return LayerCache(*(t.index_select(0, index) for t in self))
+        return LayerCache(self.self_attn.index_select(index), self.memory.index_select(index))
 
 
 class TransformerDecoderBlock(nn.Module):
@@ -325,29 +329,37 @@ class TransformerDecoderBlock(nn.Module):
         _check_input(memory, "memory", self.d_model, "T")
         if memory.shape[0] != x.shape[0]:
             raise ValueError(f"memory must have batch size {x.shape[0]} like x, got {memory.shape[0]}")
+        return self._layer(x, None, self.cross_attention.project(memory, memory), memory_valid_lens, return_weights)
+
+    def _layer(self, x, self_cache: KVCache | None, memory: KVCache, memory_valid_lens, return_weights):
+        """The three sublayers; ``self_cache`` holds earlier positions (``None`` = teacher forcing)."""
+        holder = {}
+
         def self_attend(h):
             # causal: position i sees 0..i (SDPA's is_causal flag on the fused path)
-            out = self.self_attention(h, h, h, is_causal=True, return_weights=return_weights)
-            return out if return_weights else (out, None)
+            holder["cache"] = kv = self.self_attention.extend(self_cache, h)  # (B, h, t + T_new, d_h) x 2
+            return _with_weights(self.self_attention.attend(h, kv, return_weights=return_weights, is_causal=True),
+                                 return_weights)
 
         def cross_attend(h):
-            out = self.cross_attention(h, memory, memory, valid_lens=memory_valid_lens,
-                                       return_weights=return_weights)
-            return out if return_weights else (out, None)
+            return _with_weights(self.cross_attention.attend(h, memory, valid_lens=memory_valid_lens,
+                                                             return_weights=return_weights), return_weights)
 
-        y, w_self = self.addnorm1(x, self_attend)  # (B, T', d), (B, h, T', T')
-        z, w_cross = self.addnorm2(y, cross_attend)  # (B, T', d), (B, h, T', T)
+        y, w_self = self.addnorm1(x, self_attend)  # (B, T', d), (B, h, T', t + T') or None
+        z, w_cross = self.addnorm2(y, cross_attend)  # (B, T', d), (B, h, T', T) or None
         out = self.addnorm3(z, self.ffn)  # (B, T', d)
-        return (out, w_self, w_cross) if return_weights else out
+        if self_cache is None:
+            return (out, w_self, w_cross) if return_weights else out
+        new_cache = LayerCache(holder["cache"], memory)
+        return (out, new_cache, w_self, w_cross) if return_weights else (out, new_cache)
 
     # -- incremental decoding -----------------------------------------------------------------
     def init_cache(self, memory: torch.Tensor) -> LayerCache:
         """Empty self-attention cache and the projected memory keys/values for one sentence batch."""
         _check_input(memory, "memory", self.d_model, "T")
-        mem_k, mem_v = project_keys_values(self.cross_attention, memory, memory)  # (B, h, T, d_h) x 2
-        batch, heads, head_dim = memory.shape[0], self.num_heads, self.d_model // self.num_heads
-        empty = memory.new_zeros(batch, heads, 0, head_dim)  # (B, h, 0, d_h)
-        return LayerCache(empty, empty, mem_k, mem_v)
+        head_dim = self.d_model // self.num_heads
+        empty = memory.new_zeros(memory.shape[0], self.num_heads, 0, head_dim)  # (B, h, 0, d_h)
+        return LayerCache(KVCache(empty, empty), self.cross_attention.project(memory, memory))
 
     def step(self, x: torch.Tensor, cache: LayerCache, memory_valid_lens=None, return_weights: bool = False):
         r"""Process the next ``T_new`` target positions given the cache of the earlier ``t``.
@@ -363,27 +375,7 @@ class TransformerDecoderBlock(nn.Module):
         _check_input(x, "x", self.d_model, "T_new")
         if not isinstance(cache, LayerCache):
             raise ValueError(f"cache must be a LayerCache (see init_cache), got {type(cache).__name__}")
-        holder = {}
-
-        def self_attend(h):
-            k_new, v_new = project_keys_values(self.self_attention, h, h)  # (B, h, T_new, d_h)
-            k = torch.cat([cache.self_k, k_new], dim=2)  # (B, h, t + T_new, d_h)
-            v = torch.cat([cache.self_v, v_new], dim=2)  # (B, h, t + T_new, d_h)
-            holder["k"], holder["v"] = k, v
-            mask = causal_mask(h.shape[1], k.shape[2], device=h.device)  # (T_new, t + T_new)
-            out = attend_projected(self.self_attention, h, k, v, attn_mask=mask, return_weights=return_weights)
-            return out if return_weights else (out, None)
-
-        def cross_attend(h):
-            out = attend_projected(self.cross_attention, h, cache.memory_k, cache.memory_v,
-                                   valid_lens=memory_valid_lens, return_weights=return_weights)
-            return out if return_weights else (out, None)
-
-        y, w_self = self.addnorm1(x, self_attend)  # (B, T_new, d)
-        z, w_cross = self.addnorm2(y, cross_attend)  # (B, T_new, d)
-        out = self.addnorm3(z, self.ffn)  # (B, T_new, d)
-        new_cache = cache._replace(self_k=holder["k"], self_v=holder["v"])
-        return (out, new_cache, w_self, w_cross) if return_weights else (out, new_cache)
+        return self._layer(x, cache.self_attn, cache.memory, memory_valid_lens, return_weights)
 
     @torch.no_grad()
     def load_torch_weights(self, layer: nn.TransformerDecoderLayer) -> "TransformerDecoderBlock":
@@ -391,10 +383,9 @@ class TransformerDecoderBlock(nn.Module):
         _check_torch_layer(layer, nn.TransformerDecoderLayer, self)
         self.self_attention.load_torch_weights(layer.self_attn)
         self.cross_attention.load_torch_weights(layer.multihead_attn)
-        _copy_linear(self.ffn.dense1, layer.linear1)
-        _copy_linear(self.ffn.dense2, layer.linear2)
-        for ours, theirs in ((self.addnorm1, layer.norm1), (self.addnorm2, layer.norm2), (self.addnorm3, layer.norm3)):
-            _copy_norm(ours.norm, theirs)
+        _copy_parameters([(self.ffn.dense1, layer.linear1), (self.ffn.dense2, layer.linear2),
+                          (self.addnorm1.norm, layer.norm1), (self.addnorm2.norm, layer.norm2),
+                          (self.addnorm3.norm, layer.norm3)])
         return self
 
     def extra_repr(self) -> str:

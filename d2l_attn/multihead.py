@@ -19,13 +19,20 @@ output columns are then split into heads (:func:`split_heads`); after attention 
 concatenated back (:func:`merge_heads`). So the parameter count,
 :math:`d(d_q + d_k + d_v + d) + 4d` with biases, does not depend on :math:`h`.
 
+Generation reuses work with a **key/value cache** (:class:`KVCache`, chapter 7): the projected
+keys and values of positions already seen are kept, so a new token only projects itself.
+:meth:`MultiHeadAttention.project` makes a cache from keys and values (e.g. an encoder's
+outputs, computed once per sentence), :meth:`MultiHeadAttention.extend` appends new positions to
+one (causal self-attention in a decoder or a GPT), and :meth:`MultiHeadAttention.attend` attends
+over one; ``forward`` is ``attend(queries, project(keys, values))``.
+
 Shapes are batch-first: queries ``(B, T_q, d_model)``, keys ``(B, T_k, key_dim)``, values
 ``(B, T_k, value_dim)``; inside, heads are an extra axis ``(B, h, T, d_h)``.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -33,7 +40,7 @@ from torch import nn
 from .scoring import DotProductAttention
 from ._checks import heads_divide, positive_int
 
-__all__ = ["split_heads", "merge_heads", "MultiHeadAttention"]
+__all__ = ["split_heads", "merge_heads", "KVCache", "MultiHeadAttention"]
 
 
 def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
@@ -57,6 +64,26 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     batch_size, num_heads, num_steps, head_dim = x.shape
     x = x.transpose(1, 2)  # (B, T, h, d_h)
     return x.reshape(batch_size, num_steps, num_heads * head_dim)  # (B, T, d)
+
+
+class KVCache(NamedTuple):
+    """Projected keys and values of the positions seen so far, per head: ``k``, ``v`` ``(B, h, t, d_h)``.
+
+    Made by :meth:`MultiHeadAttention.project` (or :meth:`MultiHeadAttention.extend` from ``None``),
+    grown by :meth:`MultiHeadAttention.extend`, read by :meth:`MultiHeadAttention.attend`.
+    """
+
+    k: torch.Tensor  # (B, h, t, d_h)
+    v: torch.Tensor  # (B, h, t, d_h)
+
+    @property
+    def length(self) -> int:
+        """Number of cached positions ``t``."""
+        return self.k.shape[2]
+
+    def index_select(self, index: torch.Tensor) -> "KVCache":
+        """Select/repeat batch rows (beam search): ``index (N,)`` into the batch axis."""
+        return KVCache(self.k.index_select(0, index), self.v.index_select(0, index))  # (N, h, t, d_h) x 2
 
 
 class MultiHeadAttention(nn.Module):
@@ -165,12 +192,58 @@ class MultiHeadAttention(nn.Module):
         :class:`torch.nn.MultiheadAttention`'s default (head-averaged) weights.
         """
         self._check_inputs(queries, keys, values)
+        return self.attend(queries, self.project(keys, values), valid_lens=valid_lens, attn_mask=attn_mask,
+                           return_weights=return_weights, is_causal=is_causal)
+
+    # -- the pieces of forward, for key/value caches ------------------------------------------------
+    def project(self, keys: torch.Tensor, values: torch.Tensor) -> KVCache:
+        """Project keys and values and split them into heads: a :class:`KVCache` ``(B, h, T_k, d_h)``."""
+        k = split_heads(self.W_k(keys), self.num_heads)  # (B, h, T_k, d_h)
+        v = split_heads(self.W_v(values), self.num_heads)  # (B, h, T_k, d_h)
+        return KVCache(k, v)
+
+    def extend(self, cache: KVCache | None, keys: torch.Tensor, values: torch.Tensor | None = None) -> KVCache:
+        """``cache`` with the projections of ``T_new`` more positions appended (``values`` default ``keys``).
+
+        ``cache=None`` starts a new cache. For self-attention, ``keys = values = `` the new inputs.
+        """
+        new = self.project(keys, keys if values is None else values)  # (B, h, T_new, d_h) x 2
+        if cache is None:
+            return new
+        if not isinstance(cache, KVCache):
+            raise ValueError(f"cache must be a multihead.KVCache or None, got {type(cache).__name__}")
+        if cache.k.shape[:2] != new.k.shape[:2]:
+            raise ValueError(
+                f"cache holds (batch, heads) = {tuple(cache.k.shape[:2])}, the new positions "
+                f"{tuple(new.k.shape[:2])}"
+            )
+        return KVCache(torch.cat([cache.k, new.k], dim=2), torch.cat([cache.v, new.v], dim=2))  # (B, h, t+T_new, d_h)
+
+    def attend(
+        self,
+        queries: torch.Tensor,
+        cache: KVCache,
+        valid_lens: torch.Tensor | Sequence[int] | None = None,
+        attn_mask: torch.Tensor | None = None,
+        return_weights: bool = False,
+        is_causal: bool = False,
+    ):
+        r"""Attend from ``queries (B, T_q, d_model)`` over projected keys/values ``cache``.
+
+        :math:`\operatorname{concat}_i(\operatorname{attention}(\mathbf{Q}\mathbf{W}^q_i, \mathbf{K}_i,
+        \mathbf{V}_i))\mathbf{W}^o`. With ``is_causal`` and a cache longer than the queries, the
+        queries are the *last* ``T_q`` positions (each sees the cache and the new positions up to
+        itself). Returns what :meth:`forward` returns.
+        """
+        if not isinstance(cache, KVCache):
+            raise ValueError(f"cache must be a multihead.KVCache (see project/extend), got {type(cache).__name__}")
+        if not isinstance(queries, torch.Tensor) or queries.dim() != 3 or queries.shape[-1] != self.d_model:
+            shape = tuple(queries.shape) if isinstance(queries, torch.Tensor) else type(queries).__name__
+            raise ValueError(f"queries must have shape (B, T_q, d_model={self.d_model}), got {shape}")
         if isinstance(attn_mask, torch.Tensor) and attn_mask.dim() == 3:
             attn_mask = attn_mask.unsqueeze(1)  # (B, 1, T_q, T_k): the same mask for every head
         q = split_heads(self.W_q(queries), self.num_heads)  # (B, h, T_q, d_h)
-        k = split_heads(self.W_k(keys), self.num_heads)  # (B, h, T_k, d_h)
-        v = split_heads(self.W_v(values), self.num_heads)  # (B, h, T_k, d_h)
-        result = self.attention(q, k, v, valid_lens=valid_lens, attn_mask=attn_mask,
+        result = self.attention(q, cache.k, cache.v, valid_lens=valid_lens, attn_mask=attn_mask,
                                 return_weights=return_weights, is_causal=is_causal)
         heads, weights = result if return_weights else (result, None)  # (B, h, T_q, d_h)
         output = self.W_o(merge_heads(heads))  # (B, T_q, d_model)

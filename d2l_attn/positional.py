@@ -44,7 +44,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._checks import positive_int, unit_interval
+from ._checks import nonnegative_int, positive_int, unit_interval
 
 __all__ = [
     "sinusoidal_frequencies",
@@ -120,16 +120,18 @@ def sinusoidal_shift_matrix(offset: float, d_model: int, base: float = 10000.0, 
     return torch.block_diag(*blocks).to(dtype)  # (d, d)
 
 
-def _check_input(x: torch.Tensor, d_model: int, max_len: int) -> int:
+def _check_input(x: torch.Tensor, d_model: int, max_len: int, offset: int = 0) -> int:
     if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != d_model:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"x must have shape (batch_size, num_steps, d_model={d_model}), got {shape}")
-    num_steps = x.shape[1]
-    if num_steps > max_len:
+    nonnegative_int("offset", offset)
+    end = offset + x.shape[1]
+    if end > max_len:
         raise ValueError(
-            f"sequence length {num_steps} exceeds max_len={max_len}; build the encoding with a larger max_len"
+            f"positions up to {end - 1} exceed max_len={max_len} (offset={offset}, num_steps={x.shape[1]}); "
+            "build the encoding with a larger max_len"
         )
-    return num_steps
+    return end
 
 
 class SinusoidalPositionalEncoding(nn.Module):
@@ -153,9 +155,10 @@ class SinusoidalPositionalEncoding(nn.Module):
         self.dropout = nn.Dropout(unit_interval("dropout", dropout))
         self.register_buffer("encoding", sinusoidal_encoding(max_len, d_model, base), persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        num_steps = _check_input(x, self.d_model, self.max_len)
-        table = self.encoding[:num_steps].to(dtype=x.dtype)  # (T, d)
+    def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        """``x (B, T, d)`` at positions ``offset .. offset + T - 1`` (``offset > 0``: generation with a cache)."""
+        end = _check_input(x, self.d_model, self.max_len, offset)
+        table = self.encoding[offset:end].to(dtype=x.dtype)  # (T, d)
         return self.dropout(x + table)  # (B, T, d)
 
     def extra_repr(self) -> str:
@@ -179,9 +182,10 @@ class LearnedPositionalEncoding(nn.Module):
         nn.init.normal_(self.embedding.weight, std=init_std)
         self.dropout = nn.Dropout(unit_interval("dropout", dropout))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        num_steps = _check_input(x, self.d_model, self.max_len)
-        positions = torch.arange(num_steps, device=x.device)  # (T,)
+    def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        """``x (B, T, d)`` at positions ``offset .. offset + T - 1`` (``offset > 0``: generation with a cache)."""
+        end = _check_input(x, self.d_model, self.max_len, offset)
+        positions = torch.arange(offset, end, device=x.device)  # (T,)
         return self.dropout(x + self.embedding(positions))  # (B, T, d)
 
     def extra_repr(self) -> str:

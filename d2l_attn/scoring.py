@@ -253,24 +253,26 @@ class DotProductAttention(nn.Module):
     ):
         """Output ``(..., T_q, d_v)``, or ``(output, weights (..., T_q, T_k))`` if ``return_weights``.
 
-        ``is_causal=True`` (self-attention, ``T_q == T_k``): query ``i`` sees keys ``0..i`` only,
-        combined with any other mask. With no other mask the fused path hands SDPA its own
-        ``is_causal`` flag instead of a mask tensor, which keeps the fastest GPU kernels
-        (FlashAttention) eligible; the result is the same.
+        ``is_causal=True`` (self-attention): query ``i`` sees keys ``0..i`` only, combined with
+        any other mask. With ``T_q < T_k`` (a key/value cache during generation) the queries are
+        the *last* ``T_q`` positions (:func:`d2l_attn.masking.causal_mask`). With ``T_q == T_k``
+        and no other mask the fused path hands SDPA its own ``is_causal`` flag instead of a mask
+        tensor, which keeps the fastest GPU kernels (FlashAttention) eligible; the result is the same.
         """
         _check_qkv(queries, keys, values, same_dim=True)
-        scores_shape = (*queries.shape[:-1], keys.shape[-2])  # (..., T_q, T_k)
-        if is_causal and queries.shape[-2] != keys.shape[-2]:
+        num_q, num_k = queries.shape[-2], keys.shape[-2]
+        scores_shape = (*queries.shape[:-1], num_k)  # (..., T_q, T_k)
+        if is_causal and num_q > num_k:
             raise ValueError(
-                "is_causal needs as many queries as keys (self-attention), got "
-                f"T_q={queries.shape[-2]} and T_k={keys.shape[-2]}; for other shapes pass "
-                "attn_mask=masking.causal_mask(T_q, T_k)"
+                "is_causal needs at least as many keys as queries (the queries are the last positions), "
+                f"got T_q={num_q} and T_k={num_k}"
             )
+        is_causal = bool(is_causal) and num_q > 1  # one query, the last position, sees every key
         # SDPA's own flag only where nothing else masks and SDPA computes the output
-        fast_causal = (is_causal and valid_lens is None and attn_mask is None
+        fast_causal = (is_causal and num_q == num_k and valid_lens is None and attn_mask is None
                        and self.fused and not return_weights)
         if is_causal and not fast_causal:
-            causal = causal_mask(queries.shape[-2], device=queries.device)  # (T_q, T_k)
+            causal = causal_mask(num_q, num_k, device=queries.device)  # (T_q, T_k)
             attn_mask = causal if attn_mask is None else attn_mask & causal  # (..., T_q, T_k)
         keep = combine_masks(valid_lens, attn_mask, scores_shape, device=queries.device)
         if return_weights or not self.fused:

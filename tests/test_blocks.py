@@ -10,12 +10,11 @@ from d2l_attn.blocks import (
     AddNorm,
     LayerCache,
     PositionWiseFFN,
+    SelfAttentionBlock,
     TransformerDecoderBlock,
     TransformerEncoderBlock,
-    attend_projected,
-    project_keys_values,
 )
-from d2l_attn.multihead import MultiHeadAttention
+from d2l_attn.multihead import KVCache
 
 D, H, FF = 16, 4, 32
 
@@ -174,12 +173,12 @@ def test_decoder_step_with_kv_cache_equals_full_forward(norm_first):
     x, memory, lens = randn(3, 6, D), randn(3, 5, D, seed=1), torch.tensor([5, 3, 1])
     full = block(x, memory, lens)
     cache = block.init_cache(memory)
-    assert cache.self_k.shape == (3, H, 0, D // H) and cache.memory_k.shape == (3, H, 5, D // H)
+    assert cache.self_attn.k.shape == (3, H, 0, D // H) and cache.memory.k.shape == (3, H, 5, D // H)
     outs = []
     for t in range(6):  # one token at a time
         out, cache = block.step(x[:, t:t + 1], cache, lens)
         outs.append(out)
-    assert cache.self_k.shape == (3, H, 6, D // H)
+    assert cache.self_attn.k.shape == (3, H, 6, D // H)
     torch.testing.assert_close(torch.cat(outs, 1), full, atol=1e-5, rtol=1e-5)
     # chunks of several tokens give the same too
     cache = block.init_cache(memory)
@@ -188,24 +187,59 @@ def test_decoder_step_with_kv_cache_equals_full_forward(norm_first):
     torch.testing.assert_close(torch.cat([first, rest], 1), full, atol=1e-5, rtol=1e-5)
     assert w_self.shape == (3, H, 4, 6)
     with pytest.raises(ValueError, match="LayerCache"):
-        block.step(x[:, :1], (cache.self_k, cache.self_v), lens)
+        block.step(x[:, :1], (cache.self_attn, cache.memory), lens)
 
 
 def test_layer_cache_index_select():
-    cache = LayerCache(*(torch.arange(3.0).view(3, 1, 1, 1).expand(3, 2, 4, 2) for _ in range(4)))
+    rows = torch.arange(3.0).view(3, 1, 1, 1).expand(3, 2, 4, 2)  # batch row b holds the value b
+    cache = LayerCache(KVCache(rows, rows + 10), KVCache(rows + 20, rows + 30))
     picked = cache.index_select(torch.tensor([2, 2, 0]))
-    assert picked.self_k[:, 0, 0, 0].tolist() == [2.0, 2.0, 0.0]
+    assert picked.self_attn.k[:, 0, 0, 0].tolist() == [2.0, 2.0, 0.0]
+    assert picked.memory.v[:, 0, 0, 0].tolist() == [32.0, 32.0, 30.0]
 
 
-def test_attend_projected_equals_multihead_forward():
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_causal_self_attention_block_equals_explicit_mask_and_cached_steps(norm_first):
+    """causal=True: the same as a bidirectional block whose attention is masked by hand; and
+    generating in pieces with the KV cache gives the outputs of the full forward pass."""
     torch.manual_seed(0)
-    mha = MultiHeadAttention(D, H).eval()
-    q, kv = randn(2, 3, D), randn(2, 5, D, seed=1)
-    k, v = project_keys_values(mha, kv, kv)
-    out, w = attend_projected(mha, q, k, v, valid_lens=torch.tensor([5, 2]), return_weights=True)
-    ref, ref_w = mha(q, kv, kv, valid_lens=torch.tensor([5, 2]), return_weights=True)
-    torch.testing.assert_close(out, ref)
-    torch.testing.assert_close(w, ref_w)
+    block = SelfAttentionBlock(D, H, FF, norm_first=norm_first, causal=True).eval()
+    x = randn(3, 7, D)
+    full, weights = block(x, return_weights=True)
+    assert torch.all(weights.triu(diagonal=1) == 0)
+    # independent reference: the same weights, attention masked with an explicit lower triangle
+    plain = SelfAttentionBlock(D, H, FF, norm_first=norm_first).eval()
+    plain.load_state_dict(block.state_dict())
+    tril = torch.ones(7, 7, dtype=torch.bool).tril()
+    h = plain.addnorm1.norm(x) if norm_first else x
+    attn = plain.attention(h, h, h, attn_mask=tril)
+    y = x + attn if norm_first else plain.addnorm1.norm(x + attn)
+    expected = plain.addnorm2(y, plain.ffn)
+    torch.testing.assert_close(full, expected, atol=1e-5, rtol=1e-5)
+    # changing a later token never changes an earlier output
+    x2 = x.clone()
+    x2[:, 4:] += 5.0
+    torch.testing.assert_close(block(x2)[:, :4], full[:, :4], atol=1e-5, rtol=1e-5)
+    # cached generation: 1 token, then 2, then 4
+    out1, cache = block.step(x[:, :1])
+    out2, cache = block.step(x[:, 1:3], cache)
+    out3, cache, w = block.step(x[:, 3:], cache, return_weights=True)
+    assert cache.length == 7 and w.shape == (3, H, 4, 7)
+    torch.testing.assert_close(torch.cat([out1, out2, out3], 1), full, atol=1e-5, rtol=1e-5)
+
+
+def test_step_needs_a_causal_block():
+    with pytest.raises(ValueError, match="causal"):
+        SelfAttentionBlock(D, H, FF).step(randn(1, 2, D))
+
+
+def test_encoder_block_is_the_bidirectional_self_attention_block():
+    block = TransformerEncoderBlock(D, H, FF)
+    assert isinstance(block, SelfAttentionBlock) and not block.causal
+    x = randn(1, 5, D)
+    x2 = x.clone()
+    x2[:, 4] += 5.0
+    assert not torch.allclose(block.eval()(x)[:, 0], block(x2)[:, 0])  # position 0 sees position 4
 
 
 # -- comparison with torch.nn ---------------------------------------------------------------------

@@ -386,7 +386,19 @@ def test_is_causal_equals_an_explicit_causal_mask(fused, with_lens):
     assert torch.all(weights.triu(1) == 0)
 
 
-def test_is_causal_rejects_cross_attention_shapes():
-    q, k = torch.randn(1, 3, 4), torch.randn(1, 5, 4)
-    with pytest.raises(ValueError, match="is_causal needs as many queries as keys"):
+def test_is_causal_rejects_more_queries_than_keys():
+    q, k = torch.randn(1, 5, 4), torch.randn(1, 3, 4)
+    with pytest.raises(ValueError, match="is_causal needs at least as many keys as queries"):
         DotProductAttention()(q, k, k, is_causal=True)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("num_q", [1, 3])
+def test_is_causal_with_cached_keys_sees_the_last_positions(fused, num_q):
+    """With T_k > T_q the queries are the last T_q positions: compare with the full computation."""
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(2, 6, 4, generator=g) for _ in range(3))  # (B, T, d)
+    attention = DotProductAttention(fused=fused)
+    full = attention(q, k, v, is_causal=True)  # (B, 6, 4)
+    tail = attention(q[:, -num_q:], k, v, is_causal=True)  # (B, num_q, 4)
+    torch.testing.assert_close(tail, full[:, -num_q:])

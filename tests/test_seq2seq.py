@@ -9,18 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from d2l_attn import seq2seq
+from d2l_attn import decoding, losses, translation
 from d2l_attn.data import Vocab
+from d2l_attn.decoding import beam_search, greedy_decode
+from d2l_attn.losses import masked_cross_entropy, seq2seq_loss
+from d2l_attn.models.rnn_seq2seq import AttentionDecoder, GRUEncoder, Seq2Seq
 from d2l_attn.scoring import AdditiveAttention
-from d2l_attn.seq2seq import (
-    AttentionDecoder,
-    GRUEncoder,
-    Seq2Seq,
-    beam_search,
-    greedy_decode,
-    masked_cross_entropy,
-    seq2seq_loss,
-)
 from d2l_attn.training import Trainer
 
 PAD, BOS, EOS = 1, 2, 3
@@ -67,7 +61,7 @@ def test_attention_weights_sum_to_one_over_valid_source_tokens_only():
 def test_decoder_attention_is_the_library_additive_attention():
     model = make_model()
     src, lens = padded_batch(seed=1)
-    state = model.encode(src, lens)
+    state = model.init_state(src, lens)
     context, weights = model.decoder.attend(state)
     query = state.hidden[-1].unsqueeze(1)
     attention: AdditiveAttention = model.decoder.attention
@@ -186,11 +180,11 @@ def test_translate_and_evaluate_bleu_end_to_end():
     tgt_vocab = Vocab([["va", "!"], ["salut", "!"]], reserved_tokens=["<pad>", "<bos>", "<eos>"])
     torch.manual_seed(0)
     model = Seq2Seq.from_vocabs(src_vocab, tgt_vocab, embed_size=8, num_hiddens=8)
-    out = seq2seq.translate(model, ["Go.", "Hi."], src_vocab, tgt_vocab, num_steps=4, beam_size=2)
+    out = translation.translate(model, ["Go.", "Hi."], src_vocab, tgt_vocab, num_steps=4, beam_size=2)
     assert [t.source for t in out] == [["go", ".", "<eos>"], ["hi", ".", "<eos>"]]
     assert all(t.weights.shape[1] == 3 for t in out)
     pairs = [(["go", "."], ["va", "!"]), (["go", "."], ["marche", "!"]), (["hi", "."], ["salut", "!"])]
-    result = seq2seq.evaluate_bleu(model, pairs, src_vocab, tgt_vocab, num_steps=4)
+    result = translation.evaluate_bleu(model, pairs, src_vocab, tgt_vocab, num_steps=4)
     assert result["num_sentences"] == 2 and len(result["references"][0]) == 2
     assert 0.0 <= result["corpus_bleu"] <= 1.0
 
@@ -246,8 +240,8 @@ def test_real_batches_flow_through_the_model(monkeypatch):
 def test_decoding_and_loss_reject_a_model_without_the_encoder_decoder_interface(bad):
     src = torch.zeros(1, 3, dtype=torch.long)
     lens = torch.tensor([3])
-    for call in (lambda: seq2seq.greedy_decode(bad, src, lens, 4),
-                 lambda: seq2seq.beam_search(bad, src, lens, 4),
-                 lambda: seq2seq.seq2seq_loss(bad, (src, lens, src, lens))):
-        with pytest.raises(ValueError, match=r"model must be an encoder-decoder nn.Module with encode\(\)"):
+    for call in (lambda: decoding.greedy_decode(bad, src, lens, 4),
+                 lambda: decoding.beam_search(bad, src, lens, 4),
+                 lambda: losses.seq2seq_loss(bad, (src, lens, src, lens))):
+        with pytest.raises(ValueError, match=r"model must be an (nn.Module with init_state|encoder-decoder)"):
             call()

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from d2l_attn import seq2seq, transformer
+from d2l_attn import decoding, losses, profiling, translation
 from d2l_attn.data import Vocab
+from d2l_attn.models.transformer import Transformer, TransformerDecoder, TransformerEncoder
 from d2l_attn.training import Trainer, load_checkpoint, move_to_device
-from d2l_attn.transformer import Transformer, TransformerDecoder, TransformerEncoder
 
 ROOT = Path(__file__).resolve().parents[1]
 RESERVED = ["<pad>", "<bos>", "<eos>"]
@@ -91,15 +91,15 @@ def test_incremental_decoding_equals_full_recomputation(norm_first):
     model = make_model(norm_first)
     src, lens, tgt = batch(seed=2)
     full = model(src, lens, tgt)  # (B, T', V)
-    state = model.encode(src, lens)
+    state = model.init_state(src, lens)
     steps = []
     for t in range(tgt.shape[1]):
-        logits, state, weights = model.decoder.step(tgt[:, t], state)
+        logits, state, weights = model.step(tgt[:, t], state)
         steps.append(logits)
         assert weights.shape == (4, 6)
         torch.testing.assert_close(weights.sum(-1), torch.ones(4))
     assert state.num_decoded == tgt.shape[1]
-    assert state.caches[0].self_k.shape == (4, 4, tgt.shape[1], 4)
+    assert state.caches[0].self_attn.k.shape == (4, 4, tgt.shape[1], 4)
     torch.testing.assert_close(torch.stack(steps, 1), full, atol=1e-5, rtol=1e-5)
     # the step's weights are the last layer's cross-attention averaged over heads
     _, w = model(src, lens, tgt, return_weights=True)
@@ -109,7 +109,7 @@ def test_incremental_decoding_equals_full_recomputation(norm_first):
 def test_greedy_decode_matches_argmax_of_full_recomputation():
     model = make_model(seed=3)
     src, lens, _ = batch(seed=3)
-    out = seq2seq.greedy_decode(model, src, lens, max_len=6)
+    out = decoding.greedy_decode(model, src, lens, max_len=6)
     # recompute greedily without any cache: feed the whole prefix every time
     prefix = torch.full((4, 1), BOS)
     for _ in range(6):
@@ -122,25 +122,25 @@ def test_greedy_decode_matches_argmax_of_full_recomputation():
 def test_beam_search_and_translate_work_unchanged():
     model = make_model(seed=4)
     src, lens, _ = batch(seed=4)
-    greedy = seq2seq.greedy_decode(model, src, lens, 6)
-    assert seq2seq.beam_search(model, src, lens, 6, beam_size=1) == greedy
-    beams, mats = seq2seq.beam_search(model, src, lens, 6, beam_size=3, return_weights=True)
+    greedy = decoding.greedy_decode(model, src, lens, 6)
+    assert decoding.beam_search(model, src, lens, 6, beam_size=1) == greedy
+    beams, mats = decoding.beam_search(model, src, lens, 6, beam_size=3, return_weights=True)
     assert len(beams) == 4 and all(m.shape[1] == int(n) for m, n in zip(mats, lens))
-    out = seq2seq.translate(model, ["s1 s2 s3", "s4"], SRC_VOCAB, TGT_VOCAB, num_steps=6, beam_size=2)
+    out = translation.translate(model, ["s1 s2 s3", "s4"], SRC_VOCAB, TGT_VOCAB, num_steps=6, beam_size=2)
     assert len(out) == 2 and out[0].weights.shape[1] == 4  # 3 tokens + <eos>
     pairs = [(["s1", "s2"], ["t1", "t2"]), (["s3"], ["t3"])]
-    scores = seq2seq.evaluate_bleu(model, pairs, SRC_VOCAB, TGT_VOCAB, num_steps=6)
+    scores = translation.evaluate_bleu(model, pairs, SRC_VOCAB, TGT_VOCAB, num_steps=6)
     assert scores["num_sentences"] == 2 and 0.0 <= scores["corpus_bleu"] <= 1.0
 
 
 def test_reorder_state_repeats_caches():
     model = make_model()
     src, lens, tgt = batch()
-    state = model.encode(src, lens)
-    _, state, _ = model.decoder.step(tgt[:, 0], state)
-    picked = model.decoder.reorder_state(state, torch.tensor([3, 3, 0]))
-    assert picked.enc_outputs.shape[0] == 3 and picked.src_valid_lens.tolist() == [lens[3], lens[3], lens[0]]
-    torch.testing.assert_close(picked.caches[1].self_k[0], state.caches[1].self_k[3])
+    state = model.init_state(src, lens)
+    _, state, _ = model.step(tgt[:, 0], state)
+    picked = model.reorder_state(state, torch.tensor([3, 3, 0]))
+    assert picked.src_valid_lens.tolist() == [lens[3], lens[3], lens[0]]
+    torch.testing.assert_close(picked.caches[1].self_attn.k[0], state.caches[1].self_attn.k[3])
     assert picked.num_decoded == 1
 
 
@@ -157,7 +157,7 @@ def test_training_reduces_loss_on_a_tiny_task(tmp_path):
     model = make_model(d_model=32, d_ff=64)
     data = copy_task()
     loader = [tuple(t[i:i + 16] for t in data) for i in range(0, 64, 16)]
-    trainer = Trainer(model, seq2seq.seq2seq_loss, lr=3e-3, device="cpu", progress=False)
+    trainer = Trainer(model, losses.seq2seq_loss, lr=3e-3, device="cpu", progress=False)
     history = trainer.fit(loader, loader, num_epochs=8)
     assert history["train_loss"][-1] < 0.5 * history["train_loss"][0], history["train_loss"]
     # Trainer checkpoint round trip (weights_only=True inside)
@@ -170,30 +170,30 @@ def test_training_reduces_loss_on_a_tiny_task(tmp_path):
 
 def test_save_model_and_load_model_round_trip(tmp_path):
     model = make_model(norm_first=True)
-    path = transformer.save_model(tmp_path / "model.pt", model, SRC_VOCAB, TGT_VOCAB, bleu=0.5)
-    loaded, src_vocab, tgt_vocab, extra = transformer.load_model(path)
+    path = translation.save_model(tmp_path / "model.pt", model, SRC_VOCAB, TGT_VOCAB, bleu=0.5)
+    loaded, src_vocab, tgt_vocab, extra = translation.load_model(path)
     assert src_vocab.idx_to_token == SRC_VOCAB.idx_to_token and tgt_vocab.idx_to_token == TGT_VOCAB.idx_to_token
     assert extra == {"bleu": 0.5} and loaded.config == model.config and not loaded.training
     src, lens, tgt = batch()
     torch.testing.assert_close(loaded(src, lens, tgt), model(src, lens, tgt))
     torch.load(path, weights_only=True)  # plain data only
     with pytest.raises(ValueError, match="vocabulary sizes"):
-        transformer.save_model(tmp_path / "bad.pt", model, TGT_VOCAB, SRC_VOCAB)
+        translation.save_model(tmp_path / "bad.pt", model, TGT_VOCAB, SRC_VOCAB)
     with pytest.raises(ValueError, match="no saved model"):
-        transformer.load_model(tmp_path / "missing.pt")
+        translation.load_model(tmp_path / "missing.pt")
     torch.save({"model": {}}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="save_model"):
-        transformer.load_model(tmp_path / "other.pt")
+        translation.load_model(tmp_path / "other.pt")
 
 
 def test_bf16_autocast_and_device_moves_on_cpu():
     """The GPU code path (autocast to bf16, batches moved to the model's device) runs on a CPU too."""
     model = make_model(d_model=32, d_ff=64)
     src, lens, tgt, tlens = move_to_device(copy_task(16), torch.device("cpu"))
-    loss32, _ = seq2seq.seq2seq_loss(model, (src, lens, tgt, tlens))
+    loss32, _ = losses.seq2seq_loss(model, (src, lens, tgt, tlens))
     with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
         logits = model(src, lens, tgt)
-        loss16, _ = seq2seq.seq2seq_loss(model.train(), (src, lens, tgt, tlens))
+        loss16, _ = losses.seq2seq_loss(model.train(), (src, lens, tgt, tlens))
     assert logits.dtype == torch.bfloat16
     torch.testing.assert_close(loss16.float(), loss32, atol=0.05, rtol=0.02)
     loss16.backward()
@@ -236,7 +236,7 @@ def test_bad_arguments_are_rejected_clearly():
     with pytest.raises(ValueError, match="batch size"):
         model(src, lens, tgt[:2])
     with pytest.raises(ValueError, match="TransformerState"):
-        model.decoder.step(tgt[:, 0], (None,))
+        model.step(tgt[:, 0], (None,))
 
 
 # -- FLOPs and MFU --------------------------------------------------------------------------------
@@ -244,15 +244,15 @@ def test_flops_and_peak_table():
     model = make_model()
     n_enc = sum(p.numel() for p in model.encoder.parameters()) - model.encoder.embed.embedding.weight.numel()
     n_dec = sum(p.numel() for p in model.decoder.parameters()) - model.decoder.embed.embedding.weight.numel()
-    assert transformer.count_parameters(model.encoder) == n_enc
-    assert transformer.training_flops(model, 100, 50) == 6 * (n_enc * 100 + n_dec * 50)
-    assert transformer.peak_bf16_flops("NVIDIA H100 80GB HBM3") == 989e12
-    assert transformer.peak_bf16_flops("NVIDIA H100 PCIe") == 756e12
-    assert transformer.peak_bf16_flops("NVIDIA A100-SXM4-40GB") == 312e12
-    assert transformer.peak_bf16_flops("NVIDIA A10") == 125e12
-    assert transformer.peak_bf16_flops("Tesla T4") is None and transformer.peak_bf16_flops(None) is None
-    assert transformer.model_flops_utilization(1e12, 0.01, 1e15) == pytest.approx(0.1)
-    assert transformer.model_flops_utilization(1e12, 0.01, None) is None
+    assert profiling.count_parameters(model.encoder) == n_enc
+    assert profiling.training_flops(model, 100, 50) == 6 * (n_enc * 100 + n_dec * 50)
+    assert profiling.peak_bf16_flops("NVIDIA H100 80GB HBM3") == 989e12
+    assert profiling.peak_bf16_flops("NVIDIA H100 PCIe") == 756e12
+    assert profiling.peak_bf16_flops("NVIDIA A100-SXM4-40GB") == 312e12
+    assert profiling.peak_bf16_flops("NVIDIA A10") == 125e12
+    assert profiling.peak_bf16_flops("Tesla T4") is None and profiling.peak_bf16_flops(None) is None
+    assert profiling.model_flops_utilization(1e12, 0.01, 1e15) == pytest.approx(0.1)
+    assert profiling.model_flops_utilization(1e12, 0.01, None) is None
 
 
 # -- the benchmark script -------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import torch
 from torch.nn import functional as F
 
 from ..metrics import bleu, brevity_penalty
-from ..seq2seq import masked_cross_entropy
+from ..losses import masked_cross_entropy
 from .core import ChoiceExercise, FunctionExercise, NumberExercise
 
 _PRED, _LABEL = "je suis calme .", "je suis chez moi ."

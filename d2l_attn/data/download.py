@@ -1,0 +1,197 @@
+r"""Downloading data safely: checksums, atomic writes, a cache directory, safe zip extraction.
+
+Used by every dataset of the book (:mod:`d2l_attn.data.nmt` for chapters 4 and 7, and the text
+and image datasets of chapters 9 and 10).
+
+Where the data lives: :func:`data_dir` is ``$D2L_ATTN_DATA`` if set, else a per-user cache
+(``$XDG_CACHE_HOME/d2l_attn`` or ``~/.cache/d2l_attn``). Loaders look there first and use a file
+that is already present as-is, so the tests run offline with ``D2L_ATTN_DATA=../shared/data``.
+
+Download safety (:func:`download`, :func:`extract_zip`):
+
+* a cached file is trusted only if its SHA-1 matches; otherwise it is fetched again;
+* a download is streamed to a temporary file in the cache directory, its SHA-1 is checked, and
+  only then is it moved into place atomically (``os.replace``): an interrupted or corrupted
+  download never leaves a file under the final name, and a mismatch removes the temporary file;
+* an archive is checked completely before anything is written: members that would land outside
+  the target directory (absolute paths, ``..``) and symbolic links are refused, and a corrupt or
+  truncated archive raises ``ValueError`` rather than extracting half of itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import re
+import stat
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+import zlib
+from pathlib import Path
+
+__all__ = ["data_dir", "sha1_of_file", "download", "extract_zip"]
+
+_ALLOWED_SCHEMES = ("http", "https", "file")
+_CHUNK_BYTES = 1 << 20
+_SHA1_RE = re.compile(r"[0-9a-f]{40}")
+
+
+
+
+def data_dir() -> Path:
+    """The data directory: ``$D2L_ATTN_DATA`` if set, else ``$XDG_CACHE_HOME/d2l_attn`` or ``~/.cache/d2l_attn``.
+
+    The directory is not created here; :func:`download` creates it when it first writes.
+    """
+    explicit = os.environ.get("D2L_ATTN_DATA")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "d2l_attn"
+
+
+def sha1_of_file(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-1 digest of the file at ``path``, read in 1 MiB chunks."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _offline_hint(directory: Path, needed: str) -> str:
+    return (
+        f"To work offline, place {needed} in the data directory {str(directory)!r} "
+        f"or set the environment variable D2L_ATTN_DATA to a directory that contains {needed}."
+    )
+
+
+def download(
+    url: str,
+    sha1: str,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    filename: str | None = None,
+    timeout: float = 30,
+    offline_name: str | None = None,
+) -> Path:
+    """Return the path of ``url``'s file in ``cache_dir``, downloading it if needed.
+
+    A file already in the cache is returned without touching the network if its SHA-1 equals
+    ``sha1``; a cached file with another checksum is downloaded again. Downloads (``http://``,
+    ``https://`` or ``file://``) stream into a temporary file in ``cache_dir``; the SHA-1 is checked
+    and the file is then moved into place atomically.
+
+    Args:
+        url: where to fetch the file.
+        sha1: expected hex SHA-1 of the file (40 hex digits).
+        cache_dir: directory to store the file in (default :func:`data_dir`); created if missing.
+        filename: name of the file in ``cache_dir`` (default: the last component of the URL path).
+        timeout: network timeout in seconds.
+        offline_name: what a reader without network should place in the data directory instead
+            (named in the error message; default ``filename``), e.g. ``"fra-eng/fra.txt"``.
+
+    Raises:
+        ValueError: bad arguments, or a downloaded file whose SHA-1 is not ``sha1`` (the message
+            names the URL, the expected and the actual SHA-1; no partial file is left behind).
+        RuntimeError: the URL could not be fetched (the message says how to work offline).
+    """
+    if not isinstance(url, str) or not url:
+        raise ValueError(f"url must be a non-empty string, got {url!r}")
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme not in _ALLOWED_SCHEMES:
+        raise ValueError(f"url must be an http://, https:// or file:// URL, got {url!r}")
+    if not isinstance(sha1, str) or not _SHA1_RE.fullmatch(sha1.lower()):
+        raise ValueError(f"sha1 must be 40 hexadecimal digits, got {sha1!r}")
+    sha1 = sha1.lower()
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if filename is None:
+        filename = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
+        if not filename:
+            raise ValueError(f"cannot infer a file name from url {url!r}; pass filename=")
+    if not filename or filename in (".", "..") or "/" in filename or os.sep in filename:
+        raise ValueError(f"filename must be a plain file name (no directories), got {filename!r}")
+
+    directory = Path(cache_dir) if cache_dir is not None else data_dir()
+    target = directory / filename
+    if target.is_file() and sha1_of_file(target) == sha1:
+        return target
+
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RuntimeError(f"cannot create the data directory {str(directory)!r}: {exc}") from exc
+
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=directory)
+    tmp_path = Path(tmp_name)
+    digest = hashlib.sha1()
+    try:
+        try:
+            with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+                for chunk in iter(lambda: response.read(_CHUNK_BYTES), b""):
+                    digest.update(chunk)
+                    out.write(chunk)
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:  # HTTP errors, timeouts
+            raise RuntimeError(
+                f"could not download {url} ({exc}). {_offline_hint(directory, offline_name or filename)}"
+            ) from exc
+        actual = digest.hexdigest()
+        if actual != sha1:
+            raise ValueError(
+                f"checksum mismatch for {url}: expected sha1 {sha1}, got {actual}; "
+                "the download was discarded"
+            )
+        os.replace(tmp_path, target)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+    return target
+
+
+def _is_symlink(info: zipfile.ZipInfo) -> bool:
+    mode = info.external_attr >> 16
+    return stat.S_ISLNK(mode)
+
+
+def extract_zip(zip_path: str | os.PathLike[str], target_dir: str | os.PathLike[str]) -> Path:
+    """Extract the zip archive ``zip_path`` into ``target_dir`` safely and return ``target_dir``.
+
+    Before anything is written, every member is checked: a member whose path resolves outside
+    ``target_dir`` (an absolute path, ``..`` components, a drive letter) or that is a symbolic
+    link raises ``ValueError`` naming the member, and the CRC of every member is verified, so a
+    corrupt or truncated archive raises ``ValueError`` ("not a valid zip archive") and leaves
+    nothing behind.
+    """
+    zip_path = Path(zip_path)
+    target = Path(target_dir)
+    root = target.resolve()
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            members = archive.infolist()
+            for info in members:
+                name = info.filename
+                if _is_symlink(info):
+                    raise ValueError(f"refusing to extract {str(zip_path)!r}: member {name!r} is a symbolic link")
+                if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+                    raise ValueError(
+                        f"refusing to extract {str(zip_path)!r}: member {name!r} has an absolute path"
+                    )
+                destination = (root / name).resolve()
+                if destination != root and root not in destination.parents:
+                    raise ValueError(
+                        f"refusing to extract {str(zip_path)!r}: member {name!r} would be written "
+                        f"outside {str(root)!r}"
+                    )
+            bad_member = archive.testzip()  # reads every member and checks its CRC
+            if bad_member is not None:
+                raise zipfile.BadZipFile(f"bad CRC for member {bad_member!r}")
+            target.mkdir(parents=True, exist_ok=True)
+            archive.extractall(root)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise ValueError(f"{str(zip_path)!r} is not a valid zip archive (corrupt or truncated): {exc}") from exc
+    return target
