@@ -342,6 +342,27 @@ def test_extract_zip_returns_target_and_writes_members(tmp_path):
     assert (target / "top.txt").read_bytes() == b"x"
 
 
+def test_zip_bomb_is_refused_before_anything_is_written(tmp_path):
+    archive = tmp_path / "bomb.zip"
+    # 3 MiB of zeros compress to a few KiB: a small archive that expands a lot
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as out:
+        out.writestr("a.bin", bytes(2 * 2**20))
+        out.writestr("b.bin", bytes(2**20))
+    assert archive.stat().st_size < 50_000
+    with pytest.raises(ValueError, match=r"expand to 3,145,728 bytes, more than max_bytes=2,097,152"):
+        extract_zip(archive, tmp_path / "out", max_bytes=2 * 2**20)
+    assert not (tmp_path / "out").exists()
+    assert extract_zip(archive, tmp_path / "ok", max_bytes=3 * 2**20) == tmp_path / "ok"  # exactly at the limit
+    with pytest.raises(ValueError, match="max_bytes"):
+        extract_zip(archive, tmp_path / "x", max_bytes=0)
+
+
+def test_vocab_refuses_a_bare_string():
+    with pytest.raises(ValueError, match="not a single string"):
+        Vocab("hello world")
+    assert len(Vocab("hello world".split())) == 3  # <unk>, hello, world
+
+
 def test_zip_without_fra_txt_raises(tmp_path):
     payload = _zip_bytes(tmp_path, {"other/readme.txt": b"nothing here"})
     source = tmp_path / "fra-eng.zip"

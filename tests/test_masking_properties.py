@@ -4,12 +4,14 @@ tests/test_masking.py checks 1-D valid lengths; here the properties are checked 
 lengths ``(B, T_q)``, boolean masks, extra head axes, per-row constant shifts and float32.
 """
 
+import itertools
+
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from d2l_attn.masking import masked_softmax
-from d2l_attn.scoring import DotProductAttention, combine_masks
+from d2l_attn.scoring import DotProductAttention
 
 
 @st.composite
@@ -35,6 +37,23 @@ def scores_and_mask(draw):
     return scores, lens, mask, seed
 
 
+def expected_keep(lens, mask, shape):
+    """Which keys each query may attend to, decided entry by entry from the definitions
+    (key ``k`` of batch ``b``, query ``q`` is kept iff ``k < lens[b]`` or ``k < lens[b, q]``, and
+    ``mask[...]`` is True) -- built without the library's mask code."""
+    keep = torch.zeros(shape, dtype=torch.bool)
+    for index in itertools.product(*(range(n) for n in shape)):
+        b, q, k = index[0], index[-2], index[-1]
+        ok = True
+        if lens is not None:
+            limit = int(lens[b]) if lens.dim() == 1 else int(lens[b, q])
+            ok = k < limit
+        if mask is not None:
+            ok = ok and bool(mask[index])
+        keep[index] = ok
+    return keep
+
+
 def tol(dtype):
     return dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
 
@@ -44,7 +63,7 @@ def tol(dtype):
 def test_rows_sum_to_one_over_kept_keys_and_zero_beyond(case):
     scores, lens, mask, _ = case
     weights = masked_softmax(scores, lens, mask=mask)
-    keep = combine_masks(lens, mask, scores.shape).expand_as(scores)
+    keep = expected_keep(lens, mask, scores.shape)
     assert torch.isfinite(weights).all() and torch.all(weights >= 0)
     assert torch.all(weights[~keep] == 0)  # exactly zero beyond the valid keys
     row_has_key = keep.any(-1)
@@ -68,7 +87,7 @@ def test_invariant_to_adding_a_constant_to_a_row(case, shift):
 def test_masked_softmax_equals_softmax_over_kept_keys_only(case):
     scores, lens, mask, _ = case
     weights = masked_softmax(scores, lens, mask=mask)
-    keep = combine_masks(lens, mask, scores.shape).expand_as(scores)
+    keep = expected_keep(lens, mask, scores.shape)
     flat_s, flat_k, flat_w = (t.reshape(-1, scores.shape[-1]) for t in (scores, keep, weights))
     for row in range(flat_s.shape[0]):
         kept = flat_k[row]

@@ -65,21 +65,30 @@ def test_query_explorer_figure_shows_the_library_answer():
         widgets.query_explorer_figure(keys, values[:2], 1.0, 1.0)
 
 
-def test_query_explorer_widget_builds_and_redraws():
+def test_query_explorer_widget_redraws_with_the_slider_values(monkeypatch):
     pytest.importorskip("ipywidgets")
+    calls = []
+    real = widgets.query_explorer_figure
+    monkeypatch.setattr(widgets, "query_explorer_figure",
+                        lambda k, v, query, sigma: calls.append((query, sigma)) or real(k, v, query, sigma))
     keys = torch.linspace(0, 1, 5)
     explorer = widgets.query_explorer(keys, keys**2, query=0.5, sigma=0.2)
     q_slider, s_slider = explorer.children[0].children
-    assert q_slider.value == pytest.approx(0.5) and s_slider.value == pytest.approx(0.2)
-    q_slider.value = 0.9  # triggers the observer without error
-    assert q_slider.value == pytest.approx(0.9)
+    assert calls == [(pytest.approx(0.5), pytest.approx(0.2))]  # drawn once at the start
+    q_slider.value = 0.9
+    s_slider.value = 1.0
+    assert calls[1:] == [(pytest.approx(0.9), pytest.approx(0.2)), (pytest.approx(0.9), pytest.approx(1.0))]
 
 
 def test_get_device_and_env(monkeypatch):
     monkeypatch.setenv("D2L_ATTN_DEVICE", "cpu")
     assert utils.get_device() == torch.device("cpu")
     monkeypatch.delenv("D2L_ATTN_DEVICE")
-    assert utils.get_device().type in {"cpu", "cuda", "mps"}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert utils.get_device() == torch.device("cuda")  # CUDA first when there is one
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert utils.get_device() == torch.device("cpu")
 
 
 def test_quick_mode(monkeypatch):

@@ -343,11 +343,17 @@ def test_kernel_regression_figure_plots_the_library_fit():
         widgets.kernel_regression_figure(x, y, q, truth=q[:3])
 
 
-def test_kernel_regression_explorer_builds_and_updates():
+def test_kernel_regression_explorer_redraws_with_the_chosen_kernel_and_bandwidth(monkeypatch):
     pytest.importorskip("ipywidgets")
+    calls = []
+    real = widgets.kernel_regression_figure
+    monkeypatch.setattr(widgets, "kernel_regression_figure",
+                        lambda *args, **kwargs: calls.append(args[3:5]) or real(*args, **kwargs))
     x, y = regression_data(n=20, dtype=torch.float32)
     box = widgets.kernel_regression_explorer(x, y, torch.linspace(0, 5, 25), kernel="boxcar", bandwidth=0.3)
     kernel_box, slider = box.children[0].children
-    assert list(kernel_box.options) == list(KERNELS) and kernel_box.value == "boxcar"
-    kernel_box.value = "epanechnikov"  # triggers a redraw without error
+    assert list(kernel_box.options) == list(KERNELS)
+    assert calls == [("boxcar", pytest.approx(0.3))]
+    kernel_box.value = "epanechnikov"
     slider.value = 1.0
+    assert calls[1:] == [("epanechnikov", pytest.approx(0.3)), ("epanechnikov", pytest.approx(1.0))]

@@ -24,6 +24,7 @@ from .nmt import (
     split_by_source,
     tokenize_nmt,
 )
+from .synthetic import RecallBatch, associative_recall, copy_task, neighbor_lookup, sine_regression
 from .vocab import Vocab, truncate_pad
 
 __all__ = [
@@ -45,4 +46,9 @@ __all__ = [
     "build_array_nmt",
     "NMTData",
     "load_data_nmt",
+    "sine_regression",
+    "neighbor_lookup",
+    "copy_task",
+    "RecallBatch",
+    "associative_recall",
 ]

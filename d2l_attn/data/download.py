@@ -33,7 +33,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
-__all__ = ["data_dir", "sha1_of_file", "download", "extract_zip"]
+__all__ = ["data_dir", "sha1_of_file", "download", "extract_zip", "MAX_EXTRACTED_BYTES"]
 
 _ALLOWED_SCHEMES = ("http", "https", "file")
 _CHUNK_BYTES = 1 << 20
@@ -158,15 +158,24 @@ def _is_symlink(info: zipfile.ZipInfo) -> bool:
     return stat.S_ISLNK(mode)
 
 
-def extract_zip(zip_path: str | os.PathLike[str], target_dir: str | os.PathLike[str]) -> Path:
+#: the most an archive may expand to (the largest dataset of the book, WikiText-2, is ~13 MB)
+MAX_EXTRACTED_BYTES = 256 * 2**20
+
+
+def extract_zip(zip_path: str | os.PathLike[str], target_dir: str | os.PathLike[str],
+                max_bytes: int = MAX_EXTRACTED_BYTES) -> Path:
     """Extract the zip archive ``zip_path`` into ``target_dir`` safely and return ``target_dir``.
 
     Before anything is written, every member is checked: a member whose path resolves outside
     ``target_dir`` (an absolute path, ``..`` components, a drive letter) or that is a symbolic
-    link raises ``ValueError`` naming the member, and the CRC of every member is verified, so a
-    corrupt or truncated archive raises ``ValueError`` ("not a valid zip archive") and leaves
+    link raises ``ValueError`` naming the member; an archive whose members expand to more than
+    ``max_bytes`` in all (a "zip bomb") is refused (zipfile never reads past a member's declared
+    size, so the declared sizes bound what is written); and the CRC of every member is verified,
+    so a corrupt or truncated archive raises ``ValueError`` ("not a valid zip archive") and leaves
     nothing behind.
     """
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+        raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
     zip_path = Path(zip_path)
     target = Path(target_dir)
     root = target.resolve()
@@ -187,6 +196,12 @@ def extract_zip(zip_path: str | os.PathLike[str], target_dir: str | os.PathLike[
                         f"refusing to extract {str(zip_path)!r}: member {name!r} would be written "
                         f"outside {str(root)!r}"
                     )
+            total = sum(info.file_size for info in members)
+            if total > max_bytes:
+                raise ValueError(
+                    f"refusing to extract {str(zip_path)!r}: its members expand to {total:,} bytes, "
+                    f"more than max_bytes={max_bytes:,}"
+                )
             bad_member = archive.testzip()  # reads every member and checks its CRC
             if bad_member is not None:
                 raise zipfile.BadZipFile(f"bad CRC for member {bad_member!r}")

@@ -70,6 +70,11 @@ class Vocab:
         if duplicates:
             raise ValueError(f"reserved_tokens contains duplicates: {duplicates}")
 
+        if isinstance(tokens, (str, bytes)):
+            raise ValueError(
+                "tokens must be a list of tokens or a list of token lists, not a single string "
+                f"({tokens[:20]!r}...): split it first, e.g. text.split()"
+            )
         counter = collections.Counter(_flatten(tokens))
         #: ``(token, count)`` for every token seen, by count (descending), ties alphabetical.
         self.token_freqs: list[tuple[str, int]] = sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))

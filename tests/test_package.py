@@ -1,0 +1,72 @@
+"""The package as a whole: every module imports on its own, exports what it says, and says where it is taught."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import d2l_attn
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULES = sorted(
+    name for _, name, _ in pkgutil.walk_packages(d2l_attn.__path__, prefix="d2l_attn.")
+    if not name.rsplit(".", 1)[-1].startswith("_")
+)
+
+
+def test_the_module_list_is_complete():
+    # the walk found the subpackages and their modules, not just the top level
+    for expected in ("d2l_attn.models.transformer", "d2l_attn.data.nmt", "d2l_attn.exercises.ch07",
+                     "d2l_attn.decoding", "d2l_attn.multihead"):
+        assert expected in MODULES
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_every_name_in_all_exists_and_is_unique(name):
+    module = importlib.import_module(name)
+    exported = getattr(module, "__all__", None)
+    if name.startswith("d2l_attn.exercises.ch"):
+        assert hasattr(module, "EXERCISES")  # chapter files export their exercise list
+        return
+    assert exported is not None, f"{name} has no __all__"
+    assert len(exported) == len(set(exported)), f"{name}.__all__ repeats a name"
+    missing = [n for n in exported if not hasattr(module, n)]
+    assert not missing, f"{name}.__all__ names missing attributes: {missing}"
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_every_module_has_a_docstring(name):
+    doc = importlib.import_module(name).__doc__
+    assert doc and len(doc.strip()) > 40, f"{name} needs a docstring that explains it"
+
+
+def test_every_top_level_module_is_in_the_package_map():
+    top = {name.split(".")[1] for name in MODULES}
+    for module in top:
+        assert f"``{module}``" in d2l_attn.__doc__, f"d2l_attn/__init__.py's table misses {module}"
+
+
+def test_modules_import_on_their_own_and_the_core_never_imports_the_models():
+    """A fresh interpreter: importing the attention core must not pull in models, data or tools."""
+    core = ["masking", "pooling", "scoring", "multihead", "positional", "embeddings", "blocks"]
+    code = (
+        "import sys, importlib\n"
+        f"for m in {core!r}:\n"
+        "    importlib.import_module('d2l_attn.' + m)\n"
+        "bad = sorted(n for n in sys.modules if n.startswith(('d2l_attn.models', 'd2l_attn.data', "
+        "'d2l_attn.decoding', 'd2l_attn.training', 'd2l_attn.translation', 'd2l_attn.losses')))\n"
+        "print(bad)\n"
+        "assert not bad, bad\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr + result.stdout
+
+
+def test_py_typed_marker_ships_with_the_package():
+    assert (ROOT / "d2l_attn" / "py.typed").is_file()
+    assert "py.typed" in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
