@@ -96,6 +96,8 @@ def padding_mask(
 
     ``keep[b, i, j] = j < valid_lens[b]`` for 1-D lengths and ``j < valid_lens[b, i]`` for 2-D.
     """
+    nonnegative_int("num_queries", num_queries)
+    nonnegative_int("num_keys", num_keys)
     lens = as_valid_lens(valid_lens, max_len=num_keys)
     if lens.dim() == 1:
         lens = lens.unsqueeze(1).expand(-1, num_queries)  # (B, T_q)

@@ -238,6 +238,10 @@ def _differences(queries: torch.Tensor, keys: torch.Tensor) -> tuple[torch.Tenso
     """Validated pairwise differences ``q_i - k_j`` ``(..., n_q, n_k, d)`` and squared distances ``(..., n_q, n_k)``."""
     q = _as_points(queries, "queries")  # (..., n_q, d)
     k = _as_points(keys, "keys").to(q.dtype)  # (..., n_k, d)
+    if k.shape[-2] == 0:
+        raise ValueError(f"keys must hold at least one key to pool over, got shape {tuple(keys.shape)}")
+    if q.is_complex() or k.is_complex():
+        raise ValueError("queries and keys must be real-valued, got a complex tensor")
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(
             f"queries and keys must have the same feature size d, got queries {tuple(queries.shape)} "

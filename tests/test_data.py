@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import functools
 import hashlib
+import importlib
 import http.server
 import os
 import socket
@@ -355,6 +356,16 @@ def test_zip_bomb_is_refused_before_anything_is_written(tmp_path):
     assert extract_zip(archive, tmp_path / "ok", max_bytes=3 * 2**20) == tmp_path / "ok"  # exactly at the limit
     with pytest.raises(ValueError, match="max_bytes"):
         extract_zip(archive, tmp_path / "x", max_bytes=0)
+
+
+def test_unwritable_data_directory_gives_a_clear_error(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    module = importlib.import_module("d2l_attn.data.download")  # (data.download is the function)
+    monkeypatch.setattr(module.tempfile, "mkstemp", refuse)  # root ignores chmod; simulate it
+    with pytest.raises(RuntimeError, match="cannot write to the data directory.*D2L_ATTN_DATA"):
+        download((tmp_path / "x.zip").as_uri(), "0" * 40, cache_dir=tmp_path / "cache")
 
 
 def test_vocab_refuses_a_bare_string():

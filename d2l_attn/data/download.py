@@ -128,7 +128,13 @@ def download(
     except OSError as exc:
         raise RuntimeError(f"cannot create the data directory {str(directory)!r}: {exc}") from exc
 
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=directory)
+    try:
+        handle, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=directory)
+    except OSError as exc:  # e.g. a read-only cache directory
+        raise RuntimeError(
+            f"cannot write to the data directory {str(directory)!r} ({exc}); set D2L_ATTN_DATA to a writable "
+            "directory"
+        ) from exc
     tmp_path = Path(tmp_name)
     digest = hashlib.sha1()
     try:
