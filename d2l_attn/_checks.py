@@ -106,8 +106,9 @@ def token_ids(tokens: object, name: str, vocab_size: int | None = None, dim: int
     return tokens
 
 
-def token_id(name: str, value: object, vocab_size: int) -> int:
-    """A special token's id (``bos_id``, ``eos_id``, ...): an int in ``[0, vocab_size)``."""
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < vocab_size:
-        raise ValueError(f"{name} must be a token id of the vocabulary, in [0, {vocab_size}), got {value!r}")
-    return value
+def special_ids(vocab_size: int, **ids: object) -> tuple[int, ...]:
+    """Special token ids (``bos_id=..., eos_id=..., pad_id=...``), each an int in ``[0, vocab_size)``."""
+    for name, value in ids.items():
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < vocab_size:
+            raise ValueError(f"{name} must be a token id of the vocabulary, in [0, {vocab_size}), got {value!r}")
+    return tuple(ids.values())  # type: ignore[return-value]

@@ -116,6 +116,17 @@ class Vocab:
         """Index of ``<unk>`` (always 0)."""
         return 0
 
+    def special_ids(self, name: str = "vocab") -> dict[str, int]:
+        """``{"bos_id": ..., "eos_id": ..., "pad_id": ...}`` of a target vocabulary (a decoder's special tokens).
+
+        Raises ``ValueError`` naming ``name`` if ``<bos>``, ``<eos>`` or ``<pad>`` is missing.
+        """
+        missing = [t for t in ("<bos>", "<eos>", "<pad>") if t not in self]
+        if missing:
+            raise ValueError(f"{name} must contain {', '.join(map(repr, missing))} (build it with reserved_tokens=...)")
+        return {"bos_id": self.token_to_idx["<bos>"], "eos_id": self.token_to_idx["<eos>"],
+                "pad_id": self.token_to_idx["<pad>"]}
+
     def __repr__(self) -> str:
         head = ", ".join(repr(t) for t in self.idx_to_token[:8])
         more = ", ..." if len(self) > 8 else ""

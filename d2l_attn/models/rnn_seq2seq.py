@@ -36,7 +36,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .._checks import positive_ints, token_id, token_ids, unit_interval
+from .._checks import positive_ints, special_ids, token_ids, unit_interval
 from ..data.vocab import Vocab
 from ..masking import as_valid_lens, masked_softmax
 from ..scoring import AdditiveAttention
@@ -234,20 +234,17 @@ class Seq2Seq(nn.Module):
                 f"({encoder.num_hiddens}, {encoder.num_layers}) and ({decoder.num_hiddens}, {decoder.num_layers})"
             )
         self.encoder, self.decoder = encoder, decoder
-        self.bos_id = token_id("bos_id", bos_id, decoder.vocab_size)
-        self.eos_id = token_id("eos_id", eos_id, decoder.vocab_size)
-        self.pad_id = token_id("pad_id", pad_id, decoder.vocab_size)
+        self.bos_id, self.eos_id, self.pad_id = special_ids(decoder.vocab_size, bos_id=bos_id, eos_id=eos_id,
+                                                            pad_id=pad_id)
 
     @classmethod
     def from_vocabs(cls, src_vocab: Vocab, tgt_vocab: Vocab, embed_size: int = 256, num_hiddens: int = 256,
                     num_layers: int = 1, dropout: float = 0.0) -> "Seq2Seq":
         """Build encoder and decoder for these vocabularies (which must hold ``<bos>``, ``<eos>``, ``<pad>``)."""
-        for token in ("<bos>", "<eos>", "<pad>"):
-            if token not in tgt_vocab:
-                raise ValueError(f"tgt_vocab must contain {token!r}")
+        special = tgt_vocab.special_ids("tgt_vocab")
         encoder = GRUEncoder(len(src_vocab), embed_size, num_hiddens, num_layers, dropout)
         decoder = AttentionDecoder(len(tgt_vocab), embed_size, num_hiddens, num_layers, dropout)
-        return cls(encoder, decoder, bos_id=tgt_vocab["<bos>"], eos_id=tgt_vocab["<eos>"], pad_id=tgt_vocab["<pad>"])
+        return cls(encoder, decoder, **special)
 
     # -- the StepModel protocol (d2l_attn.decoding) -------------------------------------------------
     def init_state(self, src: torch.Tensor, src_valid_lens) -> DecoderState:

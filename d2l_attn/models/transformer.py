@@ -39,7 +39,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from .._checks import heads_divide, positive_int, token_id, token_ids, unit_interval
+from .._checks import heads_divide, positive_int, special_ids, token_ids, unit_interval
 from ..blocks import LayerCache, SelfAttentionBlock, TransformerDecoderBlock
 from ..data.vocab import Vocab
 from ..embeddings import TokenEmbedding
@@ -253,9 +253,8 @@ class Transformer(nn.Module):
                 f"outputs), got {encoder.d_model} and {decoder.d_model}"
             )
         self.encoder, self.decoder = encoder, decoder
-        self.bos_id = token_id("bos_id", bos_id, decoder.vocab_size)
-        self.eos_id = token_id("eos_id", eos_id, decoder.vocab_size)
-        self.pad_id = token_id("pad_id", pad_id, decoder.vocab_size)
+        self.bos_id, self.eos_id, self.pad_id = special_ids(decoder.vocab_size, bos_id=bos_id, eos_id=eos_id,
+                                                            pad_id=pad_id)
 
     @classmethod
     def from_vocabs(cls, src_vocab: Vocab, tgt_vocab: Vocab, config: TransformerConfig | None = None,
@@ -268,12 +267,10 @@ class Transformer(nn.Module):
         for name, vocab in (("src_vocab", src_vocab), ("tgt_vocab", tgt_vocab)):
             if not isinstance(vocab, Vocab):
                 raise ValueError(f"{name} must be a d2l_attn.data.Vocab, got {type(vocab).__name__}")
-        for token in ("<bos>", "<eos>", "<pad>"):
-            if token not in tgt_vocab:
-                raise ValueError(f"tgt_vocab must contain {token!r}")
+        special = tgt_vocab.special_ids("tgt_vocab")
         config = _config(config, sizes)
         return cls(TransformerEncoder(len(src_vocab), config), TransformerDecoder(len(tgt_vocab), config),
-                   bos_id=tgt_vocab["<bos>"], eos_id=tgt_vocab["<eos>"], pad_id=tgt_vocab["<pad>"])
+                   **special)
 
     @property
     def config(self) -> TransformerConfig:
