@@ -44,6 +44,9 @@ def paired_lists(a_name: str, a: object, b_name: str, b: object, pairing: str = 
     """
     if isinstance(a, str) or isinstance(b, str):
         raise ValueError(f"{a_name} and {b_name} must be lists (one entry per sentence), not a single string")
+    for name, value in ((a_name, a), (b_name, b)):
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{name} must be a list (one entry per sentence), got {type(value).__name__}")
     if len(a) != len(b):  # type: ignore[arg-type]
         raise ValueError(
             f"{a_name} and {b_name} must have the same length{pairing}, got {len(a)} and {len(b)}"  # type: ignore[arg-type]

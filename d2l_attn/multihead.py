@@ -66,6 +66,18 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(batch_size, num_steps, num_heads * head_dim)  # (B, T, d)
 
 
+def _check_dtypes(weight: torch.Tensor, **inputs: torch.Tensor) -> None:
+    """Inputs in the parameters' dtype (autocast converts them itself), else a clear error."""
+    if torch.is_autocast_enabled(weight.device.type):
+        return
+    for name, x in inputs.items():
+        if x.dtype != weight.dtype:
+            raise ValueError(
+                f"{name} has dtype {x.dtype} but the layer's parameters are {weight.dtype}: convert one "
+                f"to the other (e.g. {name}.to({weight.dtype}) or layer.to({x.dtype})), or run under torch.autocast"
+            )
+
+
 class KVCache(NamedTuple):
     """Projected keys and values of the positions seen so far, per head: ``k``, ``v`` ``(B, h, t, d_h)``.
 
@@ -161,6 +173,7 @@ class MultiHeadAttention(nn.Module):
                 shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
                 label = "d_model" if name == "queries" else f"{name[:-1]}_dim"
                 raise ValueError(f"{name} must have shape (B, {steps}, {label}={dim}), got {shape}")
+        _check_dtypes(self.W_q.weight, queries=queries, keys=keys, values=values)
         if not queries.shape[0] == keys.shape[0] == values.shape[0]:
             raise ValueError(
                 f"queries, keys and values must have the same batch size, got {queries.shape[0]}, "
@@ -240,6 +253,7 @@ class MultiHeadAttention(nn.Module):
         if not isinstance(queries, torch.Tensor) or queries.dim() != 3 or queries.shape[-1] != self.d_model:
             shape = tuple(queries.shape) if isinstance(queries, torch.Tensor) else type(queries).__name__
             raise ValueError(f"queries must have shape (B, T_q, d_model={self.d_model}), got {shape}")
+        _check_dtypes(self.W_q.weight, queries=queries)
         if isinstance(attn_mask, torch.Tensor) and attn_mask.dim() == 3:
             attn_mask = attn_mask.unsqueeze(1)  # (B, 1, T_q, T_k): the same mask for every head
         q = split_heads(self.W_q(queries), self.num_heads)  # (B, h, T_q, d_h)

@@ -63,6 +63,8 @@ __all__ = [
 def _as_points(x: torch.Tensor, name: str) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a tensor, got {type(x).__name__}")
+    if x.is_complex():
+        raise ValueError(f"{name} must be real-valued, got a complex tensor of dtype {x.dtype}")
     if not x.is_floating_point():
         x = x.to(torch.get_default_dtype())
     if x.dim() == 0:
@@ -81,8 +83,7 @@ def gaussian_scores(queries: torch.Tensor, keys: torch.Tensor, sigma: float = 1.
     Returns:
         scores of shape ``(..., n_q, n_k)``.
     """
-    if not (isinstance(sigma, (int, float)) and sigma > 0):
-        raise ValueError(f"sigma must be a positive number, got {sigma!r}")
+    sigma = _check_bandwidth(sigma, "sigma")
     q = _as_points(queries, "queries")  # (..., n_q, d)
     k = _as_points(keys, "keys")  # (..., n_k, d)
     if q.shape[-1] != k.shape[-1]:
@@ -237,11 +238,10 @@ def _check_mask(mask, shape: torch.Size) -> torch.Tensor:
 def _differences(queries: torch.Tensor, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Validated pairwise differences ``q_i - k_j`` ``(..., n_q, n_k, d)`` and squared distances ``(..., n_q, n_k)``."""
     q = _as_points(queries, "queries")  # (..., n_q, d)
-    k = _as_points(keys, "keys").to(q.dtype)  # (..., n_k, d)
+    k = _as_points(keys, "keys")  # (..., n_k, d)
     if k.shape[-2] == 0:
         raise ValueError(f"keys must hold at least one key to pool over, got shape {tuple(keys.shape)}")
-    if q.is_complex() or k.is_complex():
-        raise ValueError("queries and keys must be real-valued, got a complex tensor")
+    k = k.to(q.dtype)
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(
             f"queries and keys must have the same feature size d, got queries {tuple(queries.shape)} "

@@ -287,6 +287,10 @@ class DotProductAttention(nn.Module):
             return F.scaled_dot_product_attention(
                 queries, keys, values, dropout_p=dropout_p, scale=scale, is_causal=fast_causal
             )
+        # SDPA adds the mask to the scores, and NaN + (-inf) is NaN: a key that no query may see
+        # (padding) must not carry NaN or inf into the output, so zero such keys and values.
+        dead = ~keep.any(dim=-2).unsqueeze(-1)  # (..., T_k, 1): keys no query attends to
+        keys, values = keys.masked_fill(dead, 0.0), values.masked_fill(dead, 0.0)  # (..., T_k, d)
         # A query with no key to attend to makes SDPA divide 0 by 0 (NaN in some versions). Let such
         # rows attend to every key (finite forward and backward), then zero their output.
         has_key = keep.any(dim=-1, keepdim=True)  # (..., T_q, 1)

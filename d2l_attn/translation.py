@@ -54,8 +54,9 @@ def encode_sentences(sentences: Sequence[str] | Sequence[Sequence[str]], src_voc
     if isinstance(sentences, str):
         raise ValueError("sentences must be a list of sentences, not a single string")
     token_lists = [preprocess_nmt(s).split() if isinstance(s, str) else list(s) for s in sentences]
-    if any(len(t) == 0 for t in token_lists):
-        raise ValueError("every sentence must have at least one token")
+    for i, tokens in enumerate(token_lists):
+        if len(tokens) == 0:
+            raise ValueError(f"sentences[{i}] is empty: every sentence must have at least one token")
     src, lens = build_array_nmt(token_lists, src_vocab, num_steps)  # (N, T), (N,)
     return token_lists, src, lens
 
@@ -70,6 +71,7 @@ def translate(model: StepModel, sentences: Sequence[str] | Sequence[Sequence[str
     check_step_model(model)
     positive_int("num_steps", num_steps)
     positive_int("batch_size", batch_size)
+    positive_int("beam_size", beam_size)
     max_len = num_steps if max_len is None else positive_int("max_len", max_len)
     token_lists, src, lens = encode_sentences(sentences, src_vocab, num_steps)
     device = next(model.parameters()).device

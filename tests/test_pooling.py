@@ -52,9 +52,9 @@ def test_batched_hard_lookup():
     torch.testing.assert_close(hard_lookup(queries, keys, values), torch.tensor([[[2.0]], [[3.0]]]))
 
 
-@pytest.mark.parametrize("sigma", [0, -1.0, "1"])
+@pytest.mark.parametrize("sigma", [0, -1.0, "1", float("inf"), float("nan")])
 def test_bad_sigma(sigma):
-    with pytest.raises(ValueError, match="sigma must be a positive number"):
+    with pytest.raises(ValueError, match="sigma must be a positive finite number"):
         gaussian_scores(torch.zeros(2), torch.zeros(3), sigma)
 
 
