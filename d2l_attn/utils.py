@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +23,46 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
 
-def get_device(prefer: str | None = None) -> torch.device:
+def get_device(prefer: str | torch.device | None = None) -> torch.device:
     """Return CUDA if available, else Apple's MPS, else the CPU.
 
-    ``prefer`` (or the environment variable ``D2L_ATTN_DEVICE``) forces a device, e.g. ``"cpu"``.
+    ``prefer`` (or the environment variable ``D2L_ATTN_DEVICE``) forces a device, e.g. ``"cpu"``
+    or ``"cuda:1"``; a device type other than cpu/cuda/mps, or one this machine lacks, raises
+    ``ValueError`` here rather than an error deep inside torch at the first ``.to(device)``.
     """
-    prefer = prefer or os.environ.get("D2L_ATTN_DEVICE") or None
+    name = "device"
+    if not prefer and os.environ.get("D2L_ATTN_DEVICE"):
+        prefer, name = os.environ["D2L_ATTN_DEVICE"], "D2L_ATTN_DEVICE"
     if prefer:
-        return torch.device(prefer)
+        return _available_device(prefer, name)
     if torch.cuda.is_available():
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def _available_device(value: str | torch.device, name: str) -> torch.device:
+    expected = "expected 'cpu', 'cuda', 'cuda:<index>' or 'mps'"
+    try:
+        device = value if isinstance(value, torch.device) else torch.device(value)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{name} must name a device, {expected}; got {value!r}") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"{name}={value!r}, but this machine or torch build has no CUDA device "
+                             "(torch.cuda.is_available() is False): use 'cpu' or None")
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"{name}={value!r}, but there are only {count} CUDA devices (indices 0..{count - 1})")
+    elif device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(f"{name}={value!r}, but Apple's MPS backend is not available here: use 'cpu' or None")
+    elif device.type != "cpu":
+        raise ValueError(f"{name} must be a device the book supports, {expected}; got {value!r}")
+    return device
 
 
 def seed_everything(seed: int = 0) -> torch.Generator:
@@ -100,9 +127,15 @@ def load_weights_only(path: str | os.PathLike[str], map_location: str | torch.de
                       what: str = "file") -> Any:
     """``torch.load(path, weights_only=True)``: plain data and tensors only, never arbitrary objects.
 
-    A missing file raises ``ValueError("no <what> at '<path>'")``.
+    A missing file raises ``ValueError("no <what> at '<path>'")``; a file that is not a complete
+    ``torch.save`` archive (truncated by a full disk or an interrupted copy, or not a checkpoint at
+    all) raises ``ValueError`` saying so, instead of the ``OSError``/``RuntimeError``/``EOFError``
+    that ``torch.load`` raises depending on where the file was cut.
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"no {what} at {str(path)!r}")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; its directory sits at the end
+        raise ValueError(f"the {what} at {str(path)!r} ({path.stat().st_size} bytes) is not a complete "
+                         "torch.save file: it is truncated or corrupt (e.g. an interrupted copy); save it again")
     return torch.load(path, map_location=map_location, weights_only=True)

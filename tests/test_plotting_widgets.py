@@ -1,4 +1,4 @@
-"""Tests for d2l_attn.plotting, d2l_attn.widgets and d2l_attn.utils."""
+"""Tests for d2l_attn.plotting and d2l_attn.widgets (d2l_attn.utils: tests/test_utils.py)."""
 
 import matplotlib
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from d2l_attn import plotting, utils, widgets
+from d2l_attn import plotting, widgets
 from d2l_attn.pooling import soft_lookup
 
 
@@ -78,65 +78,3 @@ def test_query_explorer_widget_redraws_with_the_slider_values(monkeypatch):
     q_slider.value = 0.9
     s_slider.value = 1.0
     assert calls[1:] == [(pytest.approx(0.9), pytest.approx(0.2)), (pytest.approx(0.9), pytest.approx(1.0))]
-
-
-def test_get_device_and_env(monkeypatch):
-    monkeypatch.setenv("D2L_ATTN_DEVICE", "cpu")
-    assert utils.get_device() == torch.device("cpu")
-    monkeypatch.delenv("D2L_ATTN_DEVICE")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert utils.get_device() == torch.device("cuda")  # CUDA first when there is one
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    assert utils.get_device() == torch.device("cpu")
-
-
-def test_quick_mode(monkeypatch):
-    monkeypatch.setenv("D2L_ATTN_QUICK", "1")
-    assert utils.is_quick() and utils.quick_or_full(2, 30) == 2
-    monkeypatch.setenv("D2L_ATTN_QUICK", "0")
-    assert not utils.is_quick() and utils.quick_or_full(2, 30) == 30
-    monkeypatch.setenv("D2L_ATTN_QUICK", "maybe")
-    with pytest.raises(ValueError, match="D2L_ATTN_QUICK"):
-        utils.is_quick()
-
-
-def test_seed_everything_is_reproducible():
-    utils.seed_everything(3)
-    a = torch.randn(4), np.random.rand(2)
-    gen = utils.seed_everything(3)
-    b = torch.randn(4), np.random.rand(2)
-    torch.testing.assert_close(a[0], b[0])
-    np.testing.assert_array_equal(a[1], b[1])
-    assert isinstance(gen, torch.Generator)
-    with pytest.raises(ValueError, match="seed"):
-        utils.seed_everything(-1)
-
-
-def test_in_colab_is_false_here():
-    assert utils.in_colab() is False
-
-
-def test_save_atomic_and_load_weights_only_round_trip(tmp_path):
-    from d2l_attn.utils import load_weights_only, save_atomic
-
-    target = tmp_path / "sub" / "state.pt"
-    assert save_atomic({"w": torch.arange(3), "note": "ok"}, target) == target
-    assert [p.name for p in target.parent.iterdir()] == ["state.pt"]  # no temporary file left over
-    state = load_weights_only(target)
-    assert state["note"] == "ok" and torch.equal(state["w"], torch.arange(3))
-    with pytest.raises(ValueError, match=r"no checkpoint at '.*missing\.pt'"):
-        load_weights_only(tmp_path / "missing.pt", what="checkpoint")
-
-
-def test_load_weights_only_refuses_arbitrary_objects(tmp_path):
-    from d2l_attn.utils import load_weights_only
-
-    path = tmp_path / "evil.pt"
-    torch.save({"obj": _Opaque()}, path)  # a pickled class instance, not plain data
-    with pytest.raises(Exception, match="[Ww]eights only load failed|Unsupported global"):
-        load_weights_only(path)
-
-
-class _Opaque:
-    pass
