@@ -1,13 +1,18 @@
-"""Tests for d2l_attn.training: the generic Trainer, clipping, history, atomic checkpoints."""
+"""Tests for d2l_attn.training: the Trainer (clipping, AMP, scheduler, step hooks, histories, non-finite
+checks, argument checks) and its atomic, resumable checkpoints."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 import os
 
 import pytest
 import torch
 from torch import nn
+from torch.optim.lr_scheduler import LambdaLR, ReduceLROnPlateau, StepLR
+from torch.utils.data import DataLoader, TensorDataset
 
 from d2l_attn import training
 from d2l_attn.training import Trainer, load_checkpoint, save_checkpoint
@@ -155,7 +160,7 @@ def test_amp_float16_on_cpu_is_rejected():
 def test_non_finite_loss_raises():
     trainer = Trainer(nn.Linear(1, 1), lambda m, b: torch.tensor(float("nan"), requires_grad=True), device="cpu",
                       progress=False)
-    with pytest.raises(FloatingPointError, match="loss is nan"):
+    with pytest.raises(FloatingPointError, match=r"loss became nan at step 1 \(epoch 1\)"):
         trainer.train_step((torch.ones(1, 1),))
 
 
@@ -164,9 +169,19 @@ def test_non_finite_loss_raises():
     [
         ({"model": "net"}, "model must be a torch.nn.Module"),
         ({"loss_fn": 3}, "loss_fn must be callable"),
-        ({"lr": 0}, "lr must be a positive number"),
-        ({"grad_clip": -1.0}, "grad_clip must be a positive number or None"),
+        ({"optimizer": "adam"}, "optimizer must be a torch.optim.Optimizer"),
+        ({"lr": 0}, "lr must be a finite positive number"),
+        ({"lr": -0.1}, "lr must be a finite positive number"),
+        ({"lr": float("inf")}, "lr must be a finite positive number, got inf"),
+        ({"lr": float("nan")}, "lr must be a finite positive number, got nan"),
+        ({"grad_clip": -1.0}, "grad_clip must be a positive number"),
+        ({"grad_clip": 0}, "grad_clip must be a positive number"),
+        ({"grad_clip": float("nan")}, "grad_clip must be a positive number, got nan"),
         ({"amp_dtype": torch.float32}, "amp_dtype must be"),
+        ({"device": "tpu"}, "device must name a device, expected 'cpu', 'cuda'"),
+        ({"scheduler": "cosine"}, "scheduler must be a torch.optim.lr_scheduler.LRScheduler"),
+        ({"scheduler": lambda opt: ReduceLROnPlateau(opt)}, "ReduceLROnPlateau needs a metric"),
+        ({"step_hooks": [print, "log"]}, "step_hooks must be callables"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(kwargs, match):
@@ -186,3 +201,301 @@ def test_bad_fit_and_loss_outputs_raise():
         bad.train_step((torch.ones(1, 1),))
     with pytest.raises(ValueError, match="no checkpoint"):
         load_checkpoint("/nonexistent/ckpt.pt", nn.Linear(1, 1))
+
+
+def test_device_this_machine_lacks_and_a_scheduler_for_another_optimizer_are_rejected(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a CPU-only build, even on a GPU box
+    with pytest.raises(ValueError, match=r"device='cuda', but this machine or torch build has no CUDA device"):
+        Trainer(nn.Linear(1, 1), mse, device="cuda")
+    model = nn.Linear(1, 1)
+    other = torch.optim.SGD(nn.Linear(1, 1).parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="scheduler was built for another optimizer"):
+        Trainer(model, mse, torch.optim.SGD(model.parameters(), lr=0.1), device="cpu", scheduler=StepLR(other, 1))
+    with pytest.raises(ValueError, match="scheduler was built for another optimizer"):  # default optimizer
+        Trainer(model, mse, device="cpu", scheduler=StepLR(other, 1))
+
+
+# -- the default step is the textbook step -----------------------------------------------------
+def test_default_step_equals_the_hand_written_loop():
+    """zero_grad, backward, clip_grad_norm_, Adam: bit for bit (chapters 4 and 7 keep their numbers)."""
+    train, _ = regression_task()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
+    reference = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
+    reference.load_state_dict(model.state_dict())
+    opt = torch.optim.Adam(reference.parameters(), lr=0.05)
+    for batch in train:
+        opt.zero_grad(set_to_none=True)
+        mse(reference, batch).backward()
+        nn.utils.clip_grad_norm_(reference.parameters(), 0.5)
+        opt.step()
+    Trainer(model, mse, lr=0.05, device="cpu", grad_clip=0.5, progress=False).fit(train)
+    for a, b in zip(model.parameters(), reference.parameters()):
+        assert torch.equal(a, b)
+
+
+# -- step hooks and per-step histories ------------------------------------------------------------
+def test_step_hooks_run_after_every_optimizer_step_with_a_frozen_record():
+    train, _ = regression_task()  # 6 batches per epoch
+    seen_in_loss, records, weights_in_hook = [], [], []
+
+    def loss_fn(model, batch):
+        seen_in_loss.append(model.weight.detach().clone())
+        return mse(model, batch)
+
+    def hook(record):
+        records.append(record)
+        weights_in_hook.append(record.trainer.model.weight.detach().clone())
+
+    torch.manual_seed(0)
+    trainer = Trainer(nn.Linear(4, 1), loss_fn, lr=0.05, device="cpu", progress=False, step_hooks=[hook])
+    epochs_seen = []
+    trainer.fit(train, num_epochs=2, callbacks=[lambda t: epochs_seen.append((t.epoch, t.step))])
+    assert [r.step for r in records] == list(range(1, 13))  # per step, not per epoch
+    assert [r.epoch for r in records] == [1] * 6 + [2] * 6
+    assert epochs_seen == [(1, 6), (2, 12)]  # epoch callbacks still run, after their steps
+    assert all(r.trainer is trainer for r in records)
+    assert [r.loss for r in records] == trainer.step_history["loss"]
+    assert [r.grad_norm for r in records] == trainer.step_history["grad_norm"]
+    assert [r.lr for r in records] == trainer.step_history["lr"] == [0.05] * 12
+    # the hook runs after the optimizer step: it sees the weights the next forward pass uses
+    for i in range(11):
+        assert torch.equal(weights_in_hook[i], seen_in_loss[i + 1])
+        assert not torch.equal(weights_in_hook[i], seen_in_loss[i])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        records[0].loss = 0.0
+    # the epoch loss is the mean of the epoch's step losses (scalar losses: one item each)
+    assert trainer.history["train_loss"][0] == pytest.approx(sum(records[i].loss for i in range(6)) / 6)
+
+
+@pytest.mark.parametrize("grad_clip", [0.01, None])
+def test_grad_norm_history_is_the_global_norm_before_clipping(grad_clip):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 1))
+    copy = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 1))
+    copy.load_state_dict(model.state_dict())
+    batch = regression_task()[0][0]
+    mse(copy, batch).backward()
+    grads = [p.grad for p in copy.parameters()]
+    expected = torch.sqrt(sum((g**2).sum() for g in grads))  # sqrt(sum over all parameters of |g_p|^2)
+    assert expected > 1.0  # far above the clip threshold
+    before = [p.detach().clone() for p in model.parameters()]
+    trainer = Trainer(model, mse, torch.optim.SGD(model.parameters(), lr=1.0), device="cpu",
+                      grad_clip=grad_clip, progress=False)
+    trainer.train_step(batch)
+    assert trainer.step_history["grad_norm"][0] == pytest.approx(expected.item(), rel=1e-6)
+    update = torch.sqrt(sum(((b - p.detach()) ** 2).sum() for b, p in zip(before, model.parameters())))
+    if grad_clip is None:  # not clipped: SGD moves by exactly the gradient
+        for b, p, g in zip(before, model.parameters(), grads):
+            torch.testing.assert_close(b - p.detach(), g)
+    else:  # clipped: the update has norm grad_clip, while the recorded norm is the one before
+        assert update.item() == pytest.approx(grad_clip, rel=1e-4)
+
+
+def test_scheduler_steps_once_per_optimizer_step_and_lr_history_is_the_lr_used():
+    train, _ = regression_task()
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    trainer = Trainer(model, mse, opt, device="cpu", progress=False, scheduler=LambdaLR(opt, lambda s: 1 / (s + 1)))
+    trainer.fit(train, num_epochs=2)
+    # step k (from 0) runs with 0.1 / (k + 1); the scheduler then moves on (not once per epoch)
+    assert trainer.step_history["lr"] == pytest.approx([0.1 / (k + 1) for k in range(12)])
+    assert trainer.scheduler.last_epoch == 12 and opt.param_groups[0]["lr"] == pytest.approx(0.1 / 13)
+    # a function builds the scheduler on the default optimizer
+    halving = make_trainer(scheduler=lambda o: StepLR(o, step_size=1, gamma=0.5))
+    halving.fit(train[:3])
+    assert halving.scheduler.optimizer is halving.optimizer
+    assert halving.step_history["lr"] == pytest.approx([0.05, 0.025, 0.0125])
+
+
+def copy_state(obj):
+    """A snapshot of ``obj.state_dict()`` (tensors copied)."""
+    return copy.deepcopy(obj.state_dict())
+
+
+def states_equal(a, b) -> bool:
+    """Exact equality of nested state dicts (tensors by value, bit for bit)."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(states_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(states_equal(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+# -- non-finite values ---------------------------------------------------------------------------
+def test_non_finite_loss_stops_training_at_its_step_and_leaves_everything_untouched():
+    train, _ = regression_task()
+    snapshots = []
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    trainer = Trainer(model, mse, opt, device="cpu", progress=False, scheduler=StepLR(opt, 1, gamma=0.9),
+                      step_hooks=[lambda r: snapshots.append((copy_state(r.trainer.model), copy_state(opt)))])
+    trainer.fit(train, num_epochs=1)
+    x, y = train[2]
+    bad = train[:2] + [(x, torch.full_like(y, float("nan")))] + train[3:]
+    with pytest.raises(FloatingPointError, match=r"^loss became nan at step 9 \(epoch 2\)"):
+        trainer.fit(bad, num_epochs=1)
+    model_after_step_8, opt_after_step_8 = snapshots[-1]
+    assert len(snapshots) == 8 and trainer.step == 8 and trainer.epoch == 1
+    assert states_equal(copy_state(model), model_after_step_8)  # the bad step changed no weight
+    assert states_equal(copy_state(opt), opt_after_step_8)  # nor Adam's moments and step count
+    assert trainer.scheduler.last_epoch == 8 and len(trainer.step_history["loss"]) == 8
+    assert len(trainer.history["train_loss"]) == 1
+
+
+def test_non_finite_gradient_with_a_finite_loss_stops_training():
+    model = nn.Linear(1, 1, bias=False)
+    nn.init.zeros_(model.weight)
+    trainer = Trainer(model, lambda m, b: torch.sqrt(m.weight.abs()).sum() + 1.0, device="cpu", progress=False)
+    with pytest.raises(FloatingPointError, match=r"^gradient norm became nan at step 1 \(epoch 1\)"):
+        trainer.train_step((torch.ones(1),))  # d sqrt(|w|) / dw at w = 0 is 0 * inf = nan
+    assert model.weight.item() == 0.0 and trainer.step == 0
+
+
+def test_infinite_learning_rate_raises_at_the_first_bad_step():
+    train, _ = regression_task()
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1)
+    trainer = Trainer(model, mse, torch.optim.Adam(model.parameters(), lr=math.inf), device="cpu", progress=False)
+    # step 1 is computed from finite weights and sends them to +-inf; step 2's loss is not finite
+    with pytest.raises(FloatingPointError, match=r"loss became (nan|inf) at step 2 \(epoch 1\)"):
+        trainer.fit(train, num_epochs=3)
+    assert trainer.history["train_loss"] == []  # no normal-looking history of a diverged run
+    assert trainer.step == 1 and len(trainer.step_history["loss"]) == 1
+
+
+# -- resumable checkpoints -----------------------------------------------------------------------
+def dropout_run(seed_model: int):
+    """A model with dropout (uses the global RNG), Adam, a warmup schedule: a fresh, unfitted trainer."""
+    torch.manual_seed(seed_model)
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 1))
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    warmup = LambdaLR(opt, lambda s: min(1.0, (s + 1) / 8))
+    return Trainer(model, mse, opt, device="cpu", progress=False, scheduler=warmup)
+
+
+def assert_same_run(a: Trainer, b: Trainer):
+    # exact equality: on the CPU, the same operations on the same numbers in the same order
+    for (name, p), q in zip(a.model.named_parameters(), b.model.parameters()):
+        assert torch.equal(p, q), name
+    assert a.history["train_loss"] == b.history["train_loss"] and a.history["val_loss"] == b.history["val_loss"]
+    assert a.step_history == b.step_history
+    assert (a.epoch, a.step) == (b.epoch, b.step)
+    assert states_equal(copy_state(a.optimizer), copy_state(b.optimizer))
+    assert a.scheduler.state_dict() == b.scheduler.state_dict()
+
+
+@pytest.mark.parametrize("shuffle", ["global RNG", "own generator"])
+def test_resume_between_epochs_is_the_same_run(tmp_path, shuffle):
+    x, y = torch.cat([b[0] for b in regression_task()[0]]), torch.cat([b[1] for b in regression_task()[0]])
+    val = regression_task()[1]
+
+    def loader():
+        gen = torch.Generator().manual_seed(7) if shuffle == "own generator" else None
+        return DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True, generator=gen)
+
+    torch.manual_seed(0)
+    whole, whole_loader = dropout_run(seed_model=1), loader()
+    whole.fit(whole_loader, val, num_epochs=4)
+
+    torch.manual_seed(0)
+    first, first_loader = dropout_run(seed_model=1), loader()
+    first.fit(first_loader, val, num_epochs=2)
+    data_rng = first_loader.generator.get_state() if first_loader.generator is not None else torch.empty(0)
+    path = first.save_checkpoint(tmp_path / "ckpt.pt", data_rng=data_rng)
+    del first, first_loader
+
+    torch.manual_seed(123)  # a new process: another global RNG state, another initialization
+    resumed, resumed_loader = dropout_run(seed_model=2), loader()
+    extra = resumed.load_checkpoint(path)
+    if resumed_loader.generator is not None:  # the caller restores the data object's generator
+        resumed_loader.generator.set_state(extra["data_rng"])
+    assert resumed.step == 12 and resumed.epoch == 2 and resumed.scheduler.last_epoch == 12
+    resumed.fit(resumed_loader, val, num_epochs=2)
+    assert_same_run(whole, resumed)
+
+
+def test_resume_between_steps_is_the_same_run(tmp_path):
+    batches = regression_task()[0] * 2  # 12 steps
+    torch.manual_seed(0)
+    whole = dropout_run(seed_model=1)
+    for batch in batches:
+        whole.train_step(batch)
+    torch.manual_seed(0)
+    first = dropout_run(seed_model=1)
+    for batch in batches[:5]:
+        first.train_step(batch)
+    path = first.save_checkpoint(tmp_path / "ckpt.pt")
+    torch.manual_seed(123)
+    resumed = dropout_run(seed_model=2)
+    resumed.load_checkpoint(path)
+    for batch in batches[5:]:
+        resumed.train_step(batch)
+    assert_same_run(whole, resumed)
+    # restore_rng=False leaves the global RNG alone: the dropout masks, and so the run, differ
+    torch.manual_seed(123)
+    other = dropout_run(seed_model=2)
+    other.load_checkpoint(path, restore_rng=False)
+    for batch in batches[5:]:
+        other.train_step(batch)
+    assert other.step_history["loss"][5:] != whole.step_history["loss"][5:]
+
+
+def test_grad_scaler_skips_non_finite_steps_and_its_state_is_checkpointed(tmp_path):
+    # float16 AMP needs CUDA; a CPU GradScaler runs the same code path of the trainer
+    def make():
+        model = nn.Linear(1, 1, bias=False)
+        nn.init.zeros_(model.weight)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        trainer = Trainer(model, lambda m, b: (torch.sqrt(m.weight.abs() + b[0]) + m.weight).sum(), opt, device="cpu",
+                          progress=False, scheduler=StepLR(opt, 1, gamma=0.5))
+        trainer.grad_scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+        return trainer
+
+    trainer = make()
+    trainer.train_step((torch.zeros(1),))  # finite loss, nan gradient: the scaler skips the update
+    assert trainer.model.weight.item() == 0.0 and trainer.grad_scaler.get_scale() == 512.0
+    assert trainer.scheduler.last_epoch == 0  # no update, no scheduler step
+    assert trainer.step == 1 and math.isnan(trainer.step_history["grad_norm"][0])
+    trainer.train_step((torch.ones(1),))  # a finite gradient: updated, scheduler steps
+    assert trainer.model.weight.item() != 0.0 and trainer.scheduler.last_epoch == 1
+    path = trainer.save_checkpoint(tmp_path / "ckpt.pt")
+    fresh = make()
+    fresh.load_checkpoint(path)
+    assert fresh.grad_scaler.state_dict() == trainer.grad_scaler.state_dict()
+    assert fresh.grad_scaler.get_scale() == 512.0
+
+
+def test_load_checkpoint_checks_before_changing_anything(tmp_path):
+    plain = make_trainer()
+    path = plain.save_checkpoint(tmp_path / "plain.pt")
+    with_scheduler = make_trainer(scheduler=lambda o: StepLR(o, 1))
+    nn.init.zeros_(with_scheduler.model.weight)
+    with pytest.raises(ValueError, match="holds no scheduler state, but this trainer has scheduler="):
+        with_scheduler.load_checkpoint(path)
+    assert with_scheduler.model.weight.abs().sum() == 0  # nothing was loaded
+    path = with_scheduler.save_checkpoint(tmp_path / "sched.pt")
+    with pytest.raises(ValueError, match="holds a scheduler state, but this trainer has scheduler=None"):
+        plain.load_checkpoint(path)
+    # a model-only checkpoint is not a trainer checkpoint
+    model_only = save_checkpoint(tmp_path / "model.pt", plain.model, plain.optimizer)
+    with pytest.raises(ValueError, match="holds no trainer state"):
+        plain.load_checkpoint(model_only)
+    with pytest.raises(ValueError, match="must not use the key 'trainer'"):
+        plain.save_checkpoint(tmp_path / "x.pt", trainer=1)
+    # a truncated file: a clear error, not OSError [Errno 22]
+    data = (tmp_path / "plain.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="is not a complete torch.save file: it is truncated or corrupt"):
+        plain.load_checkpoint(tmp_path / "cut.pt")
+
+
+def test_checkpoint_keeps_the_callers_extra_data(tmp_path):
+    trainer = make_trainer()
+    path = trainer.save_checkpoint(tmp_path / "ckpt.pt", note="hello", data_rng=torch.arange(3))
+    extra = make_trainer().load_checkpoint(path)
+    assert extra.keys() == {"note", "data_rng"} and torch.equal(extra["data_rng"], torch.arange(3))
