@@ -6,6 +6,8 @@ Each returns the checked value, so a call can sit inside an expression, and rais
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -33,6 +35,14 @@ def unit_interval(name: str, value: object) -> float:
     """``value`` as a float in ``[0, 1)``: a dropout probability or a held-out fraction."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
         raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+def positive_number(name: str, value: object, allow_inf: bool = False) -> float:
+    """``value`` as a float > 0 (a learning rate, a threshold); nan is refused, inf only with ``allow_inf``."""
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
+            or (math.isinf(value) and not allow_inf)):
+        raise ValueError(f"{name} must be a {'' if allow_inf else 'finite '}positive number, got {value!r}")
     return float(value)
 
 

@@ -71,6 +71,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from . import utils
+from ._checks import positive_number
 
 __all__ = ["Trainer", "StepRecord", "move_to_device", "save_checkpoint", "load_checkpoint"]
 
@@ -151,14 +152,6 @@ def load_checkpoint(
     return state.get("extra", {})
 
 
-def _positive(name: str, value: object, allow_inf: bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or (
-            not allow_inf and math.isinf(value)):
-        finite = "" if allow_inf else "finite "
-        raise ValueError(f"{name} must be a {finite}positive number, got {value!r}")
-    return float(value)
-
-
 class Trainer:
     r"""Train any model with a loss function: device, AMP, clipping, scheduler, hooks, checkpoints.
 
@@ -205,9 +198,9 @@ class Trainer:
             raise ValueError(f"loss_fn must be callable as loss_fn(model, batch), got {type(loss_fn).__name__}")
         if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
             raise ValueError(f"optimizer must be a torch.optim.Optimizer or None, got {type(optimizer).__name__}")
-        _positive("lr", lr, allow_inf=False)
+        positive_number("lr", lr)
         if grad_clip is not None:
-            _positive("grad_clip", grad_clip, allow_inf=True)
+            positive_number("grad_clip", grad_clip, allow_inf=True)
         if amp_dtype not in (torch.bfloat16, torch.float16):
             raise ValueError(f"amp_dtype must be torch.bfloat16 or torch.float16, got {amp_dtype!r}")
         if not all(callable(hook) for hook in step_hooks):

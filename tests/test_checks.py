@@ -27,6 +27,19 @@ def test_nonnegative_int(value):
         _checks.nonnegative_int("n", value)
 
 
+@pytest.mark.parametrize("value", [0, -1e-3, float("nan"), float("inf"), True, "0.1", None])
+def test_positive_number_refuses_non_positive_nan_and_inf(value):
+    with pytest.raises(ValueError, match=r"^lr must be a finite positive number, got "):
+        _checks.positive_number("lr", value)
+
+
+def test_positive_number_may_allow_inf():
+    assert _checks.positive_number("clip", 2) == 2.0 and isinstance(_checks.positive_number("clip", 2), float)
+    assert _checks.positive_number("clip", float("inf"), allow_inf=True) == float("inf")
+    with pytest.raises(ValueError, match=r"^clip must be a positive number, got nan$"):
+        _checks.positive_number("clip", float("nan"), allow_inf=True)
+
+
 @pytest.mark.parametrize("value", [-0.1, 1.0, 1, True, "0.1"])
 def test_unit_interval(value):
     assert _checks.unit_interval("dropout", 0) == 0.0
