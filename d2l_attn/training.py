@@ -203,8 +203,8 @@ class Trainer:
             positive_number("grad_clip", grad_clip, allow_inf=True)
         if amp_dtype not in (torch.bfloat16, torch.float16):
             raise ValueError(f"amp_dtype must be torch.bfloat16 or torch.float16, got {amp_dtype!r}")
-        if not all(callable(hook) for hook in step_hooks):
-            raise ValueError("step_hooks must be callables hook(record: StepRecord)")
+        if not isinstance(step_hooks, (list, tuple)) or not all(callable(hook) for hook in step_hooks):
+            raise ValueError(f"step_hooks must be a list of callables hook(record: StepRecord), got {step_hooks!r:.80}")
         self.device = utils.get_device(device)
         self.amp = bool(amp)
         if self.amp and self.device.type not in ("cuda", "cpu"):

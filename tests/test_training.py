@@ -181,7 +181,9 @@ def test_non_finite_loss_raises():
         ({"device": "tpu"}, "device must name a device, expected 'cpu', 'cuda'"),
         ({"scheduler": "cosine"}, "scheduler must be a torch.optim.lr_scheduler.LRScheduler"),
         ({"scheduler": lambda opt: ReduceLROnPlateau(opt)}, "ReduceLROnPlateau needs a metric"),
-        ({"step_hooks": [print, "log"]}, "step_hooks must be callables"),
+        ({"step_hooks": [print, "log"]}, "step_hooks must be a list of callables"),
+        ({"step_hooks": print}, "step_hooks must be a list of callables"),  # one hook, not in a list
+        ({"step_hooks": 3}, "step_hooks must be a list of callables"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(kwargs, match):
