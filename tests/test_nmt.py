@@ -292,3 +292,15 @@ def test_sample_num_examples_takes_first_lines():
     first = list(zip(*tokenize_nmt(preprocess_nmt(text), max_examples=600)))
     assert sorted(map(repr, all_pairs)) == sorted(map(repr, first))
     assert ["go", "."] in [list(s) for s, _ in all_pairs]
+
+
+def test_the_shuffling_generator_can_be_saved_and_restored(tmp_path):
+    (tmp_path / "fra-eng").mkdir()
+    (tmp_path / "fra-eng" / "fra.txt").write_text(FAKE_FRA * 20, encoding="utf-8")
+    nmt = load_data_nmt(batch_size=4, num_steps=5, cache_dir=tmp_path, min_freq=1, val_frac=0.0, test_frac=0.0)
+    state = nmt.generator.get_state()
+    first = [batch[0].tolist() for batch in nmt.train_loader()]
+    nmt.generator.set_state(state)
+    again = [batch[0].tolist() for batch in nmt.train_loader()]
+    assert first == again
+    assert [batch[0].tolist() for batch in nmt.train_loader()] != first  # the generator moved on

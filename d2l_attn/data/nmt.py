@@ -249,6 +249,12 @@ class NMTData:
         positive_int("num_steps", self.num_steps)
         self._generator = torch.Generator().manual_seed(self.seed)
 
+    @property
+    def generator(self) -> torch.Generator:
+        """The generator that shuffles the training batches. To resume training exactly, save
+        ``generator.get_state()`` with the checkpoint and ``set_state`` it after loading."""
+        return self._generator
+
     def arrays(self, pairs: Sequence[Pair]) -> Batch:
         """``(src, src_valid_len, tgt, tgt_valid_len)`` tensors for tokenized pairs."""
         src, src_valid_len = build_array_nmt([p[0] for p in pairs], self.src_vocab, self.num_steps)
