@@ -50,7 +50,7 @@ from d2l_attn import profiling, utils  # noqa: E402
 from d2l_attn.data import Vocab  # noqa: E402
 from d2l_attn.models import Transformer  # noqa: E402
 from d2l_attn.positional import SinusoidalPositionalEncoding  # noqa: E402
-from d2l_attn.losses import masked_cross_entropy  # noqa: E402
+from d2l_attn.losses import masked_cross_entropy, shift_right  # noqa: E402
 
 # The configuration trained in the chapter's full mode (TransformerConfig's defaults differ);
 # vocabulary sizes rounded up from the full-mode vocabularies (2,070 English / 3,094 French).
@@ -90,7 +90,7 @@ def random_batch(cfg, device, seed=0):
     tgt = torch.randint(4, cfg["tgt_vocab"], (b, t), generator=g)
     src_lens = torch.randint(max(1, t // 2), t + 1, (b,), generator=g)
     tgt_lens = torch.randint(max(1, t // 2), t + 1, (b,), generator=g)
-    tgt_in = torch.cat([torch.full((b, 1), 2), tgt[:, :-1]], 1)  # <bos> = 2
+    tgt_in = shift_right(tgt, bos_id=2)  # <bos> = 2 (after <unk>, <pad>)
     return [x.to(device) for x in (src, src_lens, tgt_in, tgt, tgt_lens)]
 
 

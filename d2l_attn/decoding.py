@@ -29,6 +29,7 @@ A returned token list stops before ``<eos>``; weights have one row per generated
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Protocol
 
 import torch
@@ -71,12 +72,14 @@ def check_step_model(model: object) -> None:
         )
 
 
-def _number(name: str, value: object, *, low: float, open_low: bool = False, high: float = math.inf) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) or value == math.inf
-    if not ok or value < low or (open_low and value == low) or value > high:
+def _number(name: str, value: object, *, low: float, open_low: bool = False, high: float) -> float:
+    """``value`` as a float in ``[low, high]`` (``(low, high]`` with ``open_low``); NaN, bools and non-numbers fail."""
+    is_real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if (not is_real or math.isnan(value) or not low <= value <= high  # type: ignore[arg-type, operator]
+            or (open_low and value == low)):
         bracket = "(" if open_low else "["
         raise ValueError(f"{name} must be a number in {bracket}{low}, {high}], got {value!r}")
-    return float(value)
+    return float(value)  # type: ignore[arg-type]
 
 
 class _Decoding:
@@ -133,7 +136,7 @@ def greedy_decode(model: StepModel, src: torch.Tensor, src_valid_lens, max_len: 
         finished = torch.zeros_like(tokens, dtype=torch.bool)  # (B,)
         for _ in range(max_len):
             logits, state, w = model.step(tokens, state)  # (B, V), state, (B, T)
-            tokens = logits.argmax(dim=-1)  # (B,)
+            tokens = logits.argmax(dim=-1).masked_fill(finished, model.pad_id)  # (B,); <pad> after <eos>
             outputs.append(tokens)
             weights.append(w)
             finished |= tokens == model.eos_id
@@ -213,8 +216,8 @@ def beam_search(model: StepModel, src: torch.Tensor, src_valid_lens, max_len: in
 def _filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
     """Logits ``(B, V)`` with every token outside the top-k / top-p set at ``-inf``."""
     if top_k is not None and top_k < logits.shape[-1]:
-        kth = logits.topk(top_k, dim=-1).values[:, -1:]  # (B, 1)
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+        keep = logits.topk(top_k, dim=-1).indices  # (B, k): exactly k tokens, even when logits tie
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, keep, logits.gather(-1, keep))
     if top_p is not None and top_p < 1.0:
         sorted_logits, order = logits.sort(dim=-1, descending=True)  # (B, V)
         probs = sorted_logits.softmax(dim=-1)
@@ -252,7 +255,7 @@ def sample(model: StepModel, src: torch.Tensor, src_valid_lens, max_len: int, *,
             logits, state, _ = model.step(tokens, state)  # (B, V)
             logits = _filter_logits(logits.float() / tau, top_k, top_p)  # (B, V)
             tokens = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(1)  # (B,)
-            tokens = tokens.masked_fill(finished, model.pad_id)
+            tokens = tokens.masked_fill(finished, model.pad_id)  # <pad> after <eos>
             outputs.append(tokens)
             finished |= tokens == model.eos_id
             if bool(finished.all()):
@@ -271,18 +274,22 @@ def sequence_log_prob(model: StepModel, src: torch.Tensor, src_valid_lens, tgt: 
     per-step weights ``(B, T', T_src)`` (rows past a sequence's length are meaningless).
     """
     token_ids(tgt, "tgt")
+    if tgt.shape[1] == 0:
+        raise ValueError("tgt must hold at least one token per row (shape (B, T') with T' >= 1)")
     lens = as_valid_lens(tgt_valid_lens if tgt_valid_lens is not None else [tgt.shape[1]] * tgt.shape[0],
                          max_len=tgt.shape[1], device=tgt.device, name="tgt_valid_lens")
     if tgt.shape[0] != src.shape[0] or tuple(lens.shape) != (tgt.shape[0],):
         raise ValueError(f"tgt (B, T') and tgt_valid_lens (B,) need the batch size of src ({src.shape[0]}), "
                          f"got {tuple(tgt.shape)} and {tuple(lens.shape)}")
-    with _Decoding(model, src, src_valid_lens, max(tgt.shape[1], 1)) as run:
+    with _Decoding(model, src, src_valid_lens, tgt.shape[1]) as run:
         state = model.init_state(src, run.lens)
         tokens = run.bos(src.shape[0])  # (B,)
         total = torch.zeros(src.shape[0], device=src.device)  # (B,)
         weights = []
         for t in range(tgt.shape[1]):
             logits, state, w = model.step(tokens, state)  # (B, V)
+            if t == 0:
+                token_ids(tgt, "tgt", logits.shape[-1])
             log_probs = F.log_softmax(logits.float(), dim=-1).gather(1, tgt[:, t : t + 1]).squeeze(1)  # (B,)
             total += torch.where(t < lens, log_probs, torch.zeros_like(log_probs))
             weights.append(w)

@@ -93,4 +93,5 @@ def seq2seq_loss(model: EncoderDecoderModel, batch: Sequence[torch.Tensor]) -> t
         raise ValueError("batch must be (src, src_valid_lens, tgt, tgt_valid_lens)")
     src, src_valid_lens, tgt, tgt_valid_lens = batch
     logits = model(src, src_valid_lens, shift_right(tgt, model.bos_id))  # (B, T', V)
-    return masked_cross_entropy(logits, tgt, tgt_valid_lens), int(tgt_valid_lens.sum())
+    lens = as_valid_lens(tgt_valid_lens, max_len=tgt.shape[1], device=tgt.device, name="tgt_valid_lens")  # (B,)
+    return masked_cross_entropy(logits, tgt, lens), int(lens.sum())

@@ -1,4 +1,7 @@
-"""Tests for d2l_attn.transformer: the encoder-decoder, masks, KV-cache decoding, saving, training."""
+"""Tests for d2l_attn.models.transformer: the encoder-decoder, masks, the KV cache, training, FLOPs.
+
+Decoding with it is tested in test_decoding.py, translating and saving in test_translation.py.
+"""
 
 from __future__ import annotations
 
@@ -9,34 +12,22 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_models import EOS, SRC_VOCAB, TGT_VOCAB, padded_sources
+from tiny_models import tiny_transformer as make_model
 
-from d2l_attn import decoding, losses, profiling, translation
+from d2l_attn import losses, profiling
 from d2l_attn.data import Vocab
 from d2l_attn.models.transformer import Transformer, TransformerDecoder, TransformerEncoder
 from d2l_attn.training import Trainer, load_checkpoint, move_to_device
 
 ROOT = Path(__file__).resolve().parents[1]
-RESERVED = ["<pad>", "<bos>", "<eos>"]
-SRC_VOCAB = Vocab([[f"s{i}" for i in range(9)]], reserved_tokens=RESERVED)  # 13 tokens
-TGT_VOCAB = Vocab([[f"t{i}" for i in range(11)]], reserved_tokens=RESERVED)  # 15 tokens
-PAD, BOS, EOS = 1, 2, 3
-
-
-def make_model(norm_first=False, seed=0, fused=True, **kwargs) -> Transformer:
-    torch.manual_seed(seed)
-    sizes = dict(d_model=16, num_heads=4, d_ff=32, num_layers=2, dropout=0.0)
-    sizes.update(kwargs)
-    return Transformer.from_vocabs(SRC_VOCAB, TGT_VOCAB, norm_first=norm_first, fused=fused, **sizes).eval()
 
 
 def batch(seed=0, batch_size=4, src_steps=6, tgt_steps=5):
-    g = torch.Generator().manual_seed(seed)
-    lens = torch.randint(1, src_steps + 1, (batch_size,), generator=g)
-    lens[0] = src_steps
-    src = torch.randint(4, len(SRC_VOCAB), (batch_size, src_steps), generator=g)
-    src[torch.arange(src_steps) >= lens[:, None]] = PAD
-    tgt = torch.randint(4, len(TGT_VOCAB), (batch_size, tgt_steps), generator=g)
-    return src, lens, tgt
+    """``src (B, T)`` padded after ``lens (B,)`` (row 0 full) and a target ``tgt (B, T')`` of real tokens."""
+    src, lens = padded_sources(seed, batch_size, src_steps, vocab_size=len(SRC_VOCAB))
+    g = torch.Generator().manual_seed(seed + 1000)
+    return src, lens, torch.randint(4, len(TGT_VOCAB), (batch_size, tgt_steps), generator=g)
 
 
 # -- shapes and masks -----------------------------------------------------------------------------
@@ -106,31 +97,8 @@ def test_incremental_decoding_equals_full_recomputation(norm_first):
     torch.testing.assert_close(weights, w.decoder_cross[:, -1, :, -1].mean(1), atol=1e-6, rtol=1e-5)
 
 
-def test_greedy_decode_matches_argmax_of_full_recomputation():
-    model = make_model(seed=3)
-    src, lens, _ = batch(seed=3)
-    out = decoding.greedy_decode(model, src, lens, max_len=6)
-    # recompute greedily without any cache: feed the whole prefix every time
-    prefix = torch.full((4, 1), BOS)
-    for _ in range(6):
-        nxt = model(src, lens, prefix)[:, -1].argmax(-1, keepdim=True)
-        prefix = torch.cat([prefix, nxt], 1)
-    expected = [row[:row.index(EOS)] if EOS in row else row for row in prefix[:, 1:].tolist()]
-    assert out == expected
 
 
-def test_beam_search_and_translate_work_unchanged():
-    model = make_model(seed=4)
-    src, lens, _ = batch(seed=4)
-    greedy = decoding.greedy_decode(model, src, lens, 6)
-    assert decoding.beam_search(model, src, lens, 6, beam_size=1) == greedy
-    beams, mats = decoding.beam_search(model, src, lens, 6, beam_size=3, return_weights=True)
-    assert len(beams) == 4 and all(m.shape[1] == int(n) for m, n in zip(mats, lens))
-    out = translation.translate(model, ["s1 s2 s3", "s4"], SRC_VOCAB, TGT_VOCAB, num_steps=6, beam_size=2)
-    assert len(out) == 2 and out[0].weights.shape[1] == 4  # 3 tokens + <eos>
-    pairs = [(["s1", "s2"], ["t1", "t2"]), (["s3"], ["t3"])]
-    scores = translation.evaluate_bleu(model, pairs, SRC_VOCAB, TGT_VOCAB, num_steps=6)
-    assert scores["num_sentences"] == 2 and 0.0 <= scores["corpus_bleu"] <= 1.0
 
 
 def test_reorder_state_repeats_caches():
@@ -144,7 +112,7 @@ def test_reorder_state_repeats_caches():
     assert picked.num_decoded == 1
 
 
-# -- training, saving, loading --------------------------------------------------------------------
+# -- training -------------------------------------------------------------------------------------
 def copy_task(num=64, steps=5, seed=0):
     """Target = source tokens mapped to the target vocabulary (s_i -> t_i), then <eos>."""
     g = torch.Generator().manual_seed(seed)
@@ -168,22 +136,6 @@ def test_training_reduces_loss_on_a_tiny_task(tmp_path):
     torch.testing.assert_close(clone.eval()(src, lens, tgt), model.eval()(src, lens, tgt))
 
 
-def test_save_model_and_load_model_round_trip(tmp_path):
-    model = make_model(norm_first=True)
-    path = translation.save_model(tmp_path / "model.pt", model, SRC_VOCAB, TGT_VOCAB, bleu=0.5)
-    loaded, src_vocab, tgt_vocab, extra = translation.load_model(path)
-    assert src_vocab.idx_to_token == SRC_VOCAB.idx_to_token and tgt_vocab.idx_to_token == TGT_VOCAB.idx_to_token
-    assert extra == {"bleu": 0.5} and loaded.config == model.config and not loaded.training
-    src, lens, tgt = batch()
-    torch.testing.assert_close(loaded(src, lens, tgt), model(src, lens, tgt))
-    torch.load(path, weights_only=True)  # plain data only
-    with pytest.raises(ValueError, match="vocabulary sizes"):
-        translation.save_model(tmp_path / "bad.pt", model, TGT_VOCAB, SRC_VOCAB)
-    with pytest.raises(ValueError, match="no saved model"):
-        translation.load_model(tmp_path / "missing.pt")
-    torch.save({"model": {}}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="save_model"):
-        translation.load_model(tmp_path / "other.pt")
 
 
 def test_bf16_autocast_and_device_moves_on_cpu():
