@@ -128,7 +128,7 @@ def _check_input(x: torch.Tensor, d_model: int, max_len: int, offset: int = 0) -
     end = offset + x.shape[1]
     if end > max_len:
         raise ValueError(
-            f"positions up to {end - 1} exceed max_len={max_len} (offset={offset}, num_steps={x.shape[1]}); "
+            f"sequence length {end} (offset {offset} + {x.shape[1]} steps) exceeds max_len={max_len}; "
             "build the encoding with a larger max_len"
         )
     return end

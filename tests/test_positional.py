@@ -34,7 +34,7 @@ def test_layer_adds_the_table_and_rejects_long_inputs():
     x = torch.randn(2, 7, 8)
     torch.testing.assert_close(layer(x), x + sinusoidal_encoding(10, 8)[:7])
     assert "encoding" not in layer.state_dict() and not list(layer.parameters())
-    with pytest.raises(ValueError, match="positions up to 10 exceed max_len=10"):
+    with pytest.raises(ValueError, match=r"sequence length 11 \(offset 0 \+ 11 steps\) exceeds max_len=10"):
         layer(torch.randn(2, 11, 8))
     with pytest.raises(ValueError, match=r"shape \(batch_size, num_steps, d_model=8\)"):
         layer(torch.randn(2, 5, 6))
@@ -93,7 +93,7 @@ def test_learned_shapes_parameters_and_limit():
     torch.testing.assert_close(out - x, layer.embedding.weight[:4].expand(3, 4, 6))
     out.sum().backward()
     assert layer.embedding.weight.grad[:4].abs().sum() > 0 and layer.embedding.weight.grad[4].abs().sum() == 0
-    with pytest.raises(ValueError, match="positions up to 5 exceed max_len=5"):
+    with pytest.raises(ValueError, match=r"sequence length 6 \(offset 0 \+ 6 steps\) exceeds max_len=5"):
         layer(torch.randn(1, 6, 6))
 
 
