@@ -329,21 +329,31 @@ class TransformerDecoderBlock(nn.Module):
         _check_input(memory, "memory", self.d_model, "T")
         if memory.shape[0] != x.shape[0]:
             raise ValueError(f"memory must have batch size {x.shape[0]} like x, got {memory.shape[0]}")
-        return self._layer(x, None, self.cross_attention.project(memory, memory), memory_valid_lens, return_weights)
+        return self._layer(x, None, memory, memory_valid_lens, return_weights)
 
-    def _layer(self, x, self_cache: KVCache | None, memory: KVCache, memory_valid_lens, return_weights):
-        """The three sublayers; ``self_cache`` holds earlier positions (``None`` = teacher forcing)."""
+    def _layer(self, x, self_cache: KVCache | None, memory: torch.Tensor | KVCache, memory_valid_lens,
+               return_weights):
+        """The three sublayers. Teacher forcing: ``self_cache=None`` and ``memory`` the encoder outputs;
+        generation: the cache of earlier positions and the memory's projected keys/values."""
         holder = {}
 
         def self_attend(h):
             # causal: position i sees 0..i (SDPA's is_causal flag on the fused path)
-            holder["cache"] = kv = self.self_attention.extend(self_cache, h)  # (B, h, t + T_new, d_h) x 2
-            return _with_weights(self.self_attention.attend(h, kv, return_weights=return_weights, is_causal=True),
-                                 return_weights)
+            if self_cache is None:
+                out = self.self_attention(h, h, h, return_weights=return_weights, is_causal=True)
+            else:
+                holder["cache"] = kv = self.self_attention.extend(self_cache, h)  # (B, h, t + T_new, d_h) x 2
+                out = self.self_attention.attend(h, kv, return_weights=return_weights, is_causal=True)
+            return _with_weights(out, return_weights)
 
         def cross_attend(h):
-            return _with_weights(self.cross_attention.attend(h, memory, valid_lens=memory_valid_lens,
-                                                             return_weights=return_weights), return_weights)
+            if isinstance(memory, KVCache):
+                out = self.cross_attention.attend(h, memory, valid_lens=memory_valid_lens,
+                                                  return_weights=return_weights)
+            else:
+                out = self.cross_attention(h, memory, memory, valid_lens=memory_valid_lens,
+                                           return_weights=return_weights)
+            return _with_weights(out, return_weights)
 
         y, w_self = self.addnorm1(x, self_attend)  # (B, T', d), (B, h, T', t + T') or None
         z, w_cross = self.addnorm2(y, cross_attend)  # (B, T', d), (B, h, T', T) or None

@@ -205,8 +205,10 @@ class MultiHeadAttention(nn.Module):
         :class:`torch.nn.MultiheadAttention`'s default (head-averaged) weights.
         """
         self._check_inputs(queries, keys, values)
-        return self.attend(queries, self.project(keys, values), valid_lens=valid_lens, attn_mask=attn_mask,
-                           return_weights=return_weights, is_causal=is_causal)
+        # queries first, then keys and values (the order of torch.nn.MultiheadAttention; it also
+        # fixes the order in which backward sums the gradients of shared inputs)
+        q = split_heads(self.W_q(queries), self.num_heads)  # (B, h, T_q, d_h)
+        return self._attend(q, self.project(keys, values), valid_lens, attn_mask, return_weights, is_causal)
 
     # -- the pieces of forward, for key/value caches ------------------------------------------------
     def project(self, keys: torch.Tensor, values: torch.Tensor) -> KVCache:
@@ -254,9 +256,14 @@ class MultiHeadAttention(nn.Module):
             shape = tuple(queries.shape) if isinstance(queries, torch.Tensor) else type(queries).__name__
             raise ValueError(f"queries must have shape (B, T_q, d_model={self.d_model}), got {shape}")
         _check_dtypes(self.W_q.weight, queries=queries)
+        q = split_heads(self.W_q(queries), self.num_heads)  # (B, h, T_q, d_h)
+        return self._attend(q, cache, valid_lens, attn_mask, return_weights, is_causal)
+
+    def _attend(self, q: torch.Tensor, cache: KVCache, valid_lens, attn_mask, return_weights: bool,
+                is_causal: bool):
+        """Attention of the per-head queries ``q (B, h, T_q, d_h)`` over ``cache``, heads merged, ``W_o``."""
         if isinstance(attn_mask, torch.Tensor) and attn_mask.dim() == 3:
             attn_mask = attn_mask.unsqueeze(1)  # (B, 1, T_q, T_k): the same mask for every head
-        q = split_heads(self.W_q(queries), self.num_heads)  # (B, h, T_q, d_h)
         result = self.attention(q, cache.k, cache.v, valid_lens=valid_lens, attn_mask=attn_mask,
                                 return_weights=return_weights, is_causal=is_causal)
         heads, weights = result if return_weights else (result, None)  # (B, h, T_q, d_h)
