@@ -12,10 +12,16 @@ directory, serves it on 127.0.0.1, and then checks it as a reader's browser sees
   errors (theme noise is allow-listed below, with the reason);
 * every chapter has a figure that responds without a kernel (``d2l_attn.widgets.frame_slider``):
   pressing the slider's arrow key switches the frame;
-* the search page finds a term.
+* the search page finds a term;
+* every chapter's exercises answer back without a kernel (``book/_ext/exercises.js`` with the
+  rules exported from ``d2l_attn.exercises``): a wrong answer gets the first hint, a second one
+  the next hint, the right answer *Correct*; the progress count survives a reload (localStorage)
+  and the reset button clears it; code exercises link to the chapter in Colab; no request leaves
+  the page. The same checks run from ``file://``, and the browser checker gives the Python
+  checker's verdicts on the parity answers (``tests/exercise_cases.py``).
 
-A screenshot of every page is written to ``.artifacts/screenshots/`` (or ``$D2L_ATTN_ARTIFACTS``)
-for a human to look at; CI keeps them as artifacts. The build's log, with each notebook's
+A screenshot of every page (and of every chapter's exercise section, after answering) is written
+to ``.artifacts/screenshots/`` (or ``$D2L_ATTN_ARTIFACTS``) for a human to look at; CI keeps them as artifacts. The build's log, with each notebook's
 execution time, is kept beside them as ``site-build.log`` (to find a notebook that ran slowly).
 
 The browser part needs ``/usr/bin/chromium`` (``apt-get install chromium``; ``.ci/run`` installs
@@ -297,5 +303,202 @@ def test_search_finds_a_term(browser, site):
         assert hits, "search found nothing"
         assert any("attention" in h.lower() or "glossary" in h.lower() for h in hits), hits
         assert not log.failed and not log.external
+    finally:
+        context.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Exercises that answer back on the static page (book/_ext/exercises.js, web_exercises.py)
+# --------------------------------------------------------------------------------------------
+
+def _chapter_exercises(nb):
+    from d2l_attn.exercises import all_exercises
+
+    chapter = "ch" + nb.name[:2]
+    return {i: e for i, e in sorted(all_exercises().items()) if i.startswith(chapter + "-")}
+
+
+def test_exercise_rules_are_exported_at_build_time(built_book):
+    from d2l_attn.exercises import web
+
+    folder = built_book / "_static" / "d2l-exercises"
+    # the data is exactly the export of the exercise definitions; the checker is the committed file
+    assert (folder / "data.js").read_text(encoding="utf-8") == web.to_script(web.export())
+    assert (folder / "exercises.js").read_bytes() == (ROOT / "book" / "_ext" / "exercises.js").read_bytes()
+    assert (folder / "exercises.css").is_file()
+    for nb in NOTEBOOKS:
+        page = (built_book / "chapters" / f"{nb.stem}.html").read_text(encoding="utf-8")
+        assert 'src="../_static/d2l-exercises/data.js' in page and 'src="../_static/d2l-exercises/exercises.js' in page
+        assert '<meta name="d2l-attn-colab"' in page
+        for eid in _chapter_exercises(nb):  # each exercise carries its marker into the page
+            assert f"data-exercise-id='{eid}'" in page, eid
+    assert "d2l-exercises" not in (built_book / "book" / "intro.html").read_text(encoding="utf-8")
+
+
+def _enter(view, exercise, text: str) -> None:
+    """Type (or click) an answer into an exercise's form on the page and press Check."""
+    from d2l_attn.exercises.web import web_kind
+
+    kind = web_kind(exercise)
+    if kind == "choice":
+        chosen = exercise._normalize(text)
+        for box in view.locator("input").all():
+            value = box.get_attribute("value")
+            if box.get_attribute("type") == "radio":
+                if value in chosen:
+                    box.check()
+            else:
+                box.set_checked(value in chosen)
+    else:
+        view.locator("textarea, input.d2l-ex-input").first.fill(text)
+    view.locator("button.d2l-ex-check").click()
+
+
+def _typed(exercise, answer):
+    from d2l_attn.exercises.web import answer_text
+
+    text = answer_text(exercise, answer)
+    if text is None:
+        return None
+    if exercise.kind == "choice":  # what the form's boxes can express
+        try:
+            letters = exercise._normalize(text)
+        except Exception:
+            return None
+        if len(exercise.correct()) == 1 and len(letters) != 1:
+            return None
+        text = ", ".join(sorted(letters))
+    return text
+
+
+def _feedback_of(view):
+    out = view.locator(".d2l-ex-feedback")
+    return out.get_attribute("data-status"), out.inner_text()
+
+
+def _answer_every_exercise(page, nb):
+    """Wrong, wrong again, right, for every exercise the page can check; returns how many."""
+    from d2l_attn.exercises.web import web_kind
+
+    solved = 0
+    for eid, ex in _chapter_exercises(nb).items():
+        view = page.locator(f'.d2l-ex[data-exercise-id="{eid}"]')
+        assert view.count() == 1, f"{eid} has no answer form on the page"
+        if web_kind(ex) == "code":
+            link = view.locator("a.d2l-ex-colab")
+            assert "needs a running notebook" in view.inner_text()
+            assert link.get_attribute("href").endswith(f"/blob/{CONFIG['repository']['branch']}/chapters/{nb.name}")
+            assert link.get_attribute("href").startswith("https://colab.research.google.com/github/")
+            continue
+        wrong = [t for t in (_typed(ex, w) for w in ex.wrong_answers) if t is not None
+                 and ex.evaluate(t).status == "wrong"]
+        assert wrong, f"{eid}: no listed wrong answer can be entered on the page"
+        for attempt, text in enumerate([wrong[0], wrong[-1]]):
+            _enter(view, ex, text)
+            status, shown = _feedback_of(view)
+            expected = ex.feedback(ex.evaluate(text), attempt)
+            assert status == "wrong", (eid, text, shown)
+            assert expected.message in shown and "Not yet" in shown, (eid, shown)
+            assert f"Hint: {ex.hint_for(attempt)}" in shown, (eid, attempt, shown)
+            if attempt == 0:
+                assert len(ex.hints) < 2 or ex.hints[1] not in shown  # the stronger hint comes later
+        _enter(view, ex, _typed(ex, ex.reference_answer()))
+        status, shown = _feedback_of(view)
+        assert status == "correct" and "Correct!" in shown and "Hint" not in shown, (eid, shown)
+        assert view.get_attribute("data-solved") == "true"
+        solved += 1
+    return solved
+
+
+def _screenshot_section(page, selector: str, path: Path) -> None:
+    """The section as it lies on the full page, scrolled to the top first (an element screenshot
+    scrolls, and the theme's fixed header would then be painted across the section)."""
+    page.evaluate("() => { document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0); }")
+    box = page.evaluate("""sel => { const r = document.querySelector(sel).getBoundingClientRect();
+        return {x: r.left + scrollX, y: r.top + scrollY, width: r.width, height: r.height}; }""", selector)
+    page.screenshot(path=str(path), full_page=True, clip=box)
+
+
+def _progress(page):
+    node = page.locator(".d2l-progress")
+    return int(node.get_attribute("data-solved")), int(node.get_attribute("data-total"))
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_exercises_answer_back_without_a_kernel(browser, site, nb):
+    from d2l_attn.exercises.web import web_kind
+
+    context, page, log = _open(browser, f"{site}/chapters/{nb.stem}.html")
+    try:
+        page.wait_for_selector(".d2l-progress", timeout=20_000)
+        assert _progress(page)[0] == 0
+        # the kernel-less ipywidgets of the exercises are replaced, not shown beside the forms
+        visible_widgets = page.evaluate("""() => Array.from(document.querySelectorAll(
+            '.d2l-ex-host .widget-subarea, .d2l-ex-replaced')).filter(e => e.offsetParent !== null).length""")
+        assert visible_widgets == 0
+        solved = _answer_every_exercise(page, nb)
+        assert solved >= 3
+        assert _progress(page) == (solved, solved)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        _screenshot_section(page, "section#exercises", ARTIFACTS / f"{nb.stem}__exercises.png")
+        page.reload(wait_until="networkidle")
+        page.wait_for_selector(".d2l-progress", timeout=20_000)
+        assert _progress(page) == (solved, solved), "the progress did not survive a reload"
+        assert page.locator('.d2l-ex[data-solved="true"]').count() == solved
+        stored = page.evaluate(f"() => JSON.parse(localStorage.getItem('d2l-attn:exercises:ch{nb.name[:2]}'))")
+        assert sorted(stored["solved"]) == sorted(e for e, x in _chapter_exercises(nb).items() if web_kind(x) != "code")
+        page.locator(".d2l-progress-reset").click()
+        assert _progress(page)[0] == 0
+        page.reload(wait_until="networkidle")
+        page.wait_for_selector(".d2l-progress", timeout=20_000)
+        assert _progress(page)[0] == 0, "reset did not clear the stored progress"
+        assert not log.external, f"requests leaving the page: {log.external}"
+        assert not log.failed, log.failed
+        assert not log.unexpected_console_errors(), log.unexpected_console_errors()
+    finally:
+        context.close()
+
+
+def test_exercises_work_from_a_file_url(browser, built_book):
+    """No server at all: the data is a script, not a fetch, so file:// pages check answers too."""
+    nb = NOTEBOOKS[2]
+    context = browser.new_context()
+    page = context.new_page()
+    requests = []
+    page.on("request", lambda r: requests.append(r.url) if not r.url.startswith(("file:", "data:", "blob:")) else None)
+    try:
+        page.goto((built_book / "chapters" / f"{nb.stem}.html").as_uri(), wait_until="load")
+        page.wait_for_selector(".d2l-progress", timeout=20_000)
+        ex_id, ex = next((i, e) for i, e in _chapter_exercises(nb).items() if e.kind == "number")
+        view = page.locator(f'.d2l-ex[data-exercise-id="{ex_id}"]')
+        _enter(view, ex, "abc")
+        assert _feedback_of(view)[0] == "invalid"
+        _enter(view, ex, _typed(ex, ex.reference_answer()))
+        assert _feedback_of(view)[0] == "correct"
+        page.reload(wait_until="load")
+        page.wait_for_selector(".d2l-progress", timeout=20_000)
+        assert _progress(page)[0] == 1
+        assert not requests, requests
+    finally:
+        context.close()
+
+
+def test_browser_checker_gives_the_python_verdicts_in_chromium(browser, site):
+    """The parity answers of tests/test_exercise_parity.py, checked by the page's own scripts."""
+    from exercise_cases import parity_cases, python_verdict
+
+    context, page, log = _open(browser, f"{site}/chapters/{NOTEBOOKS[0].stem}.html")
+    try:
+        cases = parity_cases()
+        js = page.evaluate("""cases => {
+            const checker = D2LExercises.makeChecker(window.D2L_ATTN_EXERCISES);
+            return cases.map(c => {
+                const fb = checker.check(c.id, c.text, c.wrong_before);
+                return {status: fb.status, message: fb.message, hint: fb.hint};
+            });
+        }""", [{k: c[k] for k in ("id", "text", "wrong_before")} for c in cases])
+        mismatches = [(c, python_verdict(c), j) for c, j in zip(cases, js) if python_verdict(c) != j]
+        assert not mismatches, f"{len(mismatches)} of {len(cases)} differ, e.g. {mismatches[:3]}"
+        assert len(cases) > 3000
     finally:
         context.close()

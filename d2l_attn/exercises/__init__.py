@@ -7,8 +7,10 @@ In a notebook::
     widget("ch01-cues")                      # an answer box with a Check button
 
 Each chapter's exercises live in ``d2l_attn/exercises/chNN.py``; see :mod:`.core` for the
-checkers. Answers are parsed (numbers with :class:`fractions.Fraction`, options by letter) or
-called (functions), never evaluated as code.
+checkers and :mod:`.answers` for the grammar of typed answers. Answers are parsed (numbers by a
+small grammar, options by letter, small tensors as nested lists) or called (functions), never
+evaluated as code. The book exports every exercise's rules to a browser checker
+(:mod:`.web`), so that the web page gives the same verdicts without a kernel.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .core import (
     FunctionExercise,
     NumberExercise,
     TensorExercise,
+    Verdict,
     parse_number,
 )
 
@@ -36,6 +39,7 @@ __all__ = [
     "CHAPTERS",
     "Exercise",
     "Feedback",
+    "Verdict",
     "NumberExercise",
     "ChoiceExercise",
     "TensorExercise",
@@ -87,5 +91,5 @@ def check(exercise_id: str, answer: Any) -> Feedback:
 
 
 def widget(exercise_id: str):
-    """An ipywidgets answer box for a number or choice exercise."""
+    """An ipywidgets answer box for a number, choice or small tensor exercise."""
     return get(exercise_id).widget()

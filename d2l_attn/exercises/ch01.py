@@ -70,6 +70,7 @@ weights_matrix = TensorExercise(
         torch.exp(gaussian_scores(torch.tensor([0.0, 2.0]), torch.tensor([0.0, 1.0, 2.0, 3.0]))),
         torch.full((4, 2), 0.25),
     ],
+    starter=torch.zeros(2, 4),
     hints=[
         "Build the (2, 4) score matrix S[i, j] = -(q_i - k_j)^2 / 2, then normalize each row.",
         "Softmax over the keys means dim=-1 (each row sums to 1), not over the queries.",
@@ -114,11 +115,35 @@ soft_lookup_function = FunctionExercise(
     ),
     solution=_reference_soft_lookup,
     make_inputs=_soft_lookup_inputs,
-    wrong_answers=[_wrong_no_normalization, _wrong_sign, _wrong_mean, "not a function"],
+    wrong_answers=[_wrong_no_normalization, _wrong_sign, _wrong_mean, soft_lookup, "not a function"],
+    forbidden=["d2l_attn"],
     hints=[
         "Three steps: a (n_q, n_k) score matrix, a softmax over the keys (dim=-1), a matrix product with values.",
         "Pairwise squared distances: ((queries[:, None, :] - keys[None, :, :]) ** 2).sum(-1).",
     ],
 )
 
-EXERCISES = [cues, valid_weights, soft_lookup_value, weights_matrix, soft_lookup_function]
+_NO_EXP_SCORES = -((2.5 - _KEYS) ** 2) / 2  # the Gaussian scores of exercise 1.3: all <= 0
+
+no_exp_value = NumberExercise(
+    id="ch01-no-exp-value",
+    prompt=(
+        "Same keys, values and query as exercise 1.3, but with weights a(q, k_i) / sum_j a(q, k_j) "
+        "(the Gaussian scores normalized without the exponential). What does the lookup return? (2 decimals)"
+    ),
+    solution=float(_NO_EXP_SCORES / _NO_EXP_SCORES.sum() @ _VALUES),
+    rtol=2e-3,
+    wrong_answers=[
+        float(torch.softmax(_NO_EXP_SCORES, -1) @ _VALUES),  # the softmax answer of exercise 1.3
+        20.0,  # the plain average
+        float((_NO_EXP_SCORES @ _VALUES)),  # not normalized
+    ],
+    hints=[
+        "The scores are -1.125, -0.125 and -0.125; divide each by their sum, -1.375.",
+        "The weights are 0.818, 0.091 and 0.091: the *farthest* key gets the most weight.",
+    ],
+    explanation="Without the exponential the nearest keys get the least weight: the lookup is pulled "
+    "towards k = 1, the opposite of attention.",
+)
+
+EXERCISES = [cues, valid_weights, soft_lookup_value, weights_matrix, soft_lookup_function, no_exp_value]

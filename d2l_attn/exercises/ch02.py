@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..pooling import epanechnikov_kernel, leave_one_out_mask, nadaraya_watson, triangular_kernel
+from ..pooling import epanechnikov_kernel, leave_one_out_mask, nadaraya_watson
 from .core import ChoiceExercise, FunctionExercise, NumberExercise, TensorExercise
 
 _KEYS = torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0])
@@ -47,8 +47,12 @@ def _kernel_inputs(seed: int):
     return (3 * torch.randn(*shape, generator=g, dtype=torch.float64),)
 
 
-def _wrong_triangular(u):
-    return triangular_kernel(u)
+def _reference_epanechnikov(u):
+    return epanechnikov_kernel(u)
+
+
+def _wrong_triangular(u):  # D2L's "Epanechikov" kernel
+    return (1 - u.abs()).clamp_min(0)
 
 
 def _wrong_no_support(u):
@@ -65,9 +69,10 @@ epanechnikov_function = FunctionExercise(
         "Write epanechnikov(u) that returns the Epanechnikov kernel K(u) = 3/4 (1 - u^2) for |u| <= 1 "
         "and 0 elsewhere, elementwise, for a tensor u of any shape."
     ),
-    solution=epanechnikov_kernel,
+    solution=_reference_epanechnikov,
     make_inputs=_kernel_inputs,
-    wrong_answers=[_wrong_triangular, _wrong_no_support, _wrong_unnormalized, "not a function"],
+    wrong_answers=[_wrong_triangular, _wrong_no_support, _wrong_unnormalized, epanechnikov_kernel, "not a function"],
+    forbidden=["d2l_attn"],
     hints=[
         "A parabola 3/4 (1 - u^2) that is cut off at |u| = 1; the test inputs include |u| > 1.",
         "Either torch.where(u.abs() <= 1, 0.75 * (1 - u**2), 0) or 0.75 * (1 - u**2).clamp_min(0).",
@@ -90,17 +95,21 @@ def _reference_nw(queries, keys, values, bandwidth):
     return nadaraya_watson(queries, keys, values, "epanechnikov", bandwidth)[0]
 
 
+def _nw_by_hand(queries, keys, values, bandwidth, kernel=lambda u: 0.75 * (1 - u**2).clamp_min(0), dim=-1):
+    k = kernel((queries[:, None] - keys[None, :]) / bandwidth)  # (n_q, n_k)
+    return (k / k.sum(dim, keepdim=True).clamp_min(1e-12)) @ values
+
+
 def _wrong_forgot_bandwidth(queries, keys, values, bandwidth):
-    return nadaraya_watson(queries, keys, values, "epanechnikov", 1.0)[0]
+    return _nw_by_hand(queries, keys, values, 1.0)
 
 
 def _wrong_normalized_over_queries(queries, keys, values, bandwidth):
-    k = epanechnikov_kernel((queries[:, None] - keys[None, :]) / bandwidth)  # (n_q, n_k)
-    return (k / k.sum(0, keepdim=True).clamp_min(1e-12)) @ values
+    return _nw_by_hand(queries, keys, values, bandwidth, dim=0)
 
 
 def _wrong_triangular_nw(queries, keys, values, bandwidth):
-    return nadaraya_watson(queries, keys, values, "triangular", bandwidth)[0]
+    return _nw_by_hand(queries, keys, values, bandwidth, kernel=_wrong_triangular)
 
 
 nw_function = FunctionExercise(
@@ -112,7 +121,9 @@ nw_function = FunctionExercise(
     ),
     solution=_reference_nw,
     make_inputs=_nw_inputs,
-    wrong_answers=[_wrong_forgot_bandwidth, _wrong_normalized_over_queries, _wrong_triangular_nw],
+    wrong_answers=[_wrong_forgot_bandwidth, _wrong_normalized_over_queries, _wrong_triangular_nw,
+                   lambda q, k, v, h: nadaraya_watson(q, k, v, "epanechnikov", h)[0]],  # the library's
+    forbidden=["d2l_attn"],
     hints=[
         "Build the (n_q, n_k) matrix u = (q_i - k_j) / h, apply the kernel, normalize each row, "
         "multiply by the values.",
@@ -137,6 +148,7 @@ loo_weights = TensorExercise(
         nadaraya_watson(_LOO_KEYS, _LOO_KEYS, _LOO_VALUES, "epanechnikov", 2.5, mask=leave_one_out_mask(3))[1],
         torch.full((3, 3), 1 / 3),
     ],
+    starter=torch.zeros(3, 3),
     hints=[
         "The diagonal is 0: query i may not use key i. Each row still sums to 1.",
         "Row 0: u = (0 - 1)/2.5 = -0.4 and (0 - 3)/2.5 = -1.2, so K = 0.6 and 0; the row is (0, 1, 0).",
@@ -165,4 +177,26 @@ concepts = ChoiceExercise(
     explanation="The learned model still attends over all training pairs: only the bandwidth is learned.",
 )
 
-EXERCISES = [by_hand, epanechnikov_function, nw_function, loo_weights, concepts]
+boxcar_gradient = ChoiceExercise(
+    id="ch02-boxcar-gradient",
+    prompt=(
+        "Why can the boxcar version of the learnable Nadaraya-Watson model not be trained by gradient "
+        "descent on its inverse bandwidth w?"
+    ),
+    options=[
+        "Its weights are piecewise constant in w: they change only when a key crosses the window's "
+        "edge, so the gradient of the loss with respect to w is zero almost everywhere.",
+        "The boxcar kernel has no parameter to learn.",
+        "Its weights do not sum to 1.",
+        "Its leave-one-out loss is always larger than the Epanechnikov kernel's.",
+    ],
+    solution="a",
+    wrong_answers=["b", "c", "d"],
+    hints=[
+        "Look at K(w (q - k)) for the boxcar: what happens to a weight when w changes a little?",
+        "Inside the window every key gets the same weight whatever w is; the loss moves only in jumps.",
+    ],
+    explanation="In PyTorch the loss is not even connected to w: the boxcar is a comparison, which has no gradient.",
+)
+
+EXERCISES = [by_hand, epanechnikov_function, nw_function, loo_weights, concepts, boxcar_gradient]

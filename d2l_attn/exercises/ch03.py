@@ -119,7 +119,8 @@ masked_softmax_function = FunctionExercise(
     ),
     solution=_reference_masked_softmax,
     make_inputs=_masked_softmax_inputs,
-    wrong_answers=[_wrong_d2l_fill, _wrong_zero_after_softmax, _wrong_no_mask, "not a function"],
+    wrong_answers=[_wrong_d2l_fill, _wrong_zero_after_softmax, _wrong_no_mask, masked_softmax, "not a function"],
+    forbidden=["d2l_attn"],
     hints=[
         "Build a boolean mask keep[b, i, j] = j < valid_lens[b] with torch.arange and broadcasting, "
         "set the masked scores to a very negative number, take the softmax, then ...",
@@ -146,10 +147,31 @@ dot_weights = TensorExercise(
         masked_softmax(_Q @ _K.transpose(1, 2) / 3, _LENS)[0],
         torch.softmax(_Q[0] @ _K[0].T / math.sqrt(2), -1),
     ],
+    starter=torch.zeros(2, 3),
     hints=[
         "Scores first: Q K^T is (2, 3); divide by sqrt(d) = sqrt(2), not by the number of keys.",
         "Then a softmax over each row, but the second row only over its first two keys (the third weight is 0).",
     ],
+)
+
+_D_MODEL, _D_PROJ = 512, 64
+general_params = NumberExercise(
+    id="ch03-general-params",
+    prompt=(
+        f"Luong's general score q^T W k with d_q = d_k = {_D_MODEL} has a {_D_MODEL} x {_D_MODEL} matrix W. "
+        f"How many parameters does the factored form (W_q q)^T (W_k k) have, with projections W_q and W_k "
+        f"to {_D_PROJ} dimensions (no biases)?"
+    ),
+    solution=2 * _D_PROJ * _D_MODEL,
+    rtol=0.0,
+    atol=0.5,
+    wrong_answers=[_D_MODEL * _D_MODEL, _D_PROJ * _D_MODEL, _D_PROJ * _D_PROJ],
+    hints=[
+        "Each projection maps a 512-dimensional vector to 64 dimensions.",
+        "W_q and W_k are both 64 x 512 matrices; W = W_q^T W_k is 512 x 512 but has rank at most 64.",
+    ],
+    explanation="65,536 instead of 262,144: a rank-64 W. Multi-head attention uses this factored form, "
+    "one pair of projections per head.",
 )
 
 EXERCISES = [
@@ -159,4 +181,5 @@ EXERCISES = [
     scaling_effects,
     masked_softmax_function,
     dot_weights,
+    general_params,
 ]

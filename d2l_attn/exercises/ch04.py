@@ -71,6 +71,10 @@ beam_facts = ChoiceExercise(
 )
 
 
+def _reference_brevity(len_pred: int, len_label: int) -> float:
+    return brevity_penalty(len_pred, len_label)
+
+
 def _bp_inputs(seed: int) -> tuple:
     # fixed cases first (shorter, equal, longer prediction), then random lengths
     fixed = [(3, 5), (5, 5), (7, 4), (1, 6)]
@@ -87,13 +91,15 @@ brevity = FunctionExercise(
         "Write brevity_penalty(len_pred, len_label) -> float: BLEU's penalty for predictions shorter than "
         "the reference, exp(min(0, 1 - len_label / len_pred)) (both lengths >= 1)."
     ),
-    solution=brevity_penalty,
+    solution=_reference_brevity,
     make_inputs=_bp_inputs,
     num_trials=8,
+    forbidden=["d2l_attn"],
     wrong_answers=[
         lambda len_pred, len_label: math.exp(1 - len_label / len_pred),  # rewards long predictions
         lambda len_pred, len_label: math.exp(min(0.0, 1 - len_pred / len_label)),  # ratio upside down
         lambda len_pred, len_label: min(1.0, len_pred / len_label),  # a linear penalty
+        brevity_penalty,  # right, but the exercise is to write it
     ],
     hints=[
         "A prediction at least as long as the reference gets no penalty (factor 1).",
@@ -113,6 +119,10 @@ def _loss_inputs(seed: int) -> tuple:
     return logits, targets, valid_lens
 
 
+def _reference_masked_loss(logits, targets, valid_lens):
+    return masked_cross_entropy(logits, targets, valid_lens)
+
+
 def _unmasked(logits, targets, valid_lens):
     return F.cross_entropy(logits.transpose(1, 2), targets)
 
@@ -129,13 +139,36 @@ masked_loss = FunctionExercise(
         "Write masked_loss(logits (B, T, V), targets (B, T), valid_lens (B,)) -> the mean cross-entropy over "
         "the real target tokens only (position t of row b is real iff t < valid_lens[b])."
     ),
-    solution=masked_cross_entropy,
+    solution=_reference_masked_loss,
     make_inputs=_loss_inputs,
-    wrong_answers=[_unmasked, _divide_by_all],
+    wrong_answers=[_unmasked, _divide_by_all, masked_cross_entropy],
+    forbidden=["d2l_attn"],
     hints=[
         "Build a (B, T) boolean mask with torch.arange(T) < valid_lens[:, None].",
         "Average over the real tokens: divide by the number of True entries, not by B * T.",
     ],
 )
 
-EXERCISES = [query, bleu_value, beam_facts, brevity, masked_loss]
+bidirectional = ChoiceExercise(
+    id="ch04-bidirectional",
+    prompt=(
+        "The encoder becomes a bidirectional GRU with H hidden units per direction; the decoder stays as it "
+        "is otherwise. What must change? Choose all that apply."
+    ),
+    options=[
+        "Keys and values become 2H-dimensional, so the attention's key projection W_k must accept 2H inputs.",
+        "The context vector becomes 2H-dimensional, so the decoder GRU's input grows by H.",
+        "The decoder's initial state must be computed from the encoder's final states of both directions "
+        "(e.g. a linear layer; Bahdanau et al. use the backward state).",
+        "The decoder must be bidirectional too.",
+        "The target vocabulary must be rebuilt.",
+    ],
+    solution={"a", "b", "c"},
+    wrong_answers=["a", "a, b", "a, b, c, d", "d, e"],
+    hints=[
+        "Follow the shapes: what does the encoder now return per source position, and per layer at the end?",
+        "The decoder still generates left to right, one token at a time; only what it reads from the encoder changes shape.",
+    ],
+)
+
+EXERCISES = [query, bleu_value, beam_facts, brevity, masked_loss, bidirectional]

@@ -14,18 +14,24 @@ def _num_params(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def _mha(d_model: int, num_heads: int, **kwargs) -> MultiHeadAttention:
+    """A layer built without moving the global RNG (its initial weights are never used)."""
+    with torch.random.fork_rng(devices=[]):
+        return MultiHeadAttention(d_model, num_heads, **kwargs)
+
+
 param_count = NumberExercise(
     id="ch05-param-count",
     prompt=(
         "How many parameters does a multi-head attention layer with d_model = 512, h = 8 heads "
         "and biases (as in the Transformer base model) have?"
     ),
-    solution=_num_params(MultiHeadAttention(512, 8)),
+    solution=_num_params(_mha(512, 8)),
     rtol=0.0,
     atol=0.5,
     wrong_answers=[
-        8 * _num_params(MultiHeadAttention(512, 8)),  # a full d x d projection per head
-        _num_params(MultiHeadAttention(512, 8, bias=False)),  # forgot the biases
+        8 * _num_params(_mha(512, 8)),  # a full d x d projection per head
+        _num_params(_mha(512, 8, bias=False)),  # forgot the biases
         3 * 512 * 512 + 3 * 512,  # forgot the output projection W_o
     ],
     hints=[
@@ -79,6 +85,7 @@ averaged_weights = TensorExercise(
     ),
     solution=_PER_HEAD.mean(dim=1),
     wrong_answers=[_PER_HEAD.sum(dim=1), _PER_HEAD[:, 0], _PER_HEAD.mean(dim=-1)],
+    starter=torch.zeros(1, 2, 3),
     hints=[
         "PyTorch returns one (T_q, T_k) matrix per example by default (average_attn_weights=True).",
         "Average over the head axis (dim=1); each row still sums to 1.",
@@ -88,7 +95,7 @@ averaged_weights = TensorExercise(
 
 def _reference_self_attention(x, w_q, w_k, w_v, w_o, num_heads):
     d_model = x.shape[-1]
-    mha = MultiHeadAttention(d_model, num_heads, bias=False).to(x.dtype)
+    mha = _mha(d_model, num_heads, bias=False).to(x.dtype)
     with torch.no_grad():
         for layer, weight in zip((mha.W_q, mha.W_k, mha.W_v, mha.W_o), (w_q, w_k, w_v, w_o)):
             layer.weight.copy_(weight)
@@ -130,6 +137,15 @@ def _wrong_merge_without_transpose(x, w_q, w_k, w_v, w_o, num_heads):
     return (weights @ v).reshape(x.shape) @ w_o.T
 
 
+def _wrong_torch_module(x, w_q, w_k, w_v, w_o, num_heads):  # right values, but not from scratch
+    d_model = x.shape[-1]
+    mha = torch.nn.MultiheadAttention(d_model, num_heads, bias=False, batch_first=True).to(x.dtype)
+    with torch.no_grad():
+        mha.in_proj_weight.copy_(torch.cat([w_q, w_k, w_v]))
+        mha.out_proj.weight.copy_(w_o)
+        return mha(x, x, x, need_weights=False)[0]
+
+
 self_attention_function = FunctionExercise(
     id="ch05-self-attention-fn",
     prompt=(
@@ -140,7 +156,9 @@ self_attention_function = FunctionExercise(
     solution=_reference_self_attention,
     make_inputs=_self_attention_inputs,
     wrong_answers=[_wrong_scale_by_d_model, _wrong_no_output_projection, _wrong_merge_without_transpose,
-                   "not a function"],
+                   lambda *args: _reference_self_attention(*args), _wrong_torch_module, "not a function"],
+    forbidden=["d2l_attn", "torch.nn.MultiheadAttention", "torch.nn.functional.multi_head_attention_forward"],
+    forbidden_reason="write it from scratch, without d2l_attn or torch.nn.MultiheadAttention.",
     hints=[
         "Project (x @ w_q.T, ...), split into heads (B, h, T, d_h), softmax(Q K^T / sqrt(d_h)) V per head, "
         "merge the heads back to (B, T, d_model), and apply the output projection w_o.",
@@ -149,4 +167,27 @@ self_attention_function = FunctionExercise(
     ],
 )
 
-EXERCISES = [param_count, split_shape, more_heads, averaged_weights, self_attention_function]
+heads_needed = ChoiceExercise(
+    id="ch05-heads-needed",
+    prompt=(
+        "In the two-neighbour task of section 5.1 (d = 16 fixed), which layers can drive the loss close to 0? "
+        "A three-neighbour task adds a third 4-number part, the a of token i + 2. Choose all that apply."
+    ),
+    options=[
+        "4 heads of 4 dimensions, two-neighbour task",
+        "2 heads of 8 dimensions, three-neighbour task",
+        "4 heads of 4 dimensions, three-neighbour task",
+        "1 head of 16 dimensions, two-neighbour task",
+    ],
+    solution={"a", "c"},
+    wrong_answers=["a", "a, b, c", "b, d", "c"],
+    hints=[
+        "One head gives each query one weighted average: count the places a query must read from.",
+        "A head of 4 dimensions still carries 4 numbers, one part of the target; what limits the layer is "
+        "the number of heads, not their width.",
+    ],
+    explanation="With two heads on the three-neighbour task the loss stalls near 1/3: one of the three "
+    "parts cannot be fetched and is best predicted by its mean, 0.",
+)
+
+EXERCISES = [param_count, split_shape, more_heads, averaged_weights, self_attention_function, heads_needed]

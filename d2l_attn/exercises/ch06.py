@@ -81,10 +81,11 @@ shift_matrix = TensorExercise(
     solution=sinusoidal_shift_matrix(1, 4, dtype=torch.float64),
     wrong_answers=[
         sinusoidal_shift_matrix(1, 4, dtype=torch.float64).T,  # rotation in the wrong direction
-        torch.eye(4),
+        torch.eye(4),  # the identity: no shift at all
         sinusoidal_shift_matrix(1, 2, dtype=torch.float64).repeat(2, 2) * torch.block_diag(
             torch.ones(2, 2), torch.ones(2, 2)),  # both pairs with the first pair's frequency
     ],
+    starter=torch.zeros(4, 4),
     hints=[
         "Use sin(a + b) = sin a cos b + cos a sin b and cos(a + b) = cos a cos b - sin a sin b with "
         "b = omega_i, one 2 x 2 block per (sin, cos) pair.",
@@ -102,9 +103,10 @@ def _sinusoidal_inputs(seed: int):
     return [(5, 4), (12, 6), (30, 8), (100, 16), (7, 2)][seed % 5]
 
 
-def _wrong_swapped(max_len, d_model):
-    table = _reference_sinusoidal(max_len, d_model)
-    return table[:, [j + 1 if j % 2 == 0 else j - 1 for j in range(d_model)]]
+def _wrong_swapped(max_len, d_model):  # cos in the even columns, sin in the odd ones
+    angles = torch.arange(max_len, dtype=torch.float64)[:, None] * 10000 ** (
+        -torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)  # (L, d/2)
+    return torch.stack([torch.cos(angles), torch.sin(angles)], dim=-1).reshape(max_len, d_model)
 
 
 def _wrong_seed(max_len, d_model):  # seed 003: no sine or cosine
@@ -130,7 +132,9 @@ sinusoidal_function = FunctionExercise(
     ),
     solution=_reference_sinusoidal,
     make_inputs=_sinusoidal_inputs,
-    wrong_answers=[_wrong_swapped, _wrong_seed, _wrong_exponent, "not a function"],
+    wrong_answers=[_wrong_swapped, _wrong_seed, _wrong_exponent,
+                   lambda n, d: sinusoidal_encoding(n, d, dtype=torch.float64), "not a function"],
+    forbidden=["d2l_attn"],
     hints=[
         "Build a (max_len, 1) column of positions and a (1, d_model / 2) row of frequencies "
         "10000^(-2i/d); their product is the (max_len, d_model / 2) table of angles.",
@@ -159,4 +163,26 @@ equivariance = ChoiceExercise(
     ],
 )
 
-EXERCISES = [pe_value, path_length, flops_ratio, shift_matrix, sinusoidal_function, equivariance]
+causal_position = ChoiceExercise(
+    id="ch06-causal-position",
+    prompt=(
+        "A causally masked self-attention layer without positional encoding, on a sequence of n tokens. "
+        "Which statements are true? Choose all that apply."
+    ),
+    options=[
+        "Permuting the inputs permutes the outputs in the same way.",
+        "The output at position 0 depends only on the token at position 0.",
+        "Permuting the first n - 1 tokens leaves the output at the last position unchanged.",
+        "The layer can tell every position apart exactly.",
+    ],
+    solution={"b", "c"},
+    wrong_answers=["a", "b", "a, b, c", "b, c, d"],
+    hints=[
+        "How many keys does query 0 see? And the last query?",
+        "A softmax-weighted sum over a *set* of keys does not depend on their order; the mask decides which set.",
+    ],
+    explanation="Query 0 sees one key (weight 1), so position 0 is identified exactly; other positions are "
+    "told apart only through how many keys they average over.",
+)
+
+EXERCISES = [pe_value, path_length, flops_ratio, shift_matrix, sinusoidal_function, equivariance, causal_position]

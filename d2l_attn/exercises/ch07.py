@@ -10,8 +10,9 @@ from .core import ChoiceExercise, FunctionExercise, NumberExercise
 
 
 def _ffn_params(d_model: int, d_ff: int, bias: bool = True) -> int:
-    return sum(p.numel() for name, p in PositionWiseFFN(d_model, d_ff).named_parameters()
-               if bias or not name.endswith("bias"))
+    with torch.random.fork_rng(devices=[]):  # counting parameters must not move the global RNG
+        ffn = PositionWiseFFN(d_model, d_ff)
+    return sum(p.numel() for name, p in ffn.named_parameters() if bias or not name.endswith("bias"))
 
 
 ffn_params = NumberExercise(
@@ -102,7 +103,9 @@ causal = FunctionExercise(
         lambda n: torch.triu(torch.ones(n, n, dtype=torch.bool)),  # the future instead of the past
         lambda n: torch.tril(torch.ones(n, n, dtype=torch.bool), diagonal=-1),  # not even itself
         lambda n: ~torch.tril(torch.ones(n, n, dtype=torch.bool)),  # True = masked (the other convention)
+        causal_mask,  # right, but the exercise is to write it
     ],
+    forbidden=["d2l_attn"],
     hints=[
         "Query i may see keys 0, 1, ..., i: the lower triangle of the matrix, diagonal included.",
         "torch.tril(torch.ones(n, n, dtype=torch.bool)).",
@@ -111,13 +114,19 @@ causal = FunctionExercise(
 
 
 def _pre_ln_inputs(seed: int):
-    g = torch.Generator().manual_seed(seed)
-    torch.manual_seed(1000 + seed)
-    block = TransformerEncoderBlock(16, 4, 32, norm_first=True).eval()
-    with torch.no_grad():  # non-trivial LayerNorm parameters
-        for norm in (block.addnorm1.norm, block.addnorm2.norm):
-            norm.weight.normal_(1.0, 0.3)
-            norm.bias.normal_(0.0, 0.3)
+    """A pre-LN block with every parameter drawn from a private generator (the global RNG is
+    neither seeded nor moved: construction runs in a forked RNG state)."""
+    g = torch.Generator().manual_seed(1000 + seed)
+    with torch.random.fork_rng(devices=[]):
+        block = TransformerEncoderBlock(16, 4, 32, norm_first=True).eval()
+    with torch.no_grad():
+        for name, p in block.named_parameters():
+            if name.endswith("norm.weight"):  # non-trivial LayerNorm parameters
+                p.copy_(1.0 + 0.3 * torch.randn(p.shape, generator=g))
+            elif p.dim() == 1:
+                p.copy_(0.3 * torch.randn(p.shape, generator=g))
+            else:
+                p.copy_(torch.randn(p.shape, generator=g) / p.shape[-1] ** 0.5)
     x = torch.randn(2, 5, 16, generator=g)
     return block, x
 
@@ -151,7 +160,9 @@ pre_ln_block = FunctionExercise(
     num_trials=3,
     rtol=1e-4,
     atol=1e-5,
-    wrong_answers=[_wrong_post_ln, _wrong_no_residual],
+    wrong_answers=[_wrong_post_ln, _wrong_no_residual, lambda block, x: block(x)],
+    forbidden=["d2l_attn.blocks.TransformerEncoderBlock.forward"],
+    forbidden_reason="build the forward pass from the block's parts instead of calling block(x).",
     hints=[
         "Pre-LN: normalize first, apply the sublayer, then add the *unnormalized* input: x + F(LN(x)).",
         "h = x + attention(n, n, n) with n = norm1(x); return h + ffn(norm2(h)).",

@@ -3,34 +3,43 @@
 An :class:`Exercise` knows how to check one kind of answer:
 
 * :class:`NumberExercise` -- a number, given as ``int``/``float``/tensor or as text
-  (``"0.25"``, ``"1/4"``, ``"2.5e-1"``), parsed with :class:`fractions.Fraction` -- never ``eval``;
+  (``"0.25"``, ``"1/4"``, ``"2.5e-1"``, ``"25%"``), read by a small grammar -- never ``eval``;
 * :class:`ChoiceExercise` -- one or several options, by letter (``"b"``, ``"a, c"``) or by text;
-* :class:`TensorExercise` -- a tensor (or nested list / NumPy array) compared with a reference;
+* :class:`TensorExercise` -- a tensor (or NumPy array, nested list, or its text
+  ``"[[0.1, 0.2], ...]"``) compared with a reference;
 * :class:`FunctionExercise` -- a function that is *called* on several test inputs and compared
-  with the library's reference implementation.
+  with a reference implementation (optionally without calling forbidden code).
 
-``exercise.check(answer)`` returns a :class:`Feedback` (truthy when correct) that renders as a
-coloured box in Jupyter, with the next hint on a wrong answer. ``exercise.widget()`` builds an
-answer box with ipywidgets for number and choice exercises (core API common to ipywidgets 7
-and 8, so it works in Jupyter, JupyterLab and Colab).
+``exercise.evaluate(answer)`` returns a :class:`Verdict` -- ``correct``, ``wrong``, ``invalid``
+(malformed or refused input) or ``starter`` (the untouched starter code) -- and never changes
+the caller's global state. ``exercise.check(answer)`` turns it into :class:`Feedback` with the
+next hint: the first wrong answer gets the first hint (a nudge), the second the next one, and so
+on; invalid and starter answers are not attempts. ``exercise.widget()`` builds an answer box with
+ipywidgets (core API common to ipywidgets 7 and 8: Jupyter, JupyterLab, Colab), with its own
+attempt counter.
 
-Every exercise carries its reference ``solution`` and at least one ``wrong_answers`` example;
-the test suite checks that the solution passes and every wrong answer fails.
+The grammar of typed answers and every message live in :mod:`.answers`; the book exports them
+with each exercise's rules (:mod:`.web`) to the browser checker, which gives the same verdicts.
 """
 
 from __future__ import annotations
 
 import html
 import math
+import numbers
 import re
-from dataclasses import dataclass, field
-from fractions import Fraction
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
+from . import answers
+from .answers import AnswerError, echo, fail, message
+from .guard import isolated_state, watch_calls
+
 __all__ = [
+    "Verdict",
     "Feedback",
     "Exercise",
     "NumberExercise",
@@ -41,9 +50,16 @@ __all__ = [
     "parse_number",
 ]
 
+#: tensors with at most this many entries can be typed into a text box (notebook and web page)
+TYPEABLE_TENSOR_ENTRIES = 16
 
-class AnswerError(ValueError):
-    """The reader's answer has the wrong form (not a number, unknown option, wrong shape ...)."""
+
+@dataclass(frozen=True)
+class Verdict:
+    """What an answer is worth, before hints: ``status`` and a message for the reader."""
+
+    status: str  # "correct" | "wrong" | "invalid" | "starter"
+    message: str
 
 
 @dataclass(frozen=True)
@@ -54,12 +70,13 @@ class Feedback:
     message: str
     hint: str | None = None
     exercise_id: str = ""
+    status: str = ""
 
     def __bool__(self) -> bool:
         return self.passed
 
     def __str__(self) -> str:
-        head = "Correct!" if self.passed else "Not yet."
+        head = answers.HEADS.get(self.status, "Correct!" if self.passed else "Not yet.")
         text = f"[{self.exercise_id}] {head} {self.message}".strip()
         if self.hint and not self.passed:
             text += f"\nHint: {self.hint}"
@@ -68,55 +85,70 @@ class Feedback:
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        colour, border, head = (
-            ("#e8f5e9", "#2e7d32", "&#10004; Correct!") if self.passed else ("#fff3e0", "#e65100", "&#10008; Not yet.")
-        )
-        hint = (
-            f"<div style='margin-top:4px'><b>Hint:</b> {html.escape(self.hint)}</div>"
-            if self.hint and not self.passed
-            else ""
-        )
+        colour, border, mark = (("#e8f5e9", "#2e7d32", "&#10004;") if self.passed else ("#fff3e0", "#e65100", "&#10008;"))
+        head = answers.HEADS.get(self.status, "Correct!" if self.passed else "Not yet.")
+        hint = (f"<div style='margin-top:4px'><b>Hint:</b> {html.escape(self.hint)}</div>"
+                if self.hint and not self.passed else "")
         return (
-            f"<div style='background:{colour};border-left:4px solid {border};padding:6px 10px;"
-            f"margin:4px 0;color:#222'><b>{head}</b> <small>{html.escape(self.exercise_id)}</small> "
-            f"{html.escape(self.message)}{hint}</div>"
+            f"<div class='d2l-feedback' data-exercise-id='{html.escape(self.exercise_id)}' "
+            f"data-status='{html.escape(self.status)}' style='background:{colour};border-left:4px solid {border};"
+            f"padding:6px 10px;margin:4px 0;color:#222'><b>{mark} {head}</b> "
+            f"<small>{html.escape(self.exercise_id)}</small> {html.escape(self.message)}{hint}</div>"
         )
+
+
+def _shown(answer: Any) -> str:
+    """How a non-text numeric answer is quoted back."""
+    if isinstance(answer, (int, np.integer)):
+        return str(int(answer))
+    try:
+        return repr(float(answer))
+    except (TypeError, ValueError, OverflowError):
+        return type(answer).__name__
 
 
 def parse_number(answer: Any, *, name: str = "answer") -> float:
-    """Turn a reader's numeric answer into a float without evaluating code.
+    """Turn a reader's numeric answer into a finite float without evaluating code.
 
-    Accepts ints, floats, NumPy/PyTorch scalars and one-element tensors, and strings such as
-    ``"0.25"``, ``" 1/4 "``, ``"-3e-2"``, ``"25%"``. Anything else raises :class:`AnswerError`.
+    Accepts ints, floats, NumPy/PyTorch scalars and one-element tensors, and text in the grammar
+    of :mod:`.answers` (``"0.25"``, ``" 1/4 "``, ``"-3e-2"``, ``"25%"``). Anything else --
+    including complex numbers, huge exponents and values beyond the float range -- raises
+    :class:`AnswerError` with a message for the reader.
     """
-    if isinstance(answer, bool):
-        raise AnswerError(f"{name} must be a number, got a bool ({answer})")
+    if isinstance(answer, str):
+        return answers.parse_number_text(answer)
+    if isinstance(answer, (bool, np.bool_)):
+        raise fail("bool", answer=answer)
     if isinstance(answer, torch.Tensor):
         if answer.numel() != 1:
-            raise AnswerError(f"{name} must be a single number, got a tensor of shape {tuple(answer.shape)}")
-        return float(answer.item())
-    if isinstance(answer, (int, float, np.integer, np.floating, Fraction)):
-        return float(answer)
-    if isinstance(answer, str):
-        text = answer.strip().replace(" ", "").replace("_", "")
-        percent = text.endswith("%")
-        if percent:
-            text = text[:-1]
+            raise fail("one_number", shape=tuple(answer.shape))
+        if answer.is_complex():
+            raise fail("complex", answer=echo(str(answer.item())))
+        if answer.dtype == torch.bool:
+            raise fail("bool", answer=bool(answer.item()))
+        answer = answer.item()
+    if isinstance(answer, (complex, np.complexfloating)):
+        raise fail("complex", answer=echo(str(answer)))
+    if not isinstance(answer, numbers.Real):
+        raise fail("number_type", type=type(answer).__name__)
+    try:
+        value = float(answer)
+    except OverflowError:
         try:
-            value = float(Fraction(text))
-        except (ValueError, ZeroDivisionError):
-            raise AnswerError(
-                f"could not read {answer!r} as a number; write e.g. 0.25, 1/4, 2.5e-1 or 25%"
-            ) from None
-        return value / 100 if percent else value
-    raise AnswerError(f"{name} must be a number (or text such as '1/4'), got {type(answer).__name__}")
+            shown = echo(str(answer))
+        except ValueError:  # more digits than Python will print
+            shown = "that number"
+        raise fail("overflow", answer=shown) from None
+    if not math.isfinite(value):
+        raise fail("not_finite", answer=_shown(answer))
+    return value
 
 
 @dataclass
 class Exercise:
     """Base class: an identified question with hints, a reference solution and wrong examples.
 
-    Subclasses implement :meth:`_check`, returning ``(passed, message)`` or raising
+    Subclasses implement :meth:`_check`, returning ``(status, message)`` or raising
     :class:`AnswerError` for a malformed answer.
     """
 
@@ -126,6 +158,8 @@ class Exercise:
     solution: Any = None
     wrong_answers: Sequence[Any] = ()
     explanation: str = ""
+
+    kind = "exercise"
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"ch\d\d-[a-z0-9-]+", self.id):
@@ -137,63 +171,86 @@ class Exercise:
         self._attempts = 0
 
     # -- checking -----------------------------------------------------------------------------
-    def _check(self, answer: Any) -> tuple[bool, str]:  # pragma: no cover - abstract
+    def _check(self, answer: Any) -> tuple[str, str]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def evaluate(self, answer: Any) -> Verdict:
+        """The verdict on ``answer`` (no hint, no attempt counted, no global state changed)."""
+        with isolated_state():
+            try:
+                status, text = self._check(answer)
+            except AnswerError as exc:
+                status, text = "invalid", str(exc)
+        return Verdict(status, text)
+
+    def hint_for(self, wrong_before: int) -> str | None:
+        """The hint after ``wrong_before`` earlier wrong answers: the first, then the next ...
+        (the last one repeats)."""
+        if not self.hints:
+            return None
+        return self.hints[min(wrong_before, len(self.hints) - 1)]
+
+    def feedback(self, verdict: Verdict, wrong_before: int = 0) -> Feedback:
+        """Feedback for a verdict: the explanation when correct, the next hint when wrong."""
+        if verdict.status == "correct":
+            text = verdict.message + (" " + self.explanation if self.explanation else "")
+            return Feedback(True, text, None, self.id, "correct")
+        hint = self.hint_for(wrong_before) if verdict.status == "wrong" else None
+        return Feedback(False, verdict.message, hint, self.id, verdict.status)
 
     def check(self, answer: Any) -> Feedback:
         """Check ``answer`` and return feedback (with the next hint when it is wrong)."""
-        try:
-            passed, message = self._check(answer)
-        except AnswerError as exc:
-            passed, message = False, str(exc)
-        if passed:
-            message = (message + " " + self.explanation).strip()
-            return Feedback(True, message, None, self.id)
-        hint = None
-        if self.hints:
-            hint = self.hints[min(self._attempts, len(self.hints) - 1)]
-        self._attempts += 1
-        return Feedback(False, message, hint, self.id)
+        verdict = self.evaluate(answer)
+        feedback = self.feedback(verdict, self._attempts)
+        if verdict.status == "wrong":
+            self._attempts += 1
+        return feedback
 
     def reference_answer(self) -> Any:
         """The reference solution in the form ``check`` accepts."""
         return self.solution
 
     # -- widget -------------------------------------------------------------------------------
+    def _controls(self):
+        """(widget to answer with, function reading the answer from it); None if not typeable."""
+        return None
+
+    def marker_html(self) -> str:
+        """The exercise's title line; on the book's web page it marks where the browser checker goes."""
+        return (f"<div class='d2l-exercise' data-exercise-id='{html.escape(self.id)}' "
+                f"data-exercise-kind='{self.kind}'><b>{html.escape(self.id)}</b>: {html.escape(self.prompt)}</div>")
+
     def widget(self):
-        """An ipywidgets answer box: type an answer, press *Check*, read the feedback."""
-        import ipywidgets as widgets
-        from IPython.display import HTML, display
+        """An ipywidgets answer box: type an answer, press *Check*, read the feedback.
 
-        box = widgets.Text(placeholder="your answer", description="Answer:")
-        button = widgets.Button(description="Check", button_style="primary")
-        output = widgets.Output()
+        Displaying it shows the title line (an HTML output that marks the exercise for the book's
+        browser checker) and the box; each box counts its own attempts for the hints.
+        """
+        from .answer_box import build_widget
 
-        def on_click(_):
-            output.clear_output()
-            with output:
-                display(HTML(self.check(box.value)._repr_html_()))
-
-        button.on_click(on_click)
-        return widgets.VBox([widgets.HTML(f"<b>{html.escape(self.id)}</b>: {html.escape(self.prompt)}"),
-                             widgets.HBox([box, button]), output])
+        return build_widget(self)
 
 
 @dataclass
 class NumberExercise(Exercise):
-    """A numeric answer, correct within ``rtol``/``atol`` of ``solution``."""
+    """A numeric answer, correct when ``math.isclose(answer, solution, rel_tol=rtol, abs_tol=atol)``."""
 
     rtol: float = 1e-3
     atol: float = 1e-6
 
-    def _check(self, answer: Any) -> tuple[bool, str]:
+    kind = "number"
+
+    def _check(self, answer: Any) -> tuple[str, str]:
         value = parse_number(answer)
-        if not math.isfinite(value):
-            raise AnswerError(f"the answer must be a finite number, got {value}")
-        target = float(self.solution)
-        if math.isclose(value, target, rel_tol=self.rtol, abs_tol=self.atol):
-            return True, f"{value:g} is right."
-        return False, f"{value:g} is not the expected value."
+        shown = echo(answer) if isinstance(answer, str) else _shown(answer)
+        if answers.isclose(value, float(self.solution), self.rtol, self.atol):
+            return "correct", message("number_right", answer=shown)
+        return "wrong", message("number_wrong", answer=shown)
+
+    def _controls(self):
+        from .answer_box import text_box
+
+        return text_box("a number, e.g. 0.25 or 1/4")
 
 
 @dataclass
@@ -201,16 +258,20 @@ class ChoiceExercise(Exercise):
     """Multiple choice. ``options`` are labelled a, b, c, ...; ``solution`` is a set of letters.
 
     The reader may answer with letters (``"b"``, ``"a,c"``, ``["a", "c"]``) or with the exact
-    option text. With several correct options, all of them (and no other) must be chosen.
+    option text. With several correct options, all of them (and no other) must be chosen. A wrong
+    answer is never told which options were wrong (no answering by elimination), only how many
+    options are correct.
     """
 
     options: Sequence[str] = ()
+
+    kind = "choice"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if len(self.options) < 2:
             raise ValueError(f"exercise {self.id} needs at least two options")
-        letters = self._letters()
+        letters = self.letters()
         try:
             sol = self._normalize(self.solution)
         except AnswerError:
@@ -218,166 +279,197 @@ class ChoiceExercise(Exercise):
         if not sol or not sol <= set(letters):
             raise ValueError(f"exercise {self.id}: solution {self.solution!r} is not among {letters}")
 
-    def _letters(self) -> list[str]:
+    def letters(self) -> list[str]:
         return [chr(ord("a") + i) for i in range(len(self.options))]
 
+    def option_keys(self) -> list[str]:
+        return [answers.option_key(o) for o in self.options]
+
+    def correct(self) -> set[str]:
+        return self._normalize(self.solution)
+
     def _normalize(self, answer: Any) -> set[str]:
-        letters = self._letters()
-        by_text = {opt.strip().lower(): letter for opt, letter in zip(self.options, letters)}
+        letters = self.letters()
+        by_key = dict(zip(self.option_keys(), letters))
         if isinstance(answer, str):
-            text = answer.strip().lower()
-            if text in by_text:
-                return {by_text[text]}
-            parts = [p for p in re.split(r"[\s,;]+", text.replace("(", "").replace(")", "")) if p]
+            if len(answer) > answers.MAX_CHOICE_CHARS:
+                raise fail("too_long", length=len(answer), limit=answers.MAX_CHOICE_CHARS)
+            key = answers.option_key(answer)
+            if key in by_key:
+                return {by_key[key]}
+            parts = answers.split_choice_text(answer)
         elif isinstance(answer, (list, tuple, set, frozenset)):
             parts = []
             for item in answer:
                 if not isinstance(item, str):
-                    raise AnswerError(f"choose options by letter, e.g. 'a' or ['a', 'c'], got {item!r}")
-                text = item.strip().lower()
-                parts.append(by_text.get(text, text))
+                    raise fail("choice_type", type=type(item).__name__)
+                key = answers.option_key(item)
+                parts.append(by_key.get(key, key))
         else:
-            raise AnswerError(f"choose options by letter, e.g. 'b' or 'a, c', got {type(answer).__name__}")
-        unknown = [p for p in parts if p not in letters]
+            raise fail("choice_type", type=type(answer).__name__)
+        unknown = list(dict.fromkeys(p for p in parts if p not in letters))
         if unknown:
-            raise AnswerError(f"unknown option(s) {unknown}; choose among {', '.join(letters)}")
+            raise fail("choice_unknown", unknown=echo(", ".join(unknown)), letters=", ".join(letters))
+        if not parts:
+            raise fail("choice_empty")
         return set(parts)
 
-    def _check(self, answer: Any) -> tuple[bool, str]:
+    def _check(self, answer: Any) -> tuple[str, str]:
         chosen = self._normalize(answer)
-        if not chosen:
-            raise AnswerError("choose at least one option")
-        correct = self._normalize(self.solution)
+        correct = self.correct()
+        if len(correct) == 1 and len(chosen) > 1:
+            raise fail("choice_one")
         if chosen == correct:
-            return True, f"({', '.join(sorted(chosen))}) is right."
-        missing, extra = correct - chosen, chosen - correct
-        parts = []
-        if extra:
-            parts.append(f"{', '.join(sorted(extra))} should not be chosen")
-        if missing and len(correct) > 1:
-            parts.append(f"{len(missing)} correct option(s) missing")
-        return False, "; ".join(parts) + "." if parts else "That is not the right choice."
+            return "correct", message("choice_right", chosen=", ".join(sorted(chosen)))
+        if len(correct) == 1:
+            return "wrong", message("choice_wrong_one")
+        if len(chosen) != len(correct):
+            return "wrong", message("choice_wrong_count", chosen=len(chosen), correct=len(correct))
+        return "wrong", message("choice_wrong_set", correct=len(correct))
 
-    def widget(self):
-        """Radio buttons (one answer) or checkboxes (several answers) with a *Check* button."""
+    def _controls(self):
+        """Radio buttons (one answer) or checkboxes (several answers)."""
         import ipywidgets as widgets
-        from IPython.display import HTML, display
 
-        letters = self._letters()
+        letters = self.letters()
         labels = [f"({l}) {o}" for l, o in zip(letters, self.options)]
-        multi = len(self._normalize(self.solution)) > 1
-        if multi:
+        if len(self.correct()) > 1:
             boxes = [widgets.Checkbox(value=False, description=lab, indent=False) for lab in labels]
-            chooser = widgets.VBox(boxes)
-            read = lambda: [l for l, b in zip(letters, boxes) if b.value]  # noqa: E731
-        else:
-            chooser = widgets.RadioButtons(options=labels, value=None, layout=widgets.Layout(width="auto"))
-            read = lambda: letters[labels.index(chooser.value)] if chooser.value else ""  # noqa: E731
-        button = widgets.Button(description="Check", button_style="primary")
-        output = widgets.Output()
-
-        def on_click(_):
-            output.clear_output()
-            with output:
-                display(HTML(self.check(read())._repr_html_()))
-
-        button.on_click(on_click)
-        return widgets.VBox([widgets.HTML(f"<b>{html.escape(self.id)}</b>: {html.escape(self.prompt)}"),
-                             chooser, button, output])
+            return widgets.VBox(boxes), lambda: [l for l, b in zip(letters, boxes) if b.value]
+        chooser = widgets.RadioButtons(options=labels, value=None, layout=widgets.Layout(width="auto"))
+        return chooser, lambda: letters[labels.index(chooser.value)] if chooser.value else ""
 
 
-def _as_tensor(answer: Any, name: str = "answer") -> torch.Tensor:
+def _as_array(answer: Any, what: str = "answer") -> np.ndarray:
+    """A real float64 array from a tensor, array or nested list; complex input is refused."""
     if isinstance(answer, torch.Tensor):
-        return answer.detach()
-    if isinstance(answer, (list, tuple, np.ndarray, int, float)) and not isinstance(answer, bool):
+        if answer.is_complex():
+            raise fail("tensor_complex")
+        return answer.detach().cpu().to(torch.float64).numpy()
+    if isinstance(answer, (np.ndarray, list, tuple, int, float, np.integer, np.floating)) and not isinstance(answer, bool):
         try:
-            return torch.as_tensor(np.asarray(answer, dtype=np.float64))
+            array = np.asarray(answer)
         except (TypeError, ValueError):
-            pass
-    raise AnswerError(f"{name} must be a tensor, a NumPy array or a nested list of numbers, got {type(answer).__name__}")
+            raise fail("tensor_type", type=type(answer).__name__) from None
+        if np.iscomplexobj(array):
+            raise fail("tensor_complex")
+        if array.dtype.kind not in "biuf":
+            raise fail("tensor_type", type=type(answer).__name__)
+        return array.astype(np.float64)
+    raise fail("tensor_type", type=type(answer).__name__)
 
 
 @dataclass
 class TensorExercise(Exercise):
-    """A tensor answer compared with ``solution`` (a tensor) by shape, then ``assert_close``."""
+    """A tensor answer compared with ``solution``: same shape, then every entry within
+    ``atol + rtol * |expected|`` (torch.allclose's rule). Small tensors can be typed as text.
+
+    ``starter`` is the placeholder the notebook's answer cell starts with: checking it unchanged
+    is not an attempt.
+    """
 
     rtol: float = 1e-4
     atol: float = 1e-5
+    starter: Any = None
 
-    def _check(self, answer: Any) -> tuple[bool, str]:
-        got = _as_tensor(answer)
-        expected = _as_tensor(self.solution, "solution")
-        if tuple(got.shape) != tuple(expected.shape):
-            return False, f"expected shape {tuple(expected.shape)}, got {tuple(got.shape)}."
-        got = got.to(torch.float64)
-        expected = expected.to(torch.float64)
-        if not torch.isfinite(got).all():
-            return False, "your tensor contains NaN or infinite values."
-        if torch.allclose(got, expected, rtol=self.rtol, atol=self.atol):
-            return True, "the values match."
-        err = (got - expected).abs().max().item()
-        return False, f"the shape is right but the values differ (largest difference {err:.3g})."
+    kind = "tensor"
 
-    def widget(self):  # a tensor is answered in code, not typed into a box
-        raise TypeError(f"{self.id} is answered in code: call check(your_tensor)")
+    def expected(self) -> np.ndarray:
+        return _as_array(self.solution, "solution")
+
+    def typeable(self) -> bool:
+        return self.expected().size <= TYPEABLE_TENSOR_ENTRIES
+
+    def _check(self, answer: Any) -> tuple[str, str]:
+        expected = self.expected()
+        if isinstance(answer, str):
+            parsed = answers.parse_tensor_text(answer)
+            shape, values = parsed.shape, list(parsed.values)
+        else:
+            got = _as_array(answer)
+            if self.starter is not None and got.shape == tuple(np.shape(self.starter)) \
+                    and np.array_equal(got, _as_array(self.starter)):
+                return "starter", message("starter")
+            shape = got.shape
+            values = got.ravel().tolist() if shape == expected.shape else []
+        if tuple(shape) != expected.shape:
+            return "wrong", message("tensor_shape", expected=answers.format_shape(expected.shape),
+                                    got=answers.format_shape(shape))
+        if not all(math.isfinite(v) for v in values):
+            return "wrong", message("tensor_nonfinite")
+        bad = answers.count_not_close(values, expected.ravel().tolist(), self.rtol, self.atol)
+        if bad == 0:
+            return "correct", message("tensor_right", total=len(values))
+        return "wrong", message("tensor_wrong", bad=bad, total=len(values))
+
+    def _controls(self):
+        if not self.typeable():
+            return None
+        from .answer_box import text_box
+
+        return text_box(f"nested lists, shape {answers.format_shape(self.expected().shape)}")
 
 
 @dataclass
 class FunctionExercise(Exercise):
     """A function answer, called on ``make_inputs(seed)`` for several seeds and compared with ``solution``.
 
-    ``make_inputs(seed)`` returns a tuple of positional arguments. The reader's function runs on
-    copies of the inputs (it may not modify them); exceptions it raises become feedback.
+    ``make_inputs(seed)`` returns a tuple of positional arguments (drawn from a private
+    ``torch.Generator``, never the global one). The reader's function runs on copies of the
+    inputs (it may not modify them); exceptions it raises become feedback; raising
+    ``NotImplementedError`` (the starter cell) is not an attempt. ``forbidden`` lists code the
+    function may not call (see :func:`.guard.watch_calls`), e.g. ``["d2l_attn"]`` when the
+    chapter asks for an implementation without the library; ``forbidden_reason`` says why, in the
+    reader's terms. The reference ``solution`` itself is exempt (it may use the library).
     """
 
     make_inputs: Callable[[int], tuple] | None = None
     num_trials: int = 5
     rtol: float = 1e-5
     atol: float = 1e-6
+    forbidden: Sequence[str] = ()
+    forbidden_reason: str = ""
+
+    kind = "function"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.make_inputs is None:
             raise ValueError(f"exercise {self.id} needs make_inputs")
 
-    def _check(self, answer: Any) -> tuple[bool, str]:
+    def _check(self, answer: Any) -> tuple[str, str]:
         if not callable(answer):
-            raise AnswerError(f"pass your function itself (no parentheses), got {type(answer).__name__}")
+            raise fail("function_type", type=type(answer).__name__)
+        watched = tuple(self.forbidden) if answer is not self.solution else ()
         for trial in range(self.num_trials):
             args = self.make_inputs(trial)
             expected = self.solution(*args)
             copies = tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args)
+            with watch_calls(watched) as hits:
+                try:
+                    got = answer(*copies)
+                except NotImplementedError:
+                    return "starter", message("function_starter")
+                except Exception as exc:  # the reader's code failed: report it, do not crash
+                    if hits:
+                        break
+                    return "wrong", message("function_raised", type=type(exc).__name__, error=exc, trial=trial + 1)
+            if hits:
+                break
             try:
-                got = answer(*copies)
-            except Exception as exc:  # the reader's code failed: report it, do not crash
-                return False, f"your function raised {type(exc).__name__}: {exc} (on test input {trial + 1})."
-            try:
-                got_t = _as_tensor(got, "your function's result")
+                got_t = _as_array(got)
             except AnswerError as exc:
-                return False, str(exc) + "."
-            exp_t = _as_tensor(expected, "solution")
-            if tuple(got_t.shape) != tuple(exp_t.shape):
-                shapes = ", ".join(str(tuple(a.shape)) for a in args if isinstance(a, torch.Tensor))
-                return False, (
-                    f"on inputs of shapes {shapes} your result has shape {tuple(got_t.shape)}, "
-                    f"expected {tuple(exp_t.shape)}."
-                )
-            if not torch.allclose(got_t.to(torch.float64), exp_t.to(torch.float64), rtol=self.rtol, atol=self.atol,
-                                  equal_nan=False):
-                err = (got_t.to(torch.float64) - exp_t.to(torch.float64)).abs().max().item()
-                return False, f"wrong values on test input {trial + 1} (largest difference {err:.3g})."
-        return True, f"matches the reference on {self.num_trials} random inputs."
-
-    def widget(self):
-        raise TypeError(f"{self.id} is answered in code: call check(your_function)")
-
-
-@dataclass
-class _Registry:
-    exercises: dict[str, Exercise] = field(default_factory=dict)
-
-    def add(self, exercise: Exercise) -> Exercise:
-        if exercise.id in self.exercises:
-            raise ValueError(f"duplicate exercise id {exercise.id}")
-        self.exercises[exercise.id] = exercise
-        return exercise
+                return "wrong", message("function_result", error=exc)
+            exp_t = _as_array(expected, "solution")
+            if got_t.shape != exp_t.shape:
+                shapes = ", ".join(str(tuple(a.shape)) for a in args if isinstance(a, torch.Tensor)) or "given"
+                return "wrong", message("function_shape", shapes=shapes, got=tuple(got_t.shape),
+                                        expected=tuple(exp_t.shape))
+            if not np.allclose(got_t, exp_t, rtol=self.rtol, atol=self.atol, equal_nan=False):
+                with np.errstate(invalid="ignore"):
+                    err = float(np.nan_to_num(np.abs(got_t - exp_t), nan=np.inf).max())
+                return "wrong", answers.MESSAGES["function_values"].format(trial=trial + 1, error=err)
+        else:
+            return "correct", message("function_right", trials=self.num_trials)
+        reason = self.forbidden_reason or f"this exercise asks you to write it without {' or '.join(self.forbidden)}."
+        return "wrong", message("function_forbidden", name=hits[0], reason=reason)
