@@ -9,6 +9,8 @@ its own answer form.
 
 from __future__ import annotations
 
+__all__ = ["box_class", "text_box", "build_widget"]
+
 _BOX_CLASS = None
 
 

@@ -27,6 +27,8 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
+__all__ = ["message", "fail", "strip", "echo", "ascii_lower", "format_shape", "parse_number_text", "option_key", "split_choice_text", "parse_tensor_text", "count_not_close", "isclose", "AnswerError", "TensorText", "WHITESPACE", "MAX_NUMBER_CHARS", "MAX_CHOICE_CHARS", "MAX_TENSOR_CHARS", "MAX_EXPONENT_DIGITS", "MAX_FRACTION_DIGITS", "MAX_TENSOR_ENTRIES", "MAX_TENSOR_DEPTH", "ECHO_CHARS", "LIMITS", "MESSAGES", "HEADS"]
+
 # -- limits and character classes (exported to the browser) --------------------------------------
 
 #: characters ignored around answers (and, in numbers, everywhere)

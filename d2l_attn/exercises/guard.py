@@ -22,6 +22,8 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+__all__ = ["isolated_state", "watch_calls"]
+
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../d2l_attn
 _EXERCISES_DIR = os.path.dirname(os.path.abspath(__file__))  # .../d2l_attn/exercises
 

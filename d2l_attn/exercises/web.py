@@ -22,6 +22,8 @@ import torch
 from . import answers
 from .core import ChoiceExercise, Exercise, NumberExercise, TensorExercise
 
+__all__ = ["FORMAT_VERSION", "GLOBAL_NAME", "web_kind", "exercise_rules", "export", "to_script", "answer_text"]
+
 FORMAT_VERSION = 1
 GLOBAL_NAME = "D2L_ATTN_EXERCISES"
 
