@@ -80,15 +80,16 @@ class PositionWiseFFN(nn.Module):
         d_model: input and output size.
         d_ff: hidden size (the paper uses ``4 * d_model``).
         dropout: dropout after the activation (as :class:`torch.nn.TransformerEncoderLayer`).
-        activation: ``"relu"`` (the paper) or ``"gelu"``.
+        activation: ``"relu"`` (the paper), ``"gelu"`` (BERT: :math:`x\,\Phi(x)`) or ``"gelu_tanh"``
+            (GPT-2's tanh approximation of GELU).
     """
 
     def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "relu"):
         super().__init__()
         positive_int("d_model", d_model)
         positive_int("d_ff", d_ff)
-        if activation not in ("relu", "gelu"):
-            raise ValueError(f"activation must be 'relu' or 'gelu', got {activation!r}")
+        if activation not in ("relu", "gelu", "gelu_tanh"):
+            raise ValueError(f"activation must be 'relu', 'gelu' or 'gelu_tanh', got {activation!r}")
         self.d_model, self.d_ff, self.activation = d_model, d_ff, activation
         self.dense1 = nn.Linear(d_model, d_ff)
         self.dense2 = nn.Linear(d_ff, d_model)
@@ -98,8 +99,12 @@ class PositionWiseFFN(nn.Module):
         if not isinstance(x, torch.Tensor) or x.dim() < 1 or x.shape[-1] != self.d_model:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"x must have shape (..., d_model={self.d_model}), got {shape}")
-        act = F.relu if self.activation == "relu" else F.gelu
-        hidden = self.dropout(act(self.dense1(x)))  # (..., d_ff)
+        hidden = self.dense1(x)  # (..., d_ff)
+        if self.activation == "relu":
+            hidden = F.relu(hidden)
+        else:
+            hidden = F.gelu(hidden, approximate="tanh" if self.activation == "gelu_tanh" else "none")
+        hidden = self.dropout(hidden)
         return self.dense2(hidden)  # (..., d_model)
 
     def extra_repr(self) -> str:
@@ -210,18 +215,20 @@ class SelfAttentionBlock(nn.Module):
         fused: fused attention (:func:`torch.nn.functional.scaled_dot_product_attention`) when
             the weights are not requested.
         causal: each position attends to itself and earlier positions only.
+        eps: the LayerNorms' epsilon (``1e-5`` as torch; BERT uses ``1e-12``, chapter 9).
     """
 
     def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.0,
-                 norm_first: bool = False, activation: str = "relu", fused: bool = True, causal: bool = False):
+                 norm_first: bool = False, activation: str = "relu", fused: bool = True, causal: bool = False,
+                 eps: float = 1e-5):
         super().__init__()
         heads_divide(d_model, num_heads)
         dropout = unit_interval("dropout", dropout)
         self.d_model, self.num_heads, self.norm_first, self.causal = d_model, num_heads, bool(norm_first), bool(causal)
         self.attention = MultiHeadAttention(d_model, num_heads, dropout, fused=fused)
-        self.addnorm1 = AddNorm(d_model, dropout, norm_first)
+        self.addnorm1 = AddNorm(d_model, dropout, norm_first, eps)
         self.ffn = PositionWiseFFN(d_model, d_ff, dropout, activation)
-        self.addnorm2 = AddNorm(d_model, dropout, norm_first)
+        self.addnorm2 = AddNorm(d_model, dropout, norm_first, eps)
 
     def forward(self, x: torch.Tensor, valid_lens=None, return_weights: bool = False):
         _check_input(x, "x", self.d_model)

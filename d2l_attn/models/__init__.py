@@ -1,13 +1,17 @@
 """The book's models, built from the attention core (:mod:`d2l_attn.blocks` and below).
 
 * :mod:`.rnn_seq2seq` -- GRU encoder--decoder with Bahdanau attention (chapter 4);
-* :mod:`.transformer` -- the Transformer encoder--decoder and its :class:`TransformerConfig` (chapter 7).
+* :mod:`.transformer` -- the Transformer encoder--decoder and its :class:`TransformerConfig` (chapter 7);
+* :mod:`.gpt` -- decoder-only GPT (chapter 9); :mod:`.bert` -- BERT with MLM and NSP heads (chapter 9).
 
-Each model returns its attention weights explicitly (``return_weights=True``) and is a
-:class:`d2l_attn.decoding.StepModel`, so the decoders, losses and translation tools work on all.
+Each model returns its attention weights explicitly (``return_weights=True``); the generating
+ones (GRU seq2seq, Transformer, GPT) are :class:`d2l_attn.decoding.StepModel` s, so the decoders
+work on all of them.
 """
 
 from .rnn_seq2seq import AttentionDecoder, DecoderState, GRUEncoder, Seq2Seq
+from .bert import BERT, BERTConfig
+from .gpt import GPT, GPTConfig
 from .transformer import (
     Transformer,
     TransformerConfig,
@@ -28,4 +32,8 @@ __all__ = [
     "TransformerState",
     "TransformerWeights",
     "Transformer",
+    "GPTConfig",
+    "GPT",
+    "BERTConfig",
+    "BERT",
 ]

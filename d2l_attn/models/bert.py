@@ -1,0 +1,243 @@
+r"""BERT: a bidirectional Transformer encoder pretrained by masked language modelling (chapter 9).
+
+BERT (Devlin et al., 2019) reads a pair of segments ``[CLS] A [SEP] B [SEP]``. Its input vector
+at position :math:`t` is the sum of three *learned* embeddings, then a LayerNorm:
+
+.. math:: \mathbf{H}^{(0)}_t = \operatorname{LN}\big(E[x_t] + P_t + S[s_t]\big),
+
+with :math:`P_t` a trainable vector per **absolute** position (not a relative encoding) and
+:math:`s_t \in \{0, 1\}` the segment. Then :math:`L` *post-LN* encoder blocks, each exactly one
+self-attention sublayer and one FFN (GELU) -- each wrapped in residual + LayerNorm:
+
+.. math::
+
+    \mathbf{Y} = \operatorname{LN}(\mathbf{H} + \operatorname{MultiHead}(\mathbf{H}, \mathbf{H}, \mathbf{H})),\qquad
+    \mathbf{H}' = \operatorname{LN}(\mathbf{Y} + \operatorname{FFN}(\mathbf{Y})).
+
+Attention is bidirectional: every position sees every real (non-padding) position. Two heads:
+
+* **masked LM** (:class:`MLMHead`): at the masked positions,
+  :math:`\operatorname{softmax}(\operatorname{LN}(\operatorname{GELU}(W\mathbf{h}_t + b))E^\top + c)`,
+  with the output matrix tied to the token embedding :math:`E`;
+* **next-sentence prediction** (:class:`NSPHead`): the "pooler"
+  :math:`\tanh(W_p \mathbf{h}_{\text{[CLS]}} + b_p)`, then a 2-way linear classifier.
+
+:meth:`BERT.from_hf_bert` copies a Hugging Face ``BertModel`` (or ``BertForPreTraining``)'s
+weights; the tests compare hidden states to 1e-5.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, NamedTuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .._checks import positive_int, token_ids, unit_interval
+from ..blocks import SelfAttentionBlock
+from ..masking import as_valid_lens
+
+__all__ = ["BERTConfig", "BERT", "BERTOutput", "MLMHead", "NSPHead", "bert_state_dict_to_ours"]
+
+
+@dataclass
+class BERTConfig:
+    """Sizes of a :class:`BERT` (defaults: a small model for CPU pretraining)."""
+
+    vocab_size: int = 1000
+    max_len: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    d_model: int = 128
+    d_ff: int | None = None  # default 4 * d_model
+    dropout: float = 0.1
+    num_segments: int = 2
+    eps: float = 1e-12  # BERT's LayerNorm epsilon
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "max_len", "num_layers", "num_heads", "d_model", "num_segments"):
+            positive_int(name, getattr(self, name))
+        if self.d_ff is None:
+            self.d_ff = 4 * self.d_model
+        positive_int("d_ff", self.d_ff)
+        unit_interval("dropout", self.dropout)
+        if self.d_model % self.num_heads:
+            raise ValueError(f"d_model={self.d_model} must be divisible by num_heads={self.num_heads}")
+
+
+class BERTOutput(NamedTuple):
+    hidden: torch.Tensor  # (B, T, d): the encoder's last layer
+    mlm_logits: torch.Tensor | None  # (B, M, V) at the predicted positions, or (B, T, V)
+    nsp_logits: torch.Tensor  # (B, 2)
+    weights: list | None  # L x (B, h, T, T) with return_weights=True
+
+
+class MLMHead(nn.Module):
+    r"""``h (..., d)`` -> logits ``(..., V)``: :math:`\operatorname{LN}(\operatorname{GELU}(W h + b))\,E^\top + c`."""
+
+    def __init__(self, d_model: int, vocab_size: int, eps: float = 1e-12):
+        super().__init__()
+        self.dense = nn.Linear(d_model, d_model)
+        self.norm = nn.LayerNorm(d_model, eps=eps)
+        self.decoder = nn.Linear(d_model, vocab_size)  # weight tied to the token embedding by BERT
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.norm(F.gelu(self.dense(h))))  # (..., V)
+
+
+class NSPHead(nn.Module):
+    r"""``h_cls (B, d)`` -> ``(B, 2)``: pooler :math:`\tanh(W_p h + b_p)`, then a linear classifier (0 = "is next")."""
+
+    def __init__(self, d_model: int):
+        super().__init__()
+        self.pooler = nn.Linear(d_model, d_model)
+        self.classifier = nn.Linear(d_model, 2)
+
+    def pool(self, h_cls: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.pooler(h_cls))  # (B, d)
+
+    def forward(self, h_cls: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.pool(h_cls))  # (B, 2)
+
+
+class BERT(nn.Module):
+    r"""BERT encoder with MLM and NSP heads.
+
+    ``forward(tokens (B, T), segments (B, T) or None, valid_lens (B,) or None, pred_positions (B, M) or None,
+    return_weights=False)`` -> :class:`BERTOutput`. ``pred_positions`` selects where the MLM head
+    runs (the masked positions); ``None`` runs it everywhere.
+    """
+
+    def __init__(self, config: BERTConfig | None = None, **sizes: Any):
+        super().__init__()
+        if config is not None and sizes:
+            raise ValueError("pass either config or keyword sizes, not both")
+        config = config if config is not None else BERTConfig(**sizes)
+        if not isinstance(config, BERTConfig):
+            raise ValueError(f"config must be a BERTConfig, got {type(config).__name__}")
+        self.config = c = config
+        self.token_embedding = nn.Embedding(c.vocab_size, c.d_model)  # E
+        self.position_embedding = nn.Embedding(c.max_len, c.d_model)  # P: learned, absolute
+        self.segment_embedding = nn.Embedding(c.num_segments, c.d_model)  # S
+        self.embedding_norm = nn.LayerNorm(c.d_model, eps=c.eps)
+        self.dropout = nn.Dropout(c.dropout)
+        self.blocks = nn.ModuleList(
+            SelfAttentionBlock(c.d_model, c.num_heads, c.d_ff, c.dropout, norm_first=False,
+                               activation="gelu", causal=False, eps=c.eps)
+            for _ in range(c.num_layers)
+        )
+        self.mlm = MLMHead(c.d_model, c.vocab_size, c.eps)
+        self.nsp = NSPHead(c.d_model)
+        self.apply(self._init)
+        self.mlm.decoder.weight = self.token_embedding.weight  # tied, as in BERT
+
+    @staticmethod
+    def _init(module: nn.Module) -> None:
+        """BERT's initialization: N(0, 0.02) weights, zero biases."""
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
+
+    def encode(self, tokens: torch.Tensor, segments=None, valid_lens=None, return_weights: bool = False):
+        """The encoder alone: ``(B, T, d)`` hidden states (and the ``L`` attention maps)."""
+        c = self.config
+        token_ids(tokens, "tokens", c.vocab_size)
+        B, T = tokens.shape
+        if T > c.max_len:
+            raise ValueError(f"tokens has length {T}, but the model has positions for max_len={c.max_len} only")
+        if segments is None:
+            segments = torch.zeros_like(tokens)
+        elif not isinstance(segments, torch.Tensor) or segments.shape != tokens.shape:
+            raise ValueError(f"segments must have the shape of tokens {tuple(tokens.shape)}, "
+                             f"got {getattr(segments, 'shape', type(segments).__name__)}")
+        token_ids(segments, "segments", c.num_segments)
+        lens = None if valid_lens is None else as_valid_lens(valid_lens, max_len=T, device=tokens.device)
+        pos = torch.arange(T, device=tokens.device)  # (T,)
+        x = self.token_embedding(tokens) + self.position_embedding(pos) + self.segment_embedding(segments)
+        x = self.dropout(self.embedding_norm(x))  # (B, T, d)
+        weights = []
+        for block in self.blocks:
+            if return_weights:
+                x, w = block(x, lens, return_weights=True)  # (B, T, d), (B, h, T, T)
+                weights.append(w)
+            else:
+                x = block(x, lens)
+        return (x, weights) if return_weights else x
+
+    def forward(self, tokens: torch.Tensor, segments=None, valid_lens=None, pred_positions=None,
+                return_weights: bool = False) -> BERTOutput:
+        out = self.encode(tokens, segments, valid_lens, return_weights)
+        hidden, weights = out if return_weights else (out, None)
+        if pred_positions is None:
+            mlm_logits = self.mlm(hidden)  # (B, T, V)
+        else:
+            if (not isinstance(pred_positions, torch.Tensor) or pred_positions.dim() != 2
+                    or pred_positions.shape[0] != tokens.shape[0]):
+                raise ValueError(f"pred_positions must have shape (B={tokens.shape[0]}, M), "
+                                 f"got {getattr(pred_positions, 'shape', type(pred_positions).__name__)}")
+            token_ids(pred_positions, "pred_positions", tokens.shape[1])
+            index = pred_positions.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])  # (B, M, d)
+            mlm_logits = self.mlm(hidden.gather(1, index))  # (B, M, V)
+        nsp_logits = self.nsp(hidden[:, 0])  # (B, 2): from the [CLS] position
+        return BERTOutput(hidden, mlm_logits, nsp_logits, weights)
+
+    @classmethod
+    def from_hf_bert(cls, hf_model: nn.Module, **config_overrides: Any) -> "BERT":
+        """A :class:`BERT` with the weights of a ``transformers.BertModel`` / ``BertForPreTraining``.
+
+        Heads missing from ``hf_model`` (a bare ``BertModel`` has no MLM/NSP classifier) keep
+        their fresh initialization; the pooler is copied when present.
+        """
+        hf = hf_model.config
+        if hf.hidden_act != "gelu" or getattr(hf, "position_embedding_type", "absolute") != "absolute":
+            raise ValueError("only BERT with hidden_act='gelu' and absolute positions is supported")
+        config = BERTConfig(vocab_size=hf.vocab_size, max_len=hf.max_position_embeddings,
+                            num_layers=hf.num_hidden_layers, num_heads=hf.num_attention_heads,
+                            d_model=hf.hidden_size, d_ff=hf.intermediate_size, num_segments=hf.type_vocab_size,
+                            eps=hf.layer_norm_eps, dropout=0.0, **config_overrides)
+        model = cls(config)
+        ours = bert_state_dict_to_ours(hf_model.state_dict(), config.num_layers)
+        missing, unexpected = model.load_state_dict(ours, strict=False)
+        allowed = {"mlm.dense.weight", "mlm.dense.bias", "mlm.norm.weight", "mlm.norm.bias", "mlm.decoder.bias",
+                   "mlm.decoder.weight", "nsp.pooler.weight", "nsp.pooler.bias",
+                   "nsp.classifier.weight", "nsp.classifier.bias"}
+        if unexpected or set(missing) - allowed:
+            raise ValueError(f"state dict mismatch: missing {sorted(set(missing) - allowed)}, unexpected {unexpected}")
+        return model
+
+
+def bert_state_dict_to_ours(sd: Mapping[str, torch.Tensor], num_layers: int) -> dict[str, torch.Tensor]:
+    """Rename a Hugging Face BERT state dict (``BertModel``, or ``BertForPreTraining`` with ``bert.``
+    and ``cls.`` prefixes) into :class:`BERT`'s names. ``nn.Linear`` layers on both sides: no transposes."""
+    prefix = "bert." if "bert.embeddings.word_embeddings.weight" in sd else ""
+    if f"{prefix}embeddings.word_embeddings.weight" not in sd:
+        raise ValueError("sd must be a BertModel or BertForPreTraining state dict "
+                         "(no 'embeddings.word_embeddings.weight' found)")
+    names = {"token_embedding": "embeddings.word_embeddings", "position_embedding": "embeddings.position_embeddings",
+             "segment_embedding": "embeddings.token_type_embeddings", "embedding_norm": "embeddings.LayerNorm",
+             "nsp.pooler": "pooler.dense"}
+    for i in range(num_layers):
+        h, b = f"encoder.layer.{i}.", f"blocks.{i}."
+        names.update({b + "attention.W_q": h + "attention.self.query", b + "attention.W_k": h + "attention.self.key",
+                      b + "attention.W_v": h + "attention.self.value", b + "attention.W_o": h + "attention.output.dense",
+                      b + "addnorm1.norm": h + "attention.output.LayerNorm", b + "ffn.dense1": h + "intermediate.dense",
+                      b + "ffn.dense2": h + "output.dense", b + "addnorm2.norm": h + "output.LayerNorm"})
+    out = {}
+    for ours, theirs in names.items():
+        for kind in ("weight", "bias"):
+            key = f"{prefix}{theirs}.{kind}"
+            if key in sd:
+                out[f"{ours}.{kind}"] = sd[key]
+    heads = {"mlm.dense": "cls.predictions.transform.dense", "mlm.norm": "cls.predictions.transform.LayerNorm",
+             "nsp.classifier": "cls.seq_relationship"}
+    for ours, theirs in heads.items():
+        for kind in ("weight", "bias"):
+            if f"{theirs}.{kind}" in sd:
+                out[f"{ours}.{kind}"] = sd[f"{theirs}.{kind}"]
+    if "cls.predictions.bias" in sd:
+        out["mlm.decoder.bias"] = sd["cls.predictions.bias"]
+    out["mlm.decoder.weight"] = out["token_embedding.weight"]
+    return {k: v.detach().clone().contiguous() for k, v in out.items()}

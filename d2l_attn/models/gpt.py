@@ -1,0 +1,234 @@
+r"""GPT: a decoder-only Transformer trained to predict the next token (chapter 9).
+
+A GPT (Radford et al., 2018; 2019) is a stack of *causal* self-attention blocks
+(:class:`d2l_attn.blocks.SelfAttentionBlock` with ``causal=True``): position :math:`t` sees the
+tokens :math:`x_1, \dots, x_t` only, so one forward pass scores every next-token prediction
+of a text at once,
+
+.. math::
+
+    \mathbf{H}^{(0)} = E[x] + P,\qquad
+    \mathbf{H}^{(\ell)} = \operatorname{Block}_\ell(\mathbf{H}^{(\ell-1)}),\qquad
+    p(x_{t+1} \mid x_{\le t}) = \operatorname{softmax}\big(\operatorname{LN}(\mathbf{H}^{(L)}_t)\,W_{\text{out}}^\top\big),
+
+with learned absolute positions :math:`P` (one trainable vector per position), pre-LN blocks
+with a final LayerNorm (GPT-2), and, with ``tie_weights=True``, the output matrix equal to the
+token embedding :math:`E` (Press & Wolf, 2017). Unlike chapter 7's :class:`TokenEmbedding`, the
+token vectors are not scaled by :math:`\sqrt{d}` (GPT-2 does not).
+
+Generation (:mod:`d2l_attn.decoding`): a :class:`GPT` is a :class:`~d2l_attn.decoding.StepModel`
+whose "source" is the **prompt**. ``init_state(prompt, lens)`` runs all prompt tokens but the
+last through the blocks and keeps their keys and values (:class:`~d2l_attn.multihead.KVCache`);
+the decoders then call ``step`` once per new token, and the first step feeds the prompt's last
+token (in place of ``<bos>``, which a decoder-only model does not need). Each step costs
+:math:`O(t)` attention instead of recomputing all :math:`t` positions; the tests check that the
+logits equal a full forward pass.
+
+:meth:`GPT.from_hf_gpt2` copies a Hugging Face ``GPT2LMHeadModel``'s weights (its ``Conv1D``
+layers store ``(in, out)`` matrices, the transpose of :class:`torch.nn.Linear`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, NamedTuple
+
+import torch
+from torch import nn
+
+from .._checks import positive_int, token_ids, unit_interval
+from ..blocks import SelfAttentionBlock
+from ..masking import as_valid_lens
+from ..multihead import KVCache
+
+__all__ = ["GPTConfig", "GPT", "GPTState", "gpt2_state_dict_to_ours"]
+
+
+@dataclass
+class GPTConfig:
+    """Sizes of a :class:`GPT` (defaults: nanoGPT's CPU recipe for character-level Shakespeare)."""
+
+    vocab_size: int = 65
+    max_len: int = 64  # the context ("block size"): learned positions exist for 0 .. max_len - 1
+    num_layers: int = 4
+    num_heads: int = 4
+    d_model: int = 128
+    d_ff: int | None = None  # default 4 * d_model
+    dropout: float = 0.0
+    activation: str = "gelu_tanh"  # GPT-2's GELU approximation
+    eps: float = 1e-5  # LayerNorm epsilon (GPT-2's layer_norm_epsilon)
+    tie_weights: bool = True  # output matrix = token embedding
+    bos_id: int = 0  # only used to satisfy the StepModel protocol (never fed to the model)
+    eos_id: int = -1  # -1: no end-of-text token, generate max_len tokens
+    pad_id: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "max_len", "num_layers", "num_heads", "d_model"):
+            positive_int(name, getattr(self, name))
+        if self.d_ff is None:
+            self.d_ff = 4 * self.d_model
+        positive_int("d_ff", self.d_ff)
+        unit_interval("dropout", self.dropout)
+        if self.d_model % self.num_heads:
+            raise ValueError(f"d_model={self.d_model} must be divisible by num_heads={self.num_heads}")
+
+
+class GPTState(NamedTuple):
+    """Generation state: one :class:`KVCache` per layer ``(B, h, t, d_h)``, the number of positions
+    ``t`` already processed, and the prompt's last token ``(B,)`` until the first step feeds it."""
+
+    caches: tuple[KVCache | None, ...]
+    length: int
+    pending: torch.Tensor | None
+
+
+class GPT(nn.Module):
+    r"""Decoder-only Transformer language model.
+
+    ``forward(tokens (B, T), valid_lens=None, return_weights=False)`` -> logits ``(B, T, V)``
+    (and a list of ``L`` attention maps ``(B, h, T, T)``); ``logits[:, t]`` predicts ``tokens[:, t+1]``.
+    Padding must be on the right: causal attention never lets a real token see a later pad.
+    """
+
+    def __init__(self, config: GPTConfig | None = None, **sizes: Any):
+        super().__init__()
+        if config is not None and sizes:
+            raise ValueError("pass either config or keyword sizes, not both")
+        config = config if config is not None else GPTConfig(**sizes)
+        if not isinstance(config, GPTConfig):
+            raise ValueError(f"config must be a GPTConfig, got {type(config).__name__}")
+        self.config = c = config
+        self.bos_id, self.eos_id, self.pad_id = c.bos_id, c.eos_id, c.pad_id
+        self.token_embedding = nn.Embedding(c.vocab_size, c.d_model)  # E (V, d)
+        self.position_embedding = nn.Embedding(c.max_len, c.d_model)  # P (max_len, d): learned, absolute
+        self.dropout = nn.Dropout(c.dropout)
+        self.blocks = nn.ModuleList(
+            SelfAttentionBlock(c.d_model, c.num_heads, c.d_ff, c.dropout, norm_first=True,
+                               activation=c.activation, causal=True, eps=c.eps)
+            for _ in range(c.num_layers)
+        )
+        self.final_norm = nn.LayerNorm(c.d_model, eps=c.eps)
+        self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
+        self.apply(self._init)
+        if c.tie_weights:
+            self.lm_head.weight = self.token_embedding.weight  # one (V, d) matrix, two uses
+
+    @staticmethod
+    def _init(module: nn.Module) -> None:
+        """GPT-2's initialization: N(0, 0.02) for linear and embedding weights, zero biases."""
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
+
+    def num_parameters(self) -> int:
+        """Number of distinct parameters (a tied matrix counts once)."""
+        return sum(p.numel() for p in self.parameters())
+
+    # -- teacher forcing: every position at once ----------------------------------------------
+    def _embed(self, tokens: torch.Tensor, offset: int) -> torch.Tensor:
+        token_ids(tokens, "tokens", self.config.vocab_size)
+        if offset + tokens.shape[1] > self.config.max_len:
+            raise ValueError(
+                f"tokens reach position {offset + tokens.shape[1]} (offset {offset} + length {tokens.shape[1]}), "
+                f"but the model has positions for max_len={self.config.max_len} only"
+            )
+        pos = torch.arange(offset, offset + tokens.shape[1], device=tokens.device)  # (T,)
+        return self.dropout(self.token_embedding(tokens) + self.position_embedding(pos))  # (B, T, d)
+
+    def forward(self, tokens: torch.Tensor, valid_lens=None, return_weights: bool = False):
+        x = self._embed(tokens, 0)  # (B, T, d)
+        lens = None if valid_lens is None else as_valid_lens(valid_lens, max_len=tokens.shape[1],
+                                                               device=tokens.device)
+        weights = []
+        for block in self.blocks:
+            if return_weights:
+                x, w = block(x, lens, return_weights=True)  # (B, T, d), (B, h, T, T)
+                weights.append(w)
+            else:
+                x = block(x, lens)  # (B, T, d)
+        logits = self.lm_head(self.final_norm(x))  # (B, T, V)
+        return (logits, weights) if return_weights else logits
+
+    # -- generation: the StepModel protocol ---------------------------------------------------
+    def _extend(self, tokens: torch.Tensor, state: GPTState) -> tuple[torch.Tensor, GPTState]:
+        """Run ``tokens (B, T_new)`` after ``state.length`` cached positions; logits of the last one."""
+        x = self._embed(tokens, state.length)  # (B, T_new, d)
+        caches = []
+        for block, cache in zip(self.blocks, state.caches):
+            x, cache = block.step(x, cache)  # (B, T_new, d), (B, h, t + T_new, d_h) x 2
+            caches.append(cache)
+        logits = self.lm_head(self.final_norm(x[:, -1]))  # (B, V)
+        return logits, GPTState(tuple(caches), state.length + tokens.shape[1], None)
+
+    def init_state(self, src: torch.Tensor, src_valid_lens=None) -> GPTState:
+        """Start generating after the prompt ``src (B, T_p)`` (all rows of the same length, ``T_p >= 1``)."""
+        token_ids(src, "prompt", self.config.vocab_size)
+        if src.shape[1] < 1:
+            raise ValueError("the prompt must hold at least one token, got shape (B, 0)")
+        if src_valid_lens is not None:
+            lens = as_valid_lens(src_valid_lens, max_len=src.shape[1], device=src.device, name="src_valid_lens")
+            if bool((lens != src.shape[1]).any()):
+                raise ValueError(f"every prompt must use all {src.shape[1]} positions (no padding), "
+                                 f"got src_valid_lens={lens.tolist()}")
+        state = GPTState((None,) * len(self.blocks), 0, None)
+        if src.shape[1] > 1:
+            _, state = self._extend(src[:, :-1], state)
+        return GPTState(state.caches, state.length, src[:, -1])
+
+    def step(self, tokens: torch.Tensor, state: GPTState):
+        """``tokens (B,)`` -> ``(logits (B, V), new state, None)``; the first call feeds the prompt's last token."""
+        if not isinstance(state, GPTState):
+            raise ValueError(f"state must be a GPTState (see init_state), got {type(state).__name__}")
+        if state.pending is not None:
+            tokens = state.pending
+        logits, state = self._extend(tokens.reshape(-1, 1), state)
+        return logits, state, None
+
+    @staticmethod
+    def reorder_state(state: GPTState, index: torch.Tensor) -> GPTState:
+        caches = tuple(None if c is None else c.index_select(index) for c in state.caches)
+        pending = None if state.pending is None else state.pending.index_select(0, index)
+        return GPTState(caches, state.length, pending)
+
+    # -- Hugging Face GPT-2 weights -----------------------------------------------------------
+    @classmethod
+    def from_hf_gpt2(cls, hf_model: nn.Module, **config_overrides: Any) -> "GPT":
+        """A :class:`GPT` with the weights of a ``transformers.GPT2LMHeadModel`` (or ``GPT2Model``)."""
+        hf = hf_model.config
+        if getattr(hf, "activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
+            raise ValueError(f"only GPT-2's tanh GELU is supported, got {hf.activation_function!r}")
+        config = GPTConfig(vocab_size=hf.vocab_size, max_len=hf.n_positions, num_layers=hf.n_layer,
+                           num_heads=hf.n_head, d_model=hf.n_embd, d_ff=hf.n_inner or 4 * hf.n_embd,
+                           eps=hf.layer_norm_epsilon, tie_weights=True, **config_overrides)
+        model = cls(config)
+        model.load_state_dict(gpt2_state_dict_to_ours(hf_model.state_dict(), config.num_layers))
+        return model
+
+
+def gpt2_state_dict_to_ours(sd: Mapping[str, torch.Tensor], num_layers: int) -> dict[str, torch.Tensor]:
+    """Rename (and transpose) a Hugging Face GPT-2 state dict into :class:`GPT`'s parameter names.
+
+    GPT-2's ``c_attn`` is one ``Conv1D`` of weight ``(d, 3d)``: ``x @ W + b`` with the query, key
+    and value columns side by side; :class:`torch.nn.Linear` stores ``(out, in)``, so every
+    ``Conv1D`` weight is transposed.
+    """
+    prefix = "transformer." if "transformer.wte.weight" in sd else ""
+    if f"{prefix}wte.weight" not in sd:
+        raise ValueError("sd must be a GPT2LMHeadModel or GPT2Model state dict (no 'wte.weight' found)")
+    g = lambda name: sd[prefix + name]  # noqa: E731
+    out = {"token_embedding.weight": g("wte.weight"), "position_embedding.weight": g("wpe.weight"),
+           "final_norm.weight": g("ln_f.weight"), "final_norm.bias": g("ln_f.bias"),
+           "lm_head.weight": g("wte.weight")}
+    for i in range(num_layers):
+        h, b = f"h.{i}.", f"blocks.{i}."
+        w_qkv, b_qkv = g(h + "attn.c_attn.weight").t().chunk(3, dim=0), g(h + "attn.c_attn.bias").chunk(3)
+        for name, w, bias in zip(("W_q", "W_k", "W_v"), w_qkv, b_qkv):  # (d, d), (d,)
+            out[f"{b}attention.{name}.weight"], out[f"{b}attention.{name}.bias"] = w, bias
+        pairs = {"attention.W_o": "attn.c_proj", "ffn.dense1": "mlp.c_fc", "ffn.dense2": "mlp.c_proj"}
+        for ours, theirs in pairs.items():
+            out[f"{b}{ours}.weight"] = g(h + theirs + ".weight").t()
+            out[f"{b}{ours}.bias"] = g(h + theirs + ".bias")
+        for ours, theirs in (("addnorm1.norm", "ln_1"), ("addnorm2.norm", "ln_2")):
+            out[f"{b}{ours}.weight"], out[f"{b}{ours}.bias"] = g(h + theirs + ".weight"), g(h + theirs + ".bias")
+    return {k: v.detach().clone().contiguous() for k, v in out.items()}

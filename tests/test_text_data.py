@@ -1,0 +1,84 @@
+"""Text data (chapter 9): WikiText-2 from whichever splits exist, Tiny Shakespeare, downloads via a local server."""
+
+from __future__ import annotations
+
+import torch
+import pytest
+
+from d2l_attn.data import data_dir, sha1_of_file
+from d2l_attn.data.text import (TINY_SHAKESPEARE_SHA1, WIKITEXT2_SHA1, lm_batch, load_tiny_shakespeare,
+                                load_wikitext2, wikitext_paragraphs)
+from net_helpers import closed_port_url, sha1, zip_bytes
+
+
+def test_local_wikitext2_says_which_splits_it_used():
+    if not (data_dir() / "wikitext-2" / "wiki.valid.tokens").is_file():
+        pytest.skip("no local WikiText-2 copy")
+    wt = load_wikitext2(download_missing=False)
+    assert "valid" in wt.splits and "valid" in wt.note
+    if "train" not in wt.splits:
+        assert "not available here: train" in wt.note
+        train, held_out, how = wt.train_valid()
+        assert train is wt.texts["valid"] and held_out is wt.texts["test"] and "no train split" in how
+        assert sha1_of_file(wt.directory / "wiki.valid.tokens") == "0418625c8b4da6e4b5c7a0b9e78d4ae8f7ee5422"
+        assert len(wt.texts["valid"].split()) == 213_886  # the count in ATTRIBUTION.md (<eos> not added)
+    paragraphs = wikitext_paragraphs(wt.texts["valid"], min_sentences=2)
+    assert paragraphs and all(len(p) >= 2 for p in paragraphs)
+    assert not any(s.startswith("=") for p in paragraphs for s in p)
+
+
+def test_wikitext2_download_from_local_server(http_server, tmp_path, offline_env):
+    base, www, server = http_server
+    members = {f"wikitext-2/wiki.{s}.tokens": f" = T =\n {s} one . two .\n".encode() for s in ("train", "valid", "test")}
+    payload = zip_bytes(tmp_path, members)
+    (www / "wikitext-2-v1.zip").write_bytes(payload)
+    cache = tmp_path / "cache"
+    wt = load_wikitext2(cache_dir=cache, url=f"{base}/wikitext-2-v1.zip", sha1=sha1(payload))
+    assert wt.splits == ("train", "valid", "test") and wt.downloaded and "not available" not in wt.note
+    assert wt.train_valid()[2] == "trained on train, evaluated on valid"
+    server.stop()  # cached now: no network needed
+    again = load_wikitext2(cache_dir=cache, url=f"{base}/wikitext-2-v1.zip", sha1=sha1(payload))
+    assert again.texts == wt.texts and not again.downloaded and len(server.requests) == 1
+
+
+def test_wikitext2_offline_uses_present_splits_or_raises(tmp_path, offline_env):
+    with pytest.raises(RuntimeError, match="offline"):
+        load_wikitext2(cache_dir=tmp_path, url=closed_port_url())
+    (tmp_path / "wikitext-2").mkdir()
+    (tmp_path / "wikitext-2" / "wiki.valid.tokens").write_text(" a . b .\n")
+    (tmp_path / "wikitext-2" / "wiki.test.tokens").write_text(" c .\n")
+    wt = load_wikitext2(cache_dir=tmp_path, url=closed_port_url())
+    assert wt.splits == ("valid", "test") and "not available here: train" in wt.note
+
+
+def test_wikitext2_checksum_mismatch_is_refused(http_server, tmp_path, offline_env):
+    base, www, _ = http_server
+    (www / "wikitext-2-v1.zip").write_bytes(zip_bytes(tmp_path, {"wikitext-2/wiki.train.tokens": b"x"}))
+    with pytest.raises(ValueError, match="SHA-1|sha1|checksum"):
+        load_wikitext2(cache_dir=tmp_path / "c", url=f"{base}/wikitext-2-v1.zip", sha1=WIKITEXT2_SHA1)
+    assert not (tmp_path / "c" / "wikitext-2").exists()
+
+
+def test_local_tiny_shakespeare():
+    if not (data_dir() / "tinyshakespeare" / "input.txt").is_file():
+        pytest.skip("no local Tiny Shakespeare copy")
+    text = load_tiny_shakespeare()
+    assert len(text) == 1_115_394 and len(set(text)) == 65
+
+
+def test_tiny_shakespeare_download_from_local_server(http_server, tmp_path, offline_env):
+    base, www, server = http_server
+    (www / "input.txt").write_bytes(b"First Citizen:\nBefore we proceed any further, hear me speak.\n")
+    url = f"{base}/input.txt"
+    text = load_tiny_shakespeare(cache_dir=tmp_path, url=url, sha1=sha1((www / "input.txt").read_bytes()))
+    assert text.startswith("First Citizen") and (tmp_path / "tinyshakespeare" / "input.txt").is_file()
+    with pytest.raises(ValueError):
+        load_tiny_shakespeare(cache_dir=tmp_path / "other", url=url, sha1=TINY_SHAKESPEARE_SHA1)
+
+
+def test_lm_batch_targets_are_inputs_shifted_by_one():
+    data = torch.arange(100)
+    x, y = lm_batch(data, 8, 5, torch.Generator().manual_seed(0))
+    assert x.shape == y.shape == (5, 8) and torch.equal(y, x + 1)
+    with pytest.raises(ValueError, match="block_size"):
+        lm_batch(data, 100, 2)
