@@ -30,14 +30,6 @@ __all__ = ["BPETokenizer", "END_OF_WORD"]
 END_OF_WORD = " "  # ends every word; no word contains whitespace
 
 
-def _pair_counts(words: dict[tuple[str, ...], int]) -> Counter:
-    counts: Counter = Counter()
-    for symbols, freq in words.items():
-        for pair in zip(symbols, symbols[1:]):
-            counts[pair] += freq
-    return counts
-
-
 def _merge(symbols: tuple[str, ...], pair: tuple[str, str]) -> tuple[str, ...]:
     out, i = [], 0
     while i < len(symbols):
@@ -77,19 +69,33 @@ class BPETokenizer:
         if not isinstance(text, str) or not text.split():
             raise ValueError("text must be a non-empty string with at least one word")
         nonnegative_int("num_merges", num_merges)
-        words = {tuple(w) + (END_OF_WORD,): c for w, c in Counter(text.split()).items()}
+        counter = Counter(text.split())
+        words = [tuple(w) + (END_OF_WORD,) for w in counter]
+        freqs = list(counter.values())
         alphabet = sorted({ch for symbols in words for ch in symbols})
+        # pair counts, kept up to date: only the words that contain the merged pair are recounted
+        counts: Counter = Counter()
+        where: dict[tuple[str, str], set[int]] = {}
+        for i, symbols in enumerate(words):
+            for pair in zip(symbols, symbols[1:]):
+                counts[pair] += freqs[i]
+                where.setdefault(pair, set()).add(i)
         merges = []
         for _ in range(num_merges):
-            counts = _pair_counts(words)
-            if not counts:
-                break
-            best = max(counts.values())
+            best = max(counts.values(), default=0)
             if best < 2:
                 break
             pair = min(p for p, c in counts.items() if c == best)  # deterministic tie-break
             merges.append(pair)
-            words = {_merge(symbols, pair): freq for symbols, freq in words.items()}
+            for i in where.pop(pair, ()):
+                old = words[i]
+                for p in zip(old, old[1:]):
+                    counts[p] -= freqs[i]
+                words[i] = new = _merge(old, pair)
+                for p in zip(new, new[1:]):
+                    counts[p] += freqs[i]
+                    where.setdefault(p, set()).add(i)
+            counts = +counts  # drop pairs whose count fell to 0
         return cls(merges, alphabet, extra_tokens)
 
     def __len__(self) -> int:

@@ -7,7 +7,7 @@ import pytest
 
 from d2l_attn.data import data_dir, sha1_of_file
 from d2l_attn.data.text import (TINY_SHAKESPEARE_SHA1, WIKITEXT2_SHA1, lm_batch, load_tiny_shakespeare,
-                                load_wikitext2, wikitext_paragraphs)
+                                load_wikitext2, nsp_pairs, bert_pair, span_corrupt, wikitext_paragraphs)
 from net_helpers import closed_port_url, sha1, zip_bytes
 
 
@@ -82,3 +82,44 @@ def test_lm_batch_targets_are_inputs_shifted_by_one():
     assert x.shape == y.shape == (5, 8) and torch.equal(y, x + 1)
     with pytest.raises(ValueError, match="block_size"):
         lm_batch(data, 100, 2)
+
+
+def test_nsp_pairs_are_balanced_and_true_pairs_are_consecutive():
+    paragraphs = [[f"p{p} s{s}" for s in range(5)] for p in range(200)]
+    pairs = nsp_pairs(paragraphs, torch.Generator().manual_seed(0))
+    assert len(pairs) == 200 * 4
+    share = sum(label == 0 for _, _, label in pairs) / len(pairs)
+    assert abs(share - 0.5) < 0.05
+    for a, b, label in pairs:
+        if label == 0:
+            pa, sa = a.split()
+            assert b == f"{pa} s{int(sa[1:]) + 1}"
+
+
+def test_bert_pair_layout_and_truncation():
+    tokens, segments = bert_pair([5, 6, 7, 8], [9], cls_id=1, sep_id=2, max_len=7)
+    assert tokens == [1, 5, 6, 7, 2, 9, 2] and segments == [0, 0, 0, 0, 0, 1, 1]
+    with pytest.raises(ValueError, match="max_len"):
+        bert_pair([1], [2], 1, 2, 4)
+
+
+def test_span_corruption_reconstructs_the_input():
+    gen = torch.Generator().manual_seed(0)
+    sentinels = list(range(100, 120))
+    for n in (2, 7, 40, 100):
+        tokens = list(range(n))
+        inputs, targets = span_corrupt(tokens, sentinels, generator=gen)
+        # fill every sentinel of the input with the span that follows it in the target
+        spans, current = {}, None
+        for t in targets:
+            if t in sentinels:
+                current = t
+                spans[t] = []
+            else:
+                spans[current].append(t)
+        rebuilt = [x for t in inputs for x in (spans[t] if t in sentinels else [t])]
+        assert rebuilt == tokens
+        dropped = sum(len(v) for v in spans.values())
+        assert dropped == min(max(1, round(0.15 * n)), n - 1)
+    with pytest.raises(ValueError, match="sentinel_ids"):
+        span_corrupt(list(range(100)), [100], generator=gen)

@@ -7,12 +7,17 @@ r"""Real text for pretraining (chapter 9): WikiText-2 and Tiny Shakespeare.
   (:attr:`WikiText2.note`), because an offline copy may hold only the validation and test splits.
 * :func:`load_tiny_shakespeare` -- the 1,115,394-character file of nanoGPT's ``shakespeare_char``
   recipe (from karpathy/char-rnn), SHA-1 verified.
-* :func:`lm_batch` -- nanoGPT's random windows ``(x, y)`` of a long token stream, with a private generator.
+* :func:`lm_batch` -- nanoGPT's random windows ``(x, y)`` of a long token stream, with a private generator;
+* :func:`nsp_pairs` and :func:`bert_pair` -- BERT's sentence pairs ``[CLS] A [SEP] B [SEP]`` with segment ids,
+  B the true next sentence half of the time;
+* :func:`span_corrupt` -- T5's span corruption (Raffel et al., 2020): spans of the input are replaced
+  by sentinel tokens and the target lists the dropped spans after their sentinels.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +27,8 @@ from .._checks import positive_int
 from .download import data_dir, download, extract_zip
 
 __all__ = ["WIKITEXT2_URL", "WIKITEXT2_SHA1", "TINY_SHAKESPEARE_URL", "TINY_SHAKESPEARE_SHA1",
-           "WikiText2", "load_wikitext2", "wikitext_paragraphs", "load_tiny_shakespeare", "lm_batch"]
+           "WikiText2", "load_wikitext2", "wikitext_paragraphs", "load_tiny_shakespeare", "lm_batch",
+           "nsp_pairs", "bert_pair", "span_corrupt"]
 
 WIKITEXT2_URL = "https://d2l-data.s3-accelerate.amazonaws.com/wikitext-2-v1.zip"
 WIKITEXT2_SHA1 = "3c914d17d80b1459be871a5039ac23e752a53cbe"
@@ -126,3 +132,79 @@ def lm_batch(data: torch.Tensor, block_size: int, batch_size: int,
     x = data[starts.unsqueeze(1) + offsets]  # (B, T)
     y = data[starts.unsqueeze(1) + offsets + 1]  # (B, T)
     return x, y
+
+
+def nsp_pairs(paragraphs: list[list[str]], generator: torch.Generator | None = None) -> list[tuple[str, str, int]]:
+    """Next-sentence-prediction examples ``(A, B, label)`` from consecutive sentences of each paragraph.
+
+    With probability 1/2, B is the sentence that follows A (label 0, "is next"), otherwise a
+    sentence drawn uniformly from the whole corpus (label 1). The labels are balanced, so a model
+    that learns nothing scores an NSP loss of :math:`\ln 2`.
+    """
+    if not paragraphs or not all(isinstance(p, list) for p in paragraphs):
+        raise ValueError("paragraphs must be a non-empty list of lists of sentences (see wikitext_paragraphs)")
+    every = [sent for p in paragraphs for sent in p]
+    out = []
+    for p in paragraphs:
+        for a, b in zip(p, p[1:]):
+            if float(torch.rand((), generator=generator)) < 0.5:
+                out.append((a, b, 0))
+            else:
+                out.append((a, every[int(torch.randint(0, len(every), (), generator=generator))], 1))
+    return out
+
+
+def bert_pair(tokens_a: Sequence[int], tokens_b: Sequence[int], cls_id: int, sep_id: int,
+              max_len: int) -> tuple[list[int], list[int]]:
+    """``[CLS] A [SEP] B [SEP]`` and its segment ids ``0 ... 0 1 ... 1``, the longer of A and B
+    truncated from the end until the pair fits in ``max_len`` tokens."""
+    positive_int("max_len", max_len)
+    if max_len < 5:
+        raise ValueError(f"max_len must be at least 5 ([CLS] a [SEP] b [SEP]), got {max_len}")
+    a, b = list(tokens_a), list(tokens_b)
+    while len(a) + len(b) + 3 > max_len:
+        (a if len(a) >= len(b) else b).pop()
+    tokens = [cls_id] + a + [sep_id] + b + [sep_id]
+    segments = [0] * (len(a) + 2) + [1] * (len(b) + 1)
+    return tokens, segments
+
+
+def _random_partition(total: int, parts: int, generator: torch.Generator | None) -> list[int]:
+    """``total`` split into ``parts`` positive integers, uniformly over the cut points."""
+    cuts = sorted((torch.randperm(total - 1, generator=generator)[: parts - 1] + 1).tolist())
+    bounds = [0] + cuts + [total]
+    return [hi - lo for lo, hi in zip(bounds, bounds[1:])]
+
+
+def span_corrupt(tokens: Sequence[int], sentinel_ids: Sequence[int], rate: float = 0.15, mean_span: float = 3.0,
+                 generator: torch.Generator | None = None) -> tuple[list[int], list[int]]:
+    r"""T5's span corruption of one token sequence: ``(inputs, targets)``.
+
+    :math:`m = \max(1, \operatorname{round}(\text{rate}\cdot n))` of the :math:`n` tokens are dropped, in
+    :math:`k = \max(1, \operatorname{round}(m / \text{mean\_span}))` spans; span lengths and gaps are
+    random partitions (as in T5's ``random_spans_noise_mask``). Each dropped span is replaced in the input by
+    one sentinel; the target is every sentinel followed by the span it replaced:
+
+    ``"a b c d e f"`` -> inputs ``a <X> d e <Y>``, targets ``<X> b c <Y> f`` (say).
+    """
+    tokens = list(tokens)
+    n = len(tokens)
+    if n < 2:
+        raise ValueError(f"tokens must hold at least 2 tokens, got {n}")
+    if not 0 < rate < 1:
+        raise ValueError(f"rate must be in (0, 1), got {rate!r}")
+    if not mean_span >= 1:
+        raise ValueError(f"mean_span must be >= 1, got {mean_span!r}")
+    num_noise = min(max(1, round(rate * n)), n - 1)
+    num_spans = min(max(1, round(num_noise / mean_span)), n - num_noise)
+    if num_spans > len(sentinel_ids):
+        raise ValueError(f"{num_spans} spans need as many sentinel_ids, got {len(sentinel_ids)}")
+    noise = _random_partition(num_noise, num_spans, generator)
+    keep = _random_partition(n - num_noise, num_spans, generator)
+    inputs, targets, i = [], [], 0
+    for span, (kept, dropped) in enumerate(zip(keep, noise)):
+        inputs += tokens[i:i + kept] + [sentinel_ids[span]]
+        i += kept
+        targets += [sentinel_ids[span]] + tokens[i:i + dropped]
+        i += dropped
+    return inputs, targets
