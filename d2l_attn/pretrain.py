@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import time
 
@@ -39,7 +40,7 @@ from torch.nn import functional as F
 from .data.text import lm_batch, load_tiny_shakespeare
 from .models.gpt import GPT, GPTConfig
 
-__all__ = ["parse_args", "main"]
+__all__ = ["parse_args", "learning_rate", "main"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,7 +52,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--d-model", type=int, default=128)
     p.add_argument("--dropout", type=float, default=0.0)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (nanoGPT's shakespeare_char)")
+    p.add_argument("--min-lr", type=float, default=1e-4, help="cosine decay ends here at the last step")
+    p.add_argument("--warmup", type=int, default=100, help="linear warm-up steps")
+    p.add_argument("--grad-clip", type=float, default=1.0)
+    p.add_argument("--eval-every", type=int, default=0, help="validation loss every N steps (0: only at the end)")
+    p.add_argument("--eval-batches", type=int, default=20, help="batches per validation estimate (nanoGPT: eval_iters)")
     p.add_argument("--seed", type=int, default=1337, help="model initialization and batch order")
     p.add_argument("--log-every", type=int, default=100)
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (GPU)")
@@ -59,6 +65,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0, help="CPU threads per process (0: torch's default)")
     p.add_argument("--out", default="", help="write {'losses': [...], ...} as JSON here (rank 0)")
     return p.parse_args(argv)
+
+
+def learning_rate(step: int, args: argparse.Namespace) -> float:
+    r"""Linear warm-up to ``lr`` over ``warmup`` steps, then cosine decay to ``min_lr`` at the last step:
+    :math:`\eta_t = \eta_{\min} + \tfrac12(1 + \cos(\pi\,\tfrac{t - w}{S - w}))(\eta - \eta_{\min})`."""
+    if step < args.warmup:
+        return args.lr * (step + 1) / args.warmup
+    progress = (step - args.warmup) / max(1, args.steps - args.warmup)
+    return args.min_lr + 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))) * (args.lr - args.min_lr)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -83,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
     stoi = {ch: i for i, ch in enumerate(chars)}
     data = torch.tensor([stoi[ch] for ch in text], dtype=torch.long)
     n = int(0.9 * len(data))  # nanoGPT's split: first 90% train, last 10% validation
-    train = data[:n]
+    train, val = data[:n], data[n:]
 
     init = torch.Generator().manual_seed(args.seed)
     with torch.random.fork_rng(devices=[]):  # private RNG for the initialization
@@ -94,12 +109,32 @@ def main(argv: list[str] | None = None) -> dict:
                                                     else None) if world > 1 else model
     if args.compile:
         net = torch.compile(net)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.1)
+    # weight decay on matrices only (not on biases, LayerNorms), as nanoGPT
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=args.lr, betas=(0.9, 0.99))
     batches = torch.Generator().manual_seed(args.seed + 1)  # the same on every rank
     share = args.batch_size // world
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext())
-    losses, start = [], time.perf_counter()
+    losses, evals, start = [], [], time.perf_counter()
+
+    @torch.no_grad()
+    def val_loss() -> float:
+        """Mean loss over the same ``--eval-batches`` validation windows every time (rank 0's estimate)."""
+        model.eval()
+        g = torch.Generator().manual_seed(args.seed + 2)
+        total = 0.0
+        for _ in range(args.eval_batches):
+            x, y = lm_batch(val, args.block_size, args.batch_size, g)
+            with autocast:
+                total += float(F.cross_entropy(model(x.to(device)).flatten(0, 1).float(), y.to(device).flatten()))
+        model.train()
+        return total / args.eval_batches
+
     for step in range(args.steps):
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(step, args)
         x, y = lm_batch(train, args.block_size, args.batch_size, batches)  # (B, T) x 2: the global batch
         x, y = x[rank * share:(rank + 1) * share].to(device), y[rank * share:(rank + 1) * share].to(device)
         with autocast:
@@ -107,6 +142,8 @@ def main(argv: list[str] | None = None) -> dict:
             loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
         opt.zero_grad(set_to_none=True)
         loss.backward()  # DDP: gradients averaged over the processes here
+        if args.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
         opt.step()
         global_loss = loss.detach().clone()
         if world > 1:
@@ -117,8 +154,12 @@ def main(argv: list[str] | None = None) -> dict:
             tokens_per_s = (step + 1) * args.batch_size * args.block_size / (time.perf_counter() - start)
             print(json.dumps({"step": step, "loss": round(losses[-1], 4), "tokens_per_s": round(tokens_per_s)}),
                   flush=True)
-    result = {"losses": losses, "world_size": world, "seconds": time.perf_counter() - start,
-              "device": str(device)}
+        last = step == args.steps - 1
+        if rank == 0 and (last or (args.eval_every and (step + 1) % args.eval_every == 0)):
+            evals.append({"step": step + 1, "val_loss": val_loss(), "seconds": time.perf_counter() - start})
+            print(json.dumps(evals[-1]), flush=True)
+    result = {"losses": losses, "evals": evals, "world_size": world, "seconds": time.perf_counter() - start,
+              "device": str(device), "args": vars(args)}
     if rank == 0 and args.out:
         with open(args.out, "w", encoding="utf-8") as handle:
             json.dump(result, handle)

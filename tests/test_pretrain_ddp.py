@@ -15,7 +15,8 @@ from d2l_attn.data import data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["--steps", "6", "--batch-size", "4", "--block-size", "16", "--layers", "1", "--heads", "2",
-        "--d-model", "32", "--threads", "1", "--log-every", "100", "--lr", "3e-3"]
+        "--d-model", "32", "--threads", "1", "--log-every", "100", "--lr", "3e-3", "--warmup", "2",
+        "--eval-batches", "2"]
 
 
 def run(cmd: list[str], out: Path) -> list[float]:
