@@ -7,7 +7,8 @@ import pytest
 
 from d2l_attn.data import data_dir, sha1_of_file
 from d2l_attn.data.text import (TINY_SHAKESPEARE_SHA1, WIKITEXT2_SHA1, lm_batch, load_tiny_shakespeare,
-                                load_wikitext2, nsp_pairs, bert_pair, span_corrupt, wikitext_paragraphs)
+                                bert_batch, load_wikitext2, nsp_pairs, bert_pair, span_corrupt,
+                                wikitext_paragraphs)
 from net_helpers import closed_port_url, sha1, zip_bytes
 
 
@@ -123,3 +124,29 @@ def test_span_corruption_reconstructs_the_input():
         assert dropped == min(max(1, round(0.15 * n)), n - 1)
     with pytest.raises(ValueError, match="sentinel_ids"):
         span_corrupt(list(range(100)), [100], generator=gen)
+
+
+def test_bert_batch_pads_and_masks_end_to_end():
+    from d2l_attn.losses import IGNORE_INDEX, mask_tokens, mlm_loss, nsp_loss
+    from d2l_attn.models.bert import BERT, BERTConfig
+    from d2l_attn.tokenizers import BPETokenizer
+
+    text = "the cat sat on the mat . the dog sat on the log . a bird flew over the tree ."
+    tok = BPETokenizer.train(text, 10, extra_tokens=["[CLS]", "[SEP]", "[MASK]"])
+    cls_id, sep_id, mask_id = (tok.token_to_idx[t] for t in ("[CLS]", "[SEP]", "[MASK]"))
+    pairs = nsp_pairs([[s.strip() for s in text.split(" . ")]] * 3, torch.Generator().manual_seed(1))
+    batch = bert_batch(pairs, tok.encode, cls_id=cls_id, sep_id=sep_id, pad_id=tok.pad_id, max_len=24)
+    B, T = batch.tokens.shape
+    assert batch.segments.shape == (B, T) and int(batch.valid_lens.max()) == T
+    assert (batch.tokens[:, 0] == cls_id).all()
+    for row, n in zip(batch.tokens, batch.valid_lens.tolist()):
+        assert row[n - 1] == sep_id and (row[n:] == tok.pad_id).all()
+    masked = mask_tokens(batch.tokens, mask_id=mask_id, vocab_size=len(tok), special_ids=[cls_id, sep_id],
+                         valid_lens=batch.valid_lens, generator=torch.Generator().manual_seed(0))
+    assert ((masked.labels != IGNORE_INDEX) & ((batch.tokens == cls_id) | (batch.tokens == sep_id))).sum() == 0
+    torch.manual_seed(0)
+    model = BERT(BERTConfig(vocab_size=len(tok), max_len=24, num_layers=1, num_heads=2, d_model=16))
+    out = model(masked.inputs, batch.segments, batch.valid_lens)
+    loss = mlm_loss(out.mlm_logits, masked.labels) + nsp_loss(out.nsp_logits, batch.is_next)
+    loss.backward()
+    assert torch.isfinite(loss)

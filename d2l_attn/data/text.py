@@ -17,7 +17,7 @@ r"""Real text for pretraining (chapter 9): WikiText-2 and Tiny Shakespeare.
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Callable, NamedTuple, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from .download import data_dir, download, extract_zip
 
 __all__ = ["WIKITEXT2_URL", "WIKITEXT2_SHA1", "TINY_SHAKESPEARE_URL", "TINY_SHAKESPEARE_SHA1",
            "WikiText2", "load_wikitext2", "wikitext_paragraphs", "load_tiny_shakespeare", "lm_batch",
-           "nsp_pairs", "bert_pair", "span_corrupt"]
+           "nsp_pairs", "bert_pair", "BERTBatch", "bert_batch", "span_corrupt"]
 
 WIKITEXT2_URL = "https://d2l-data.s3-accelerate.amazonaws.com/wikitext-2-v1.zip"
 WIKITEXT2_SHA1 = "3c914d17d80b1459be871a5039ac23e752a53cbe"
@@ -135,7 +135,7 @@ def lm_batch(data: torch.Tensor, block_size: int, batch_size: int,
 
 
 def nsp_pairs(paragraphs: list[list[str]], generator: torch.Generator | None = None) -> list[tuple[str, str, int]]:
-    """Next-sentence-prediction examples ``(A, B, label)`` from consecutive sentences of each paragraph.
+    r"""Next-sentence-prediction examples ``(A, B, label)`` from consecutive sentences of each paragraph.
 
     With probability 1/2, B is the sentence that follows A (label 0, "is next"), otherwise a
     sentence drawn uniformly from the whole corpus (label 1). The labels are balanced, so a model
@@ -167,6 +167,31 @@ def bert_pair(tokens_a: Sequence[int], tokens_b: Sequence[int], cls_id: int, sep
     tokens = [cls_id] + a + [sep_id] + b + [sep_id]
     segments = [0] * (len(a) + 2) + [1] * (len(b) + 1)
     return tokens, segments
+
+
+class BERTBatch(NamedTuple):
+    """A padded batch of sentence pairs: ``tokens``, ``segments`` ``(B, T)``, ``valid_lens`` and ``is_next`` ``(B,)``."""
+
+    tokens: torch.Tensor
+    segments: torch.Tensor
+    valid_lens: torch.Tensor
+    is_next: torch.Tensor
+
+
+def bert_batch(pairs: Sequence[tuple[str, str, int]], encode: Callable[[str], list[int]], *, cls_id: int,
+               sep_id: int, pad_id: int, max_len: int) -> BERTBatch:
+    """Encode ``(A, B, label)`` pairs with ``encode`` (text -> ids), lay them out with :func:`bert_pair`
+    and pad on the right to the longest pair. Masking is applied afterwards (:func:`d2l_attn.losses.mask_tokens`),
+    so every epoch can draw new masks."""
+    if not pairs:
+        raise ValueError("pairs must not be empty")
+    rows = [bert_pair(encode(a), encode(b), cls_id, sep_id, max_len) + (label,) for a, b, label in pairs]
+    T = max(len(t) for t, _, _ in rows)
+    tokens = torch.tensor([t + [pad_id] * (T - len(t)) for t, _, _ in rows])  # (B, T)
+    segments = torch.tensor([s + [0] * (T - len(s)) for _, s, _ in rows])  # (B, T)
+    valid_lens = torch.tensor([len(t) for t, _, _ in rows])  # (B,)
+    is_next = torch.tensor([label for _, _, label in rows])  # (B,)
+    return BERTBatch(tokens, segments, valid_lens, is_next)
 
 
 def _random_partition(total: int, parts: int, generator: torch.Generator | None) -> list[int]:
