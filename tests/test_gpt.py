@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from d2l_attn.decoding import greedy_decode, sample
+from d2l_attn.decoding import beam_search, greedy_decode, sample
 from d2l_attn.losses import lm_loss
 from d2l_attn.models.gpt import GPT, GPTConfig, gpt2_state_dict_to_ours
 
@@ -65,6 +65,14 @@ def test_kv_cache_generation_equals_full_recomputation(prompt_len):
         seq = torch.cat([seq, token[:, None]], dim=1)
     greedy = greedy_decode(model, prompt, lens(prompt), max_len=6)
     assert greedy == seq[:, prompt_len:].tolist()
+
+
+def test_beam_search_reorders_the_cache():
+    model = tiny()
+    prompt = torch.randint(0, 23, (2, 3))
+    assert beam_search(model, prompt, lens(prompt), 6, beam_size=1) == greedy_decode(model, prompt, lens(prompt), 6)
+    wide = beam_search(model, prompt, lens(prompt), 6, beam_size=3)
+    assert [len(w) for w in wide] == [6, 6]  # no <eos>: full length; runs through reorder_state
 
 
 def test_sampling_is_seeded_and_top_k_1_is_greedy():
@@ -129,3 +137,7 @@ def test_loads_hugging_face_gpt2_logits_equal():
     with torch.no_grad():
         hf_out = hf.generate(tokens[:, :3], max_new_tokens=5, do_sample=False, pad_token_id=0)
     assert greedy_decode(ours, tokens[:, :3], lens(tokens[:, :3]), max_len=5) == hf_out[:, 3:].tolist()
+    short = GPT.from_hf_gpt2(hf, max_len=12).eval()
+    torch.testing.assert_close(short(tokens), expected, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="cannot be overridden"):
+        GPT.from_hf_gpt2(hf, d_model=64)

@@ -188,16 +188,21 @@ class BERT(nn.Module):
     def from_hf_bert(cls, hf_model: nn.Module, **config_overrides: Any) -> "BERT":
         """A :class:`BERT` with the weights of a ``transformers.BertModel`` / ``BertForPreTraining``.
 
+        ``config_overrides`` may set ``dropout`` (default 0: eval-equal to the checkpoint).
         Heads missing from ``hf_model`` (a bare ``BertModel`` has no MLM/NSP classifier) keep
         their fresh initialization; the pooler is copied when present.
         """
         hf = hf_model.config
         if hf.hidden_act != "gelu" or getattr(hf, "position_embedding_type", "absolute") != "absolute":
             raise ValueError("only BERT with hidden_act='gelu' and absolute positions is supported")
-        config = BERTConfig(vocab_size=hf.vocab_size, max_len=hf.max_position_embeddings,
-                            num_layers=hf.num_hidden_layers, num_heads=hf.num_attention_heads,
-                            d_model=hf.hidden_size, d_ff=hf.intermediate_size, num_segments=hf.type_vocab_size,
-                            eps=hf.layer_norm_eps, dropout=0.0, **config_overrides)
+        sizes = dict(vocab_size=hf.vocab_size, max_len=hf.max_position_embeddings,
+                     num_layers=hf.num_hidden_layers, num_heads=hf.num_attention_heads,
+                     d_model=hf.hidden_size, d_ff=hf.intermediate_size, num_segments=hf.type_vocab_size,
+                     eps=hf.layer_norm_eps)
+        clash = set(config_overrides) & set(sizes)
+        if clash:
+            raise ValueError(f"these sizes come from the checkpoint and cannot be overridden: {sorted(clash)}")
+        config = BERTConfig(**{**sizes, "dropout": 0.0, **config_overrides})
         model = cls(config)
         ours = bert_state_dict_to_ours(hf_model.state_dict(), config.num_layers)
         missing, unexpected = model.load_state_dict(ours, strict=False)

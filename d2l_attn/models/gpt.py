@@ -194,15 +194,24 @@ class GPT(nn.Module):
     # -- Hugging Face GPT-2 weights -----------------------------------------------------------
     @classmethod
     def from_hf_gpt2(cls, hf_model: nn.Module, **config_overrides: Any) -> "GPT":
-        """A :class:`GPT` with the weights of a ``transformers.GPT2LMHeadModel`` (or ``GPT2Model``)."""
+        """A :class:`GPT` with the weights of a ``transformers.GPT2LMHeadModel`` (or ``GPT2Model``).
+
+        ``config_overrides`` may set ``dropout``, the special ids, or a shorter ``max_len`` (the first
+        ``max_len`` learned positions are kept); the sizes come from the checkpoint."""
         hf = hf_model.config
         if getattr(hf, "activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
             raise ValueError(f"only GPT-2's tanh GELU is supported, got {hf.activation_function!r}")
-        config = GPTConfig(vocab_size=hf.vocab_size, max_len=hf.n_positions, num_layers=hf.n_layer,
-                           num_heads=hf.n_head, d_model=hf.n_embd, d_ff=hf.n_inner or 4 * hf.n_embd,
-                           eps=hf.layer_norm_epsilon, tie_weights=True, **config_overrides)
+        sizes = dict(vocab_size=hf.vocab_size, max_len=hf.n_positions, num_layers=hf.n_layer,
+                     num_heads=hf.n_head, d_model=hf.n_embd, d_ff=hf.n_inner or 4 * hf.n_embd,
+                     eps=hf.layer_norm_epsilon, tie_weights=True)
+        clash = set(config_overrides) & set(sizes) - {"max_len"}
+        if clash:
+            raise ValueError(f"these sizes come from the checkpoint and cannot be overridden: {sorted(clash)}")
+        config = GPTConfig(**{**sizes, **config_overrides})
         model = cls(config)
-        model.load_state_dict(gpt2_state_dict_to_ours(hf_model.state_dict(), config.num_layers))
+        ours = gpt2_state_dict_to_ours(hf_model.state_dict(), config.num_layers)
+        ours["position_embedding.weight"] = ours["position_embedding.weight"][: config.max_len]  # a shorter context
+        model.load_state_dict(ours)
         return model
 
 
