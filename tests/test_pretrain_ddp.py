@@ -41,3 +41,14 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
     # and the test can fail: a different global batch gives other losses
     other = run([sys.executable, "-m", "d2l_attn.pretrain", "--seed", "7"], tmp_path / "other.json")
     assert max(abs(a - b) for a, b in zip(single, other)) > 1e-3
+
+
+def test_learning_rate_schedule_warms_up_then_decays_to_min_lr():
+    from d2l_attn.pretrain import learning_rate, parse_args
+
+    args = parse_args(["--steps", "1000", "--warmup", "100", "--lr", "1e-3", "--min-lr", "1e-4"])
+    lrs = [learning_rate(t, args) for t in range(1000)]
+    assert lrs[0] == pytest.approx(1e-5) and lrs[99] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(lrs[100:], lrs[101:]))  # monotone decay after warm-up
+    assert lrs[550] == pytest.approx(0.5 * (1e-3 + 1e-4))  # halfway through the cosine
+    assert lrs[-1] == pytest.approx(1e-4, rel=1e-3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -31,7 +32,7 @@ def test_first_merge_is_most_frequent_pair_and_sennrich_example():
 
 
 def test_round_trip_and_length_shrinks_with_merges():
-    text = open(__file__, encoding="utf-8").read() + " a</w>b </w>"  # the classic marker as text
+    text = Path(__file__).read_text(encoding="utf-8") + " a</w>b </w>"  # the classic marker as text
     lengths = []
     for merges in (0, 50, 300):
         tok = BPETokenizer.train(text, merges, extra_tokens=["[MASK]"])
