@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from d2l_attn import blocks, losses, stability, training
+from d2l_attn import blocks, stability, training
 from d2l_attn.multihead import MultiHeadAttention
 
 
@@ -163,7 +163,7 @@ def test_ece_on_a_hand_computed_case():
         stability.expected_calibration_error(torch.tensor([1.5]), torch.tensor([1]))
 
 
-# -- optimizer groups, tying, label smoothing ---------------------------------------------------
+# -- optimizer groups and tying ---------------------------------------------------
 def test_weight_decay_groups_exclude_biases_and_norms():
     block = blocks.SelfAttentionBlock(8, 2, 16)
     decay, no_decay = stability.weight_decay_groups(block, 0.1)
@@ -187,31 +187,6 @@ def test_tie_output_embedding_shares_one_tensor():
     assert sum(p.numel() for p in model.parameters()) == n_before - len(vocab) * 8
     with pytest.raises(ValueError, match="Transformer"):
         stability.tie_output_embedding(nn.Linear(2, 2))
-
-
-def test_seq2seq_loss_label_smoothing_is_the_smoothed_cross_entropy():
-    class Toy(nn.Module):
-        bos_id = 1
-
-        def __init__(self):
-            super().__init__()
-            self.emb = nn.Embedding(6, 6)
-
-        def forward(self, src, src_lens, tgt_in):
-            return self.emb(tgt_in)  # (B, T, V)
-
-    torch.manual_seed(0)
-    model = Toy()
-    batch = (torch.zeros(2, 3, dtype=torch.long), torch.tensor([3, 3]),
-             torch.tensor([[2, 3, 4], [5, 2, 0]]), torch.tensor([3, 2]))
-    loss, n = losses.seq2seq_loss(model, batch, label_smoothing=0.1)
-    logits = model.emb(losses.shift_right(batch[2], 1))
-    logp = logits.log_softmax(-1)
-    keep = torch.tensor([[1, 1, 1], [1, 1, 0]], dtype=torch.bool)
-    nll = -logp.gather(-1, batch[2].unsqueeze(-1)).squeeze(-1)
-    by_hand = (0.9 * nll - 0.1 * logp.mean(-1))[keep].mean()  # (1 - eps) NLL + eps * uniform CE
-    torch.testing.assert_close(loss, by_hand)
-    assert n == 5
 
 
 # -- monitor ------------------------------------------------------------------------------------
