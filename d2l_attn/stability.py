@@ -270,7 +270,7 @@ class TrainingMonitor:
     * with ``probe(model) -> (output, weights (B, L, h, T_q, T_k))`` (run in eval mode without
       gradients on a fixed batch): ``act_rms`` per layer (root-mean-square of each layer's output,
       by a forward hook that exists only during the probe) and ``entropy`` per layer (mean attention
-      entropy in nats).
+      entropy in nats; the ``i``-th entry of ``layers`` is matched with layer ``i`` of the weights).
 
     Records live in :attr:`history` (``history["step"]`` and ``history[kind][layer]``); the model
     itself is not changed.
