@@ -14,16 +14,21 @@ module                    what it holds                                         
 ``embeddings``            token embedding with positions                         7
 ``blocks``                FFN, residual + norm, self-attention / decoder blocks  7
 ``models``                GRU seq2seq (``rnn_seq2seq``), Transformer             4, 7
+<<<<<<< HEAD
 ``models.gpt``            decoder-only GPT, KV-cache generation, GPT-2 weights   9
 ``models.bert``           BERT encoder, MLM and NSP heads, BERT weights          9
 ``tokenizers``            byte-pair encoding learned from scratch                9
 ``pretrain``              GPT pretraining script, one process or torchrun/DDP    9
 ``losses``                shift-right, masked cross-entropy, seq2seq loss        4, 7
 ``losses`` (pretraining)  LM, MLM (80/10/10 masking), NSP losses                 9
+=======
+``losses``                shift-right, masked cross-entropy, seq2seq loss        4, 7, 12
+>>>>>>> ch12
 ``decoding``              step-model protocol, greedy, beam, sampling            4, 7
 ``translation``           translate, BLEU evaluation, save/load                  4, 7
 ``interpret``             every attention map of one forward pass                7
 ``training``              the Trainer (AMP, clipping, hooks, checkpoints)        4, 7
+``stability``             schedules, init, QK-norm, Gumbel, ECE, monitors        12
 ``profiling``             parameters, FLOPs, timers, MFU                         3, 7
 ``metrics``               BLEU (checked against sacrebleu)                       4, 7
 ``data``                  downloads, vocabularies, fra-eng, synthetic tasks      2, 4, 5, 7

@@ -83,11 +83,13 @@ class EncoderDecoderModel(Protocol):
     def __call__(self, src: torch.Tensor, src_valid_lens: Any, tgt_in: torch.Tensor) -> torch.Tensor: ...
 
 
-def seq2seq_loss(model: EncoderDecoderModel, batch: Sequence[torch.Tensor]) -> tuple[torch.Tensor, int]:
+def seq2seq_loss(model: EncoderDecoderModel, batch: Sequence[torch.Tensor],
+                 label_smoothing: float = 0.0) -> tuple[torch.Tensor, int]:
     """Teacher-forced loss of a batch ``(src, src_valid_lens, tgt, tgt_valid_lens)`` for :class:`~d2l_attn.training.Trainer`.
 
     The decoder input is :func:`shift_right` of the target; returns ``(mean loss over real target
-    tokens, number of real target tokens)``.
+    tokens, number of real target tokens)``. ``label_smoothing`` as in :func:`masked_cross_entropy`
+    (chapter 12; e.g. ``functools.partial(seq2seq_loss, label_smoothing=0.1)``).
     """
     if not callable(model) or not isinstance(getattr(model, "bos_id", None), int):
         raise ValueError(
@@ -99,7 +101,7 @@ def seq2seq_loss(model: EncoderDecoderModel, batch: Sequence[torch.Tensor]) -> t
     src, src_valid_lens, tgt, tgt_valid_lens = batch
     logits = model(src, src_valid_lens, shift_right(tgt, model.bos_id))  # (B, T', V)
     lens = as_valid_lens(tgt_valid_lens, max_len=tgt.shape[1], device=tgt.device, name="tgt_valid_lens")  # (B,)
-    return masked_cross_entropy(logits, tgt, lens), int(lens.sum())
+    return masked_cross_entropy(logits, tgt, lens, label_smoothing), int(lens.sum())
 
 
 # --------------------------------------------------------------------------------------------

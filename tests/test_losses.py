@@ -179,3 +179,28 @@ def test_seq2seq_loss_rejects_a_model_without_the_encoder_decoder_interface(bad)
 def test_seq2seq_loss_rejects_a_malformed_batch():
     with pytest.raises(ValueError, match=r"batch must be \(src, src_valid_lens, tgt, tgt_valid_lens\)"):
         seq2seq_loss(tiny_gru(), (torch.zeros(1, 3, dtype=torch.long),))
+
+
+def test_seq2seq_loss_label_smoothing_is_the_smoothed_cross_entropy():
+    class Toy(nn.Module):
+        bos_id = 1
+
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(6, 6)
+
+        def forward(self, src, src_lens, tgt_in):
+            return self.emb(tgt_in)  # (B, T, V)
+
+    torch.manual_seed(0)
+    model = Toy()
+    batch = (torch.zeros(2, 3, dtype=torch.long), torch.tensor([3, 3]),
+             torch.tensor([[2, 3, 4], [5, 2, 0]]), torch.tensor([3, 2]))
+    loss, n = seq2seq_loss(model, batch, label_smoothing=0.1)
+    logits = model.emb(shift_right(batch[2], 1))
+    logp = logits.log_softmax(-1)
+    keep = torch.tensor([[1, 1, 1], [1, 1, 0]], dtype=torch.bool)
+    nll = -logp.gather(-1, batch[2].unsqueeze(-1)).squeeze(-1)
+    by_hand = (0.9 * nll - 0.1 * logp.mean(-1))[keep].mean()  # (1 - eps) NLL + eps * uniform CE
+    torch.testing.assert_close(loss, by_hand)
+    assert n == 5

@@ -1,0 +1,229 @@
+"""d2l_attn.stability: schedules against their formulas, init, QK-norm, Gumbel-softmax, ECE, monitors."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from d2l_attn import blocks, stability, training
+from d2l_attn.multihead import MultiHeadAttention
+
+
+# -- schedules ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("warmup", [1, 4, 10])
+def test_noam_lr_is_the_papers_formula(warmup):
+    d = 512
+    for s in range(1, 50):
+        paper = d ** -0.5 * min(s ** -0.5, s * warmup ** -1.5)
+        assert math.isclose(stability.noam_lr(s, d, warmup), paper, rel_tol=1e-12)
+
+
+def test_warmup_inverse_sqrt_scheduler_in_the_trainer_records_the_papers_rates():
+    d, warmup = 64, 5
+    model = nn.Linear(3, 1)
+    trainer = training.Trainer(model, lambda m, b: m(b).pow(2).mean(), lr=d ** -0.5 * warmup ** -0.5,
+                               device="cpu", progress=False,
+                               scheduler=lambda opt: stability.warmup_inverse_sqrt(opt, warmup))
+    for _ in range(12):
+        trainer.train_step(torch.ones(2, 3))
+    expected = [d ** -0.5 * min(s ** -0.5, s * warmup ** -1.5) for s in range(1, 13)]
+    for got, want in zip(trainer.step_history["lr"], expected):
+        assert math.isclose(got, want, rel_tol=1e-9)
+    assert max(trainer.step_history["lr"]) == trainer.step_history["lr"][warmup - 1]  # peak at step w
+
+
+def test_cosine_factor_formula_and_endpoints():
+    w, total, r = 10, 110, 0.1
+    assert stability.cosine_factor(5, w, total, r) == 0.5
+    assert stability.cosine_factor(w, w, total, r) == 1.0
+    assert math.isclose(stability.cosine_factor(60, w, total, r), r + (1 - r) * 0.5)  # halfway: cos(pi/2) = 0
+    assert math.isclose(stability.cosine_factor(total, w, total, r), r)
+    assert math.isclose(stability.cosine_factor(total + 50, w, total, r), r)  # flat after the end
+    for s in range(w + 1, total):
+        want = r + (1 - r) * 0.5 * (1 + math.cos(math.pi * (s - w) / (total - w)))
+        assert math.isclose(stability.cosine_factor(s, w, total, r), want)
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=2.0)
+    sched = stability.warmup_cosine(opt, w, total, r)
+    rates = []
+    for _ in range(total):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert all(math.isclose(a, 2.0 * stability.cosine_factor(s, w, total, r)) for s, a in zip(range(1, total + 1), rates))
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: stability.inverse_sqrt_factor(0, 4), "step"),
+    (lambda: stability.inverse_sqrt_factor(3, 0), "warmup_steps"),
+    (lambda: stability.cosine_factor(3, 10, 10), "warmup_steps must be < total_steps"),
+    (lambda: stability.cosine_factor(3, 2, 10, 1.5), "min_ratio"),
+    (lambda: stability.noam_lr(3, -1, 4), "d_model"),
+])
+def test_schedule_bad_inputs(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()
+
+
+# -- init ---------------------------------------------------------------------------------------
+def test_scale_residual_init_scales_only_residual_outputs():
+    torch.manual_seed(0)
+    stack = nn.Sequential(*[blocks.SelfAttentionBlock(16, 4, 32, norm_first=True) for _ in range(3)])
+    before = {n: p.clone() for n, p in stack.named_parameters()}
+    n = stability.scale_residual_init(stack)
+    assert n == 6  # 2 L
+    for name, p in stack.named_parameters():
+        if name.endswith("W_o.weight") or name.endswith("dense2.weight"):
+            torch.testing.assert_close(p, before[name] / math.sqrt(6))
+        else:
+            assert torch.equal(p, before[name]), name
+    with pytest.raises(ValueError, match="nothing to scale"):
+        stability.scale_residual_init(nn.Linear(2, 2))
+
+
+# -- QK-norm ------------------------------------------------------------------------------------
+def test_qk_norm_attention_matches_a_by_hand_computation_and_bounds_logits():
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(16, 2)
+    assert stability.use_qk_norm(mha) == 1
+    assert stability.use_qk_norm(mha) == 0  # idempotent
+    x = torch.randn(2, 5, 16) * 50  # huge activations
+    q = mha.W_q(x).view(2, 5, 2, 8).transpose(1, 2)  # (B, h, T, d_h)
+    k = mha.W_k(x).view(2, 5, 2, 8).transpose(1, 2)
+    v = mha.W_v(x).view(2, 5, 2, 8).transpose(1, 2)
+    qn, kn = F.layer_norm(q, (8,)), F.layer_norm(k, (8,))
+    weights = torch.softmax(qn @ kn.transpose(-2, -1) / math.sqrt(8), -1)  # (B, h, T, T)
+    by_hand = mha.W_o((weights @ v).transpose(1, 2).reshape(2, 5, 16))
+    out, w = mha(x, x, x, return_weights=True)
+    torch.testing.assert_close(out, by_hand, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(w, weights, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(mha(x, x, x), out, rtol=1e-4, atol=1e-4)  # the fused path agrees
+    logits = stability.attention_logits(mha, x, x)
+    assert logits.abs().max() <= math.sqrt(8) + 1e-4
+    plain = MultiHeadAttention(16, 2)
+    assert stability.attention_logits(plain, x, x).abs().max() > 100  # without QK-norm they explode
+
+
+def test_attention_entropy_of_uniform_and_one_hot_rows():
+    w = torch.tensor([[0.25, 0.25, 0.25, 0.25], [1.0, 0.0, 0.0, 0.0]])
+    torch.testing.assert_close(stability.attention_entropy(w), torch.tensor([math.log(4), 0.0]))
+
+
+# -- Gumbel-softmax -----------------------------------------------------------------------------
+def test_gumbel_argmax_frequencies_match_the_softmax():
+    logits = torch.tensor([1.0, 0.0, -1.0, 2.0])
+    g = torch.Generator().manual_seed(0)
+    n = 40_000
+    samples = stability.gumbel_softmax(logits.expand(n, 4), tau=0.5, hard=True, generator=g)
+    freq = samples.mean(0)
+    p = torch.softmax(logits, 0)
+    stderr = (p * (1 - p) / n).sqrt()
+    assert torch.all((freq - p).abs() < 4 * stderr), (freq, p)
+    assert torch.all(samples.sum(-1) == 1) and set(samples.unique().tolist()) == {0.0, 1.0}
+
+
+def test_gumbel_softmax_uses_only_its_generator_and_is_the_formula():
+    logits = torch.randn(3, 5)
+    state = torch.get_rng_state()
+    a = stability.gumbel_softmax(logits, 0.7, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(torch.get_rng_state(), state)  # the global RNG did not move
+    u = torch.rand(3, 5, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(a, torch.softmax((logits - torch.log(-torch.log(u))) / 0.7, -1))
+
+
+def test_straight_through_gradient_is_the_soft_samples_gradient():
+    logits = torch.randn(4, 6, requires_grad=True)
+    f = torch.arange(6.0)
+    hard = stability.gumbel_softmax(logits, 0.5, hard=True, generator=torch.Generator().manual_seed(3))
+    (hard @ f).sum().backward()
+    grad_hard = logits.grad.clone()
+    logits.grad = None
+    soft = stability.gumbel_softmax(logits, 0.5, generator=torch.Generator().manual_seed(3))
+    (soft @ f).sum().backward()
+    torch.testing.assert_close(grad_hard, logits.grad)
+    with pytest.raises(ValueError, match="tau"):
+        stability.gumbel_softmax(logits, 0.0)
+
+
+# -- calibration --------------------------------------------------------------------------------
+def test_ece_on_a_hand_computed_case():
+    # bins of width 0.5: (0, 0.5] holds 0.2, 0.4 (1 of 2 correct), (0.5, 1] holds 0.6, 0.8, 1.0 (3 of 3)
+    conf = torch.tensor([0.2, 0.4, 0.6, 0.8, 1.0])
+    correct = torch.tensor([0, 1, 1, 1, 1])
+    # |0.5 - 0.3| * 2/5 + |1.0 - 0.8| * 3/5 = 0.08 + 0.12
+    assert math.isclose(stability.expected_calibration_error(conf, correct, num_bins=2), 0.2, abs_tol=1e-6)
+    bins = stability.calibration_bins(conf, correct, num_bins=2)
+    torch.testing.assert_close(bins.count, torch.tensor([2, 3]))
+    torch.testing.assert_close(bins.confidence, torch.tensor([0.3, 0.8], dtype=torch.float64), rtol=1e-6, atol=1e-6)
+    empty = stability.calibration_bins(torch.tensor([0.95]), torch.tensor([1]), num_bins=4)
+    assert torch.isnan(empty.accuracy[0]) and empty.count.tolist() == [0, 0, 0, 1]
+    assert stability.expected_calibration_error(torch.tensor([0.9] * 10), torch.tensor([1] * 9 + [0])) < 1e-6
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        stability.expected_calibration_error(torch.tensor([1.5]), torch.tensor([1]))
+
+
+# -- optimizer groups and tying ---------------------------------------------------
+def test_weight_decay_groups_exclude_biases_and_norms():
+    block = blocks.SelfAttentionBlock(8, 2, 16)
+    decay, no_decay = stability.weight_decay_groups(block, 0.1)
+    names = {id(p): n for n, p in block.named_parameters()}
+    assert all(names[id(p)].endswith("weight") and "norm" not in names[id(p)] for p in decay["params"])
+    assert all(names[id(p)].endswith("bias") or "norm" in names[id(p)] for p in no_decay["params"])
+    assert len(decay["params"]) + len(no_decay["params"]) == len(names)
+    assert (decay["weight_decay"], no_decay["weight_decay"]) == (0.1, 0.0)
+    with pytest.raises(ValueError, match="weight_decay"):
+        stability.weight_decay_groups(block, -1)
+
+
+def test_tie_output_embedding_shares_one_tensor():
+    from d2l_attn import data, models
+
+    vocab = data.Vocab([["a", "b", "c"]], reserved_tokens=["<pad>", "<bos>", "<eos>"])
+    model = models.Transformer.from_vocabs(vocab, vocab, d_model=8, num_heads=2, d_ff=16, num_layers=1)
+    n_before = sum(p.numel() for p in model.parameters())
+    stability.tie_output_embedding(model)
+    assert model.decoder.dense.weight is model.decoder.embed.embedding.weight
+    assert sum(p.numel() for p in model.parameters()) == n_before - len(vocab) * 8
+    with pytest.raises(ValueError, match="Transformer"):
+        stability.tie_output_embedding(nn.Linear(2, 2))
+
+
+# -- monitor ------------------------------------------------------------------------------------
+def test_monitor_records_per_layer_grad_norms_before_clipping_and_probe_statistics():
+    torch.manual_seed(0)
+    stack = nn.ModuleList([blocks.SelfAttentionBlock(8, 2, 16, causal=True) for _ in range(2)])
+
+    class Stack(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = stack
+
+        def forward(self, x, return_weights=False):
+            ws = []
+            for b in self.blocks:
+                x, w = b(x, return_weights=True)
+                ws.append(w)
+            return (x, torch.stack(ws, 1)) if return_weights else x
+
+    model = Stack()
+    probe_x = torch.randn(2, 5, 8)
+    layers = {f"block {i}": b for i, b in enumerate(stack)}
+    monitor = stability.TrainingMonitor(layers, every=2, probe=lambda m: m(probe_x, return_weights=True))
+    trainer = training.Trainer(model, lambda m, x: m(x).pow(2).mean() * 100, device="cpu", grad_clip=1e-3,
+                               progress=False, step_hooks=[monitor])
+    x = torch.randn(4, 5, 8)
+    trainer.train_step(x)
+    assert monitor.history["step"] == []  # every=2
+    loss = model(x).pow(2).mean() * 100
+    model.zero_grad()
+    loss.backward()
+    unclipped = {n: torch.cat([p.grad.flatten() for p in b.parameters()]).norm().item() for n, b in layers.items()}
+    trainer.train_step(x)
+    assert monitor.history["step"] == [2]
+    for name in layers:
+        assert math.isclose(monitor.history["grad_norm"][name][0], unclipped[name], rel_tol=1e-3)
+        assert monitor.history["act_rms"][name][0] > 0
+        assert 0 < monitor.history["entropy"][name][0] < math.log(5)
+    assert model.training  # the probe restored train mode
+    assert all(not b._forward_hooks for b in stack)  # and removed its hooks
