@@ -6,30 +6,28 @@ it. Dependencies point one way: the attention core never imports the models or t
 ========================  ====================================================  ==========
 module                    what it holds                                          chapters
 ========================  ====================================================  ==========
-``masking``               padding / causal masks, masked softmax                 3, 5, 7
+``masking``               padding / causal / window / block-sparse masks         3, 5, 7, 8
 ``pooling``               soft lookup, kernels, Nadaraya-Watson                  1, 2
 ``scoring``               additive and scaled dot-product attention              3
 ``multihead``             head split/merge, multi-head attention, KV cache       5, 7
+``efficient``             local, low-rank, linear, Performer, tiled attention;   8
+                          grouped-query attention
 ``positional``            sinusoidal, learned and rotary positions               6
 ``embeddings``            token embedding with positions                         7
 ``blocks``                FFN, residual + norm, self-attention / decoder blocks  7
 ``models``                GRU seq2seq (``rnn_seq2seq``), Transformer             4, 7
-<<<<<<< HEAD
 ``models.gpt``            decoder-only GPT, KV-cache generation, GPT-2 weights   9
 ``models.bert``           BERT encoder, MLM and NSP heads, BERT weights          9
 ``tokenizers``            byte-pair encoding learned from scratch                9
 ``pretrain``              GPT pretraining script, one process or torchrun/DDP    9
-``losses``                shift-right, masked cross-entropy, seq2seq loss        4, 7
-``losses`` (pretraining)  LM, MLM (80/10/10 masking), NSP losses                 9
-=======
 ``losses``                shift-right, masked cross-entropy, seq2seq loss        4, 7, 12
->>>>>>> ch12
+``losses`` (pretraining)  LM, MLM (80/10/10 masking), NSP losses                 9
 ``decoding``              step-model protocol, greedy, beam, sampling            4, 7
 ``translation``           translate, BLEU evaluation, save/load                  4, 7
 ``interpret``             every attention map of one forward pass                7
 ``training``              the Trainer (AMP, clipping, hooks, checkpoints)        4, 7
 ``stability``             schedules, init, QK-norm, Gumbel, ECE, monitors        12
-``profiling``             parameters, FLOPs, timers, MFU                         3, 7
+``profiling``             parameters, FLOPs, timers, MFU, peak tensor memory     3, 7, 8
 ``metrics``               BLEU (checked against sacrebleu)                       4, 7
 ``data``                  downloads, vocabularies, fra-eng, synthetic tasks      2, 4, 5, 7
 ``data.text``             WikiText-2, Tiny Shakespeare, LM batches               9

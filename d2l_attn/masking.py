@@ -6,7 +6,11 @@ Attention weights are a softmax over keys. Two kinds of keys must get *exactly* 
   only if ``j < valid_lens[b]`` (or ``j < valid_lens[b, i]`` per query ``i``);
 * **the future**: in a causal (autoregressive) model query ``i`` may not look at keys ``j > i``.
 
-Both are expressed as a boolean mask ``keep`` (``True`` = may attend) and
+Chapter 8 adds two *sparse patterns* that keep only some keys per query (:func:`window_mask`,
+:func:`block_sparse_mask`): local attention and the block-sparse patterns with global tokens of
+Longformer and BigBird.
+
+All are expressed as a boolean mask ``keep`` (``True`` = may attend) and
 
 .. math::
 
@@ -26,13 +30,15 @@ from typing import Sequence
 
 import torch
 
-from ._checks import bool_mask, nonnegative_int
+from ._checks import bool_mask, nonnegative_int, positive_int
 
 __all__ = [
     "as_valid_lens",
     "sequence_mask",
     "padding_mask",
     "causal_mask",
+    "window_mask",
+    "block_sparse_mask",
     "masked_softmax",
 ]
 
@@ -133,6 +139,62 @@ def causal_mask(
         )
     ones = torch.ones(num_queries, num_keys, dtype=torch.bool, device=device)
     return torch.tril(ones, diagonal=num_keys - num_queries)  # (T_q, T_k)
+
+
+def window_mask(
+    num_queries: int,
+    num_keys: int | None = None,
+    *,
+    window: int,
+    causal: bool = False,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Sliding-window (local) mask ``(T_q, T_k)``: query ``i`` sees keys less than ``window`` steps away.
+
+    Query ``i`` sits at position ``p = i + T_k - T_q`` (the last ``T_q`` positions, as in
+    :func:`causal_mask`) and keeps key ``j`` iff ``|p - j| < window`` (``p - window < j <= p`` if
+    ``causal``). ``window = 1`` keeps only the query's own position; each row keeps at most
+    ``2 window - 1`` keys (``window`` if causal), so a kernel that skips masked keys does
+    ``O(n w)`` work instead of ``O(n^2)``.
+    """
+    num_keys = num_queries if num_keys is None else num_keys
+    nonnegative_int("num_queries", num_queries)
+    nonnegative_int("num_keys", num_keys)
+    positive_int("window", window)
+    if num_keys < num_queries:
+        raise ValueError(
+            f"window_mask needs num_keys >= num_queries (queries are the last positions), "
+            f"got num_queries={num_queries}, num_keys={num_keys}"
+        )
+    query_pos = torch.arange(num_queries, device=device)[:, None] + (num_keys - num_queries)  # (T_q, 1)
+    offset = query_pos - torch.arange(num_keys, device=device)[None, :]  # (T_q, T_k): p - j
+    keep = offset.abs() < window
+    return keep & (offset >= 0) if causal else keep  # (T_q, T_k)
+
+
+def block_sparse_mask(
+    num_steps: int,
+    block_size: int,
+    *,
+    num_global: int = 0,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Block-sparse mask ``(T, T)`` with global tokens (the pattern of Longformer and BigBird).
+
+    Positions are cut into blocks of ``block_size``; query ``i`` keeps key ``j`` iff their blocks
+    are equal or adjacent (``|i // b - j // b| <= 1``), or either is one of the first
+    ``num_global`` *global* tokens, which attend to and are attended by every position. Each row
+    keeps at most ``3 b + g`` keys (global rows keep all ``T``): ``O(n (b + g))`` work.
+    """
+    nonnegative_int("num_steps", num_steps)
+    positive_int("block_size", block_size)
+    nonnegative_int("num_global", num_global)
+    if num_global > num_steps:
+        raise ValueError(f"num_global must be at most num_steps={num_steps}, got {num_global}")
+    block = torch.arange(num_steps, device=device) // block_size  # (T,)
+    keep = (block[:, None] - block[None, :]).abs() <= 1  # (T, T)
+    is_global = torch.arange(num_steps, device=device) < num_global  # (T,)
+    return keep | is_global[:, None] | is_global[None, :]  # (T, T)
 
 
 def masked_softmax(

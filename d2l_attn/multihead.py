@@ -117,6 +117,8 @@ class MultiHeadAttention(nn.Module):
             (cross-attention to an encoder of another width); default ``d_model``.
         fused: use :func:`torch.nn.functional.scaled_dot_product_attention` when the weights
             are not requested (see :class:`d2l_attn.scoring.DotProductAttention`).
+        attention: the attention module applied per head, with DotProductAttention's interface
+            (e.g. a variant from :mod:`d2l_attn.efficient`); default ``DotProductAttention(dropout, fused)``.
 
     Parameters are initialised like :class:`torch.nn.MultiheadAttention`: Xavier-uniform
     projections (the query/key/value ones as if they were one ``(3d, d)`` matrix when
@@ -132,6 +134,7 @@ class MultiHeadAttention(nn.Module):
         key_dim: int | None = None,
         value_dim: int | None = None,
         fused: bool = True,
+        attention: nn.Module | None = None,
     ):
         super().__init__()
         head_dim = heads_divide(d_model, num_heads)
@@ -143,7 +146,9 @@ class MultiHeadAttention(nn.Module):
         self.W_k = nn.Linear(key_dim, d_model, bias=bias)
         self.W_v = nn.Linear(value_dim, d_model, bias=bias)
         self.W_o = nn.Linear(d_model, d_model, bias=bias)
-        self.attention = DotProductAttention(dropout=dropout, fused=fused)
+        if attention is not None and not isinstance(attention, nn.Module):
+            raise ValueError(f"attention must be an nn.Module (e.g. DotProductAttention()), got {type(attention).__name__}")
+        self.attention = DotProductAttention(dropout=dropout, fused=fused) if attention is None else attention
         self.reset_parameters()
 
     @torch.no_grad()

@@ -3,16 +3,24 @@ r"""Counting what a model costs: parameters, FLOPs, time, and how much of the ha
 * :func:`count_parameters` -- parameters, without the embedding tables unless asked;
 * :func:`training_flops` -- FLOPs of one training step of the Transformer (chapter 7);
 * :func:`peak_bf16_flops` and :func:`model_flops_utilization` (MFU) -- achieved FLOP/s over the
-  GPU's peak, used by chapter 7 and ``benchmarks/transformer_throughput.py``.
+  GPU's peak, used by chapter 7 and ``benchmarks/transformer_throughput.py``;
+* :func:`peak_tensor_memory` -- the peak bytes of the tensors a call allocates, on any device
+  (chapter 8 and ``benchmarks/attention_scaling.py``).
 """
 
 from __future__ import annotations
 
 import re
+import weakref
+from typing import Any, Callable
 
+import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
-__all__ = ["count_parameters", "training_flops", "peak_bf16_flops", "model_flops_utilization"]
+__all__ = ["count_parameters", "training_flops", "peak_bf16_flops", "model_flops_utilization",
+           "peak_tensor_memory"]
 
 
 def count_parameters(module: nn.Module, *, embeddings: bool = False) -> int:
@@ -74,3 +82,50 @@ def model_flops_utilization(flops_per_step: float, seconds_per_step: float, peak
     if not seconds_per_step > 0 or not peak_flops > 0:
         raise ValueError(f"seconds_per_step and peak_flops must be positive, got {seconds_per_step}, {peak_flops}")
     return flops_per_step / seconds_per_step / peak_flops
+
+
+class _LiveTensors(TorchDispatchMode):
+    """Counts the bytes of live storages created by aten ops; remembers the peak."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live: dict[int, list[int]] = {}  # storage data_ptr -> [bytes, tensors using it]
+        self.current = self.peak = 0
+
+    def _release(self, key: int) -> None:
+        entry = self.live.get(key)
+        if entry is not None:
+            entry[1] -= 1
+            if entry[1] == 0:
+                self.current -= entry[0]
+                del self.live[key]
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor) and t.device.type != "meta":
+                storage = t.untyped_storage()
+                key = storage.data_ptr()
+                if key not in self.live:
+                    self.live[key] = [storage.nbytes(), 0]
+                    self.current += storage.nbytes()
+                    self.peak = max(self.peak, self.current)
+                self.live[key][1] += 1
+                weakref.finalize(t, self._release, key)
+        return out
+
+
+def peak_tensor_memory(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, int]:
+    """Run ``fn(*args, **kwargs)``; return its result and the peak bytes of tensors it allocated.
+
+    Every tensor an operator returns during the call is counted from its creation until the last
+    Python reference to it dies (views share their base's storage and are counted once); the
+    inputs are not counted. This works on CPU, where ``tracemalloc`` does not see PyTorch's
+    allocations, and does not depend on the allocator's caching. Buffers an operator allocates
+    and frees *inside* one kernel (e.g. the per-thread tiles of a fused attention kernel) are not
+    seen; tensors the result keeps alive are.
+    """
+    tracker = _LiveTensors()
+    with tracker:
+        result = fn(*args, **kwargs)
+    return result, tracker.peak
