@@ -336,7 +336,7 @@ def tiled_attention(queries: torch.Tensor, keys: torch.Tensor, values: torch.Ten
     if is_causal and num_q > num_k:
         raise ValueError(f"is_causal needs T_k >= T_q, got T_q={num_q}, T_k={num_k}")
     scale, offset = 1.0 / math.sqrt(queries.shape[-1]), num_k - num_q
-    blocks = []
+    output = queries.new_empty(*queries.shape[:-1], values.shape[-1])  # (..., T_q, d_v)
     for i in range(0, num_q, block_q):
         q = queries[..., i:i + block_q, :] * scale  # (..., b_q, d)
         m = torch.full((*q.shape[:-1], 1), -math.inf, dtype=q.dtype, device=q.device)  # (..., b_q, 1)
@@ -356,11 +356,11 @@ def tiled_attention(queries: torch.Tensor, keys: torch.Tensor, values: torch.Ten
             m = m_new
             if io is not None:
                 io.reads += keys[..., j:j + block_k, :].numel() + values[..., j:j + block_k, :].numel()
-        blocks.append(acc / denom)  # (..., b_q, d_v)
+        output[..., i:i + block_q, :] = acc / denom  # (..., b_q, d_v)
         if io is not None:
             io.reads += q.numel()
-            io.writes += blocks[-1].numel()
-    return torch.cat(blocks, dim=-2)  # (..., T_q, d_v)
+            io.writes += acc.numel()
+    return output  # (..., T_q, d_v)
 
 
 class TiledAttention(nn.Module):

@@ -283,3 +283,21 @@ def test_attention_cost_counts_flops_like_torch():
 def test_module_exports():
     for name in efficient.__all__:
         assert hasattr(efficient, name)
+
+
+def test_scaling_benchmark_runs_and_reports_slopes(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "attention_scaling.py"
+    plot = tmp_path / "scaling.png"
+    result = subprocess.run(
+        [sys.executable, str(script), "--min-n", "128", "--max-n", "512", "--repeats", "1", "--fit-from", "128",
+         "--plot", str(plot), "--device", "cpu"],
+        capture_output=True, text=True, timeout=300, check=True)
+    assert "GPU (bf16, flash backend) numbers are not measured" in result.stdout
+    slopes = {line.split()[0]: float(line.split()[-1]) for line in result.stdout.splitlines()
+              if "memory" in line and line.split()[0] in ("naive", "tiled", "linear")}
+    assert slopes["naive"] > 1.5 and slopes["linear"] < 1.3, slopes
+    assert plot.exists()
