@@ -211,6 +211,8 @@ class LinearAttention(nn.Module):
 
     def __init__(self, eps: float = 1e-6):
         super().__init__()
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < math.inf:
+            raise ValueError(f"eps must be a finite number >= 0 (added to the denominator), got {eps!r}")
         self.eps = float(eps)
 
     def features(self, x: torch.Tensor, *, is_query: bool) -> torch.Tensor:

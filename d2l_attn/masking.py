@@ -120,6 +120,19 @@ def padding_mask(
     return sequence_mask(lens, num_keys)  # (B, T_q, T_k)
 
 
+def _last_positions(caller: str, num_queries: int, num_keys: int | None) -> int:
+    """Check the sizes of a mask whose queries are the last ``T_q`` of ``T_k`` positions; return ``T_k``."""
+    num_keys = num_queries if num_keys is None else num_keys
+    nonnegative_int("num_queries", num_queries)
+    nonnegative_int("num_keys", num_keys)
+    if num_keys < num_queries:
+        raise ValueError(
+            f"{caller} needs num_keys >= num_queries (queries are the last positions), "
+            f"got num_queries={num_queries}, num_keys={num_keys}"
+        )
+    return num_keys
+
+
 def causal_mask(
     num_queries: int, num_keys: int | None = None, *, device: torch.device | str | None = None
 ) -> torch.Tensor:
@@ -129,14 +142,7 @@ def causal_mask(
     ``T_k - T_q`` earlier positions (a key/value cache during generation), the queries are the
     *last* ``T_q`` positions and each still sees every key up to and including its own position.
     """
-    num_keys = num_queries if num_keys is None else num_keys
-    nonnegative_int("num_queries", num_queries)
-    nonnegative_int("num_keys", num_keys)
-    if num_keys < num_queries:
-        raise ValueError(
-            f"causal_mask needs num_keys >= num_queries (queries are the last positions), "
-            f"got num_queries={num_queries}, num_keys={num_keys}"
-        )
+    num_keys = _last_positions("causal_mask", num_queries, num_keys)
     ones = torch.ones(num_queries, num_keys, dtype=torch.bool, device=device)
     return torch.tril(ones, diagonal=num_keys - num_queries)  # (T_q, T_k)
 
@@ -157,15 +163,8 @@ def window_mask(
     ``2 window - 1`` keys (``window`` if causal), so a kernel that skips masked keys does
     ``O(n w)`` work instead of ``O(n^2)``.
     """
-    num_keys = num_queries if num_keys is None else num_keys
-    nonnegative_int("num_queries", num_queries)
-    nonnegative_int("num_keys", num_keys)
+    num_keys = _last_positions("window_mask", num_queries, num_keys)
     positive_int("window", window)
-    if num_keys < num_queries:
-        raise ValueError(
-            f"window_mask needs num_keys >= num_queries (queries are the last positions), "
-            f"got num_queries={num_queries}, num_keys={num_keys}"
-        )
     query_pos = torch.arange(num_queries, device=device)[:, None] + (num_keys - num_queries)  # (T_q, 1)
     offset = query_pos - torch.arange(num_keys, device=device)[None, :]  # (T_q, T_k): p - j
     keep = offset.abs() < window
