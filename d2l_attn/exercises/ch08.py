@@ -107,7 +107,10 @@ online_logsumexp = FunctionExercise(
     ),
     solution=_blockwise_logsumexp,
     make_inputs=_inputs,
-    wrong_answers=[_wrong_no_rescale, _wrong_last_block, "not a function"],
+    wrong_answers=[_wrong_no_rescale, _wrong_last_block, lambda x, block: torch.logsumexp(x, dim=-1),
+                   "not a function"],
+    forbidden=["d2l_attn", "torch.logsumexp"],
+    forbidden_reason="this exercise asks you to build the log-sum-exp from a running maximum and sum.",
     hints=[
         "Keep m (the largest value seen) and l = sum of exp(x_j - m) over the values seen so far.",
         "With a new block: m_new = max(m, block max); l = l * exp(m - m_new) + sum(exp(block - m_new)). "
