@@ -11,19 +11,15 @@ module                    what it holds                                         
 ``scoring``               additive and scaled dot-product attention              3
 ``multihead``             head split/merge, multi-head attention, KV cache       5, 7
 ``positional``            sinusoidal, learned and rotary positions               6
-``embeddings``            token embedding with positions                         7
+``embeddings``            token embedding with positions; patches + [CLS]        7, 10
 ``blocks``                FFN, residual + norm, self-attention / decoder blocks  7
-``models``                GRU seq2seq (``rnn_seq2seq``), Transformer             4, 7
-<<<<<<< HEAD
+``models``                GRU seq2seq, Transformer, ViT and a small CNN          4, 7, 10
 ``models.gpt``            decoder-only GPT, KV-cache generation, GPT-2 weights   9
 ``models.bert``           BERT encoder, MLM and NSP heads, BERT weights          9
 ``tokenizers``            byte-pair encoding learned from scratch                9
 ``pretrain``              GPT pretraining script, one process or torchrun/DDP    9
-``losses``                shift-right, masked cross-entropy, seq2seq loss        4, 7
-``losses`` (pretraining)  LM, MLM (80/10/10 masking), NSP losses                 9
-=======
 ``losses``                shift-right, masked cross-entropy, seq2seq loss        4, 7, 12
->>>>>>> ch12
+``losses`` (pretraining)  LM, MLM (80/10/10 masking), NSP losses                 9
 ``decoding``              step-model protocol, greedy, beam, sampling            4, 7
 ``translation``           translate, BLEU evaluation, save/load                  4, 7
 ``interpret``             every attention map of one forward pass                7
@@ -31,7 +27,7 @@ module                    what it holds                                         
 ``stability``             schedules, init, QK-norm, Gumbel, ECE, monitors        12
 ``profiling``             parameters, FLOPs, timers, MFU                         3, 7
 ``metrics``               BLEU (checked against sacrebleu)                       4, 7
-``data``                  downloads, vocabularies, fra-eng, synthetic tasks      2, 4, 5, 7
+``data``                  downloads, vocabularies, fra-eng, synthetic, images    2, 4, 5, 7, 10
 ``data.text``             WikiText-2, Tiny Shakespeare, LM batches               9
 ``plotting``              heatmaps, attention grids, curves                      all
 ``widgets``               kernel-free sliders and live explorers                 all
