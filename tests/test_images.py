@@ -15,8 +15,8 @@ import torch
 from d2l_attn.data import download, images
 from d2l_attn.data.images import FASHION_MNIST_MD5, load_digits_data, load_fashion_mnist, random_shift, read_idx, subset
 
-# the local HTTP server and the no-proxy/no-user-cache fixture of the download tests
-from test_data import _no_proxy_and_no_user_cache, http_server  # noqa: F401
+# tests/conftest.py: the local HTTP server (http_server) and no proxy / no user cache (offline_env)
+pytestmark = pytest.mark.usefixtures("offline_env")
 
 
 def idx_bytes(array: np.ndarray, *, compress: bool = True) -> bytes:
@@ -108,7 +108,7 @@ def test_fashion_mnist_over_file_urls_then_from_the_cache(tmp_path):
     torch.testing.assert_close(again.test_images, data.test_images)
 
 
-def test_fashion_mnist_over_http_with_a_wrong_checksum_leaves_nothing(http_server, tmp_path):  # noqa: F811
+def test_fashion_mnist_over_http_with_a_wrong_checksum_leaves_nothing(http_server, tmp_path):
     base, www, server = http_server
     sums, _ = fake_fashion(www)
     wrong = dict(sums, **{"t10k-images-idx3-ubyte.gz": "0" * 32})

@@ -68,7 +68,7 @@ inductive_bias = ChoiceExercise(
     solution={"a", "b", "d"},
     wrong_answers=["a, b", "a, b, c, d", "c", "b, d"],
     hints=[
-        "One statement contradicts what the similarity of the trained position embeddings shows.",
+        "One statement contradicts section 10.5: a 1-D table can encode any 2-D layout, and the model uses it.",
         "Self-attention is permutation equivariant and the mean is permutation invariant; the position "
         "table can learn 2-D structure even though it is indexed in 1-D.",
     ],
