@@ -61,6 +61,8 @@ def test_digits_split_is_stratified_disjoint_standardized_and_reproducible():
     assert not torch.equal(other.test_labels, a.test_labels) or not torch.equal(other.test_images, a.test_images)
     with pytest.raises(ValueError, match="test_fraction"):
         load_digits_data(test_fraction=1.0)
+    with pytest.raises(ValueError, match="seed"):
+        load_digits_data(seed=-1)
 
 
 def test_read_idx_round_trip_compressed_and_raw(tmp_path):

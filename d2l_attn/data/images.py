@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._checks import nonnegative_int
 from .download import download
 
 __all__ = ["ImageData", "load_digits_data", "read_idx", "FASHION_MNIST_URL", "FASHION_MNIST_MD5",
@@ -104,6 +105,7 @@ def load_digits_data(test_fraction: float = 0.25, seed: int = 0) -> ImageData:
     statistics. ``seed`` seeds a private generator: the split is the same on every machine.
     """
     test_fraction = _check_fraction("test_fraction", test_fraction, allow_one=False)
+    nonnegative_int("seed", seed)
     try:
         from sklearn.datasets import load_digits
     except ImportError as exc:  # pragma: no cover - scikit-learn is a dependency
@@ -197,6 +199,7 @@ def subset(images: torch.Tensor, labels: torch.Tensor, fraction: float, seed: in
     """A stratified ``fraction`` of ``(images, labels)`` (at least one example per class), chosen
     with a private generator seeded by ``seed``; ``fraction=1`` returns everything."""
     fraction = _check_fraction("fraction", fraction, allow_one=True)
+    nonnegative_int("seed", seed)
     if not isinstance(labels, torch.Tensor) or labels.dim() != 1 or len(labels) != len(images):
         raise ValueError(f"labels must be a 1-D tensor with one label per image, got "
                          f"{tuple(getattr(labels, 'shape', ()))} for {len(images)} images")
