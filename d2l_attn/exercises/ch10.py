@@ -82,20 +82,26 @@ def _patchify_inputs(seed: int):
     return torch.randn(b, c, h, w, generator=g), p
 
 
+def _reference_patchify(images: torch.Tensor, p: int) -> torch.Tensor:
+    return patchify(images, p)
+
+
 patchify_exercise = FunctionExercise(
     id="ch10-patchify",
     prompt=(
         "Write patchify(images, p): images (B, C, H, W) -> (B, N, C * p * p), the non-overlapping p x p "
         "patches row by row, each flattened channel-major (as a Conv2d weight (d, C, p, p) is)."
     ),
-    solution=patchify,
+    solution=_reference_patchify,
     make_inputs=_patchify_inputs,
     wrong_answers=[
         lambda x, p: x.reshape(x.shape[0], -1, x.shape[1] * p * p),  # reshape is not cutting into patches
         lambda x, p: torch.nn.functional.unfold(x, p, stride=p),  # (B, C p p, N): not transposed
         lambda x, p: x.unfold(2, p, p).unfold(3, p, p).permute(0, 2, 3, 4, 5, 1).reshape(
             x.shape[0], -1, x.shape[1] * p * p),  # channel last, not channel-major
+        patchify,  # right, but the exercise is to write it
     ],
+    forbidden=["d2l_attn"],
     hints=[
         "torch.nn.functional.unfold(images, kernel_size=p, stride=p) returns (B, C * p * p, N).",
         "Transpose the last two dimensions of unfold's output.",
