@@ -13,9 +13,10 @@ module                    what it holds                                         
 ``efficient``             local, low-rank, linear, Performer, tiled attention;   8
                           grouped-query attention
 ``positional``            sinusoidal, learned and rotary positions               6
-``embeddings``            token embedding with positions                         7
+``embeddings``            token embedding with positions; patches + [CLS]        7, 10
 ``blocks``                FFN, residual + norm, self-attention / decoder blocks  7
-``models``                GRU seq2seq (``rnn_seq2seq``), Transformer             4, 7
+``models``                GRU seq2seq (``rnn_seq2seq``), Transformer, ViT,      4, 7, 10
+                          a small CNN
 ``models.gpt``            decoder-only GPT, KV-cache generation, GPT-2 weights   9
 ``models.bert``           BERT encoder, MLM and NSP heads, BERT weights          9
 ``tokenizers``            byte-pair encoding learned from scratch                9
@@ -29,7 +30,7 @@ module                    what it holds                                         
 ``stability``             schedules, init, QK-norm, Gumbel, ECE, monitors        12
 ``profiling``             parameters, FLOPs, timers, MFU, peak tensor memory     3, 7, 8
 ``metrics``               BLEU (checked against sacrebleu)                       4, 7
-``data``                  downloads, vocabularies, fra-eng, synthetic tasks      2, 4, 5, 7
+``data``                  downloads, vocabularies, fra-eng, synthetic, images    2, 4, 5, 7, 10
 ``data.text``             WikiText-2, Tiny Shakespeare, LM batches               9
 ``plotting``              heatmaps, attention grids, curves                      all
 ``widgets``               kernel-free sliders and live explorers                 all

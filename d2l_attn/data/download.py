@@ -9,7 +9,8 @@ that is already present as-is, so the tests run offline with ``D2L_ATTN_DATA=../
 
 Download safety (:func:`download`, :func:`extract_zip`):
 
-* a cached file is trusted only if its SHA-1 matches; otherwise it is fetched again;
+* a cached file is trusted only if its SHA-1 (or, where the maintainers publish only that, its
+  MD5) matches; otherwise it is fetched again; a download larger than ``max_bytes`` is refused;
 * a download is streamed to a temporary file in the cache directory, its SHA-1 is checked, and
   only then is it moved into place atomically (``os.replace``): an interrupted or corrupted
   download never leaves a file under the final name, and a mismatch removes the temporary file;
@@ -38,6 +39,7 @@ __all__ = ["data_dir", "sha1_of_file", "download", "extract_zip", "MAX_EXTRACTED
 _ALLOWED_SCHEMES = ("http", "https", "file")
 _CHUNK_BYTES = 1 << 20
 _SHA1_RE = re.compile(r"[0-9a-f]{40}")
+_MD5_RE = re.compile(r"[0-9a-f]{32}")
 
 
 
@@ -57,7 +59,11 @@ def data_dir() -> Path:
 
 def sha1_of_file(path: str | os.PathLike[str]) -> str:
     """Hex SHA-1 digest of the file at ``path``, read in 1 MiB chunks."""
-    digest = hashlib.sha1()
+    return _digest_of_file(path, "sha1")
+
+
+def _digest_of_file(path: str | os.PathLike[str], algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(_CHUNK_BYTES), b""):
             digest.update(chunk)
@@ -73,12 +79,14 @@ def _offline_hint(directory: Path, needed: str) -> str:
 
 def download(
     url: str,
-    sha1: str,
+    sha1: str | None = None,
     *,
+    md5: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     filename: str | None = None,
     timeout: float = 30,
     offline_name: str | None = None,
+    max_bytes: int | None = None,
 ) -> Path:
     """Return the path of ``url``'s file in ``cache_dir``, downloading it if needed.
 
@@ -90,11 +98,14 @@ def download(
     Args:
         url: where to fetch the file.
         sha1: expected hex SHA-1 of the file (40 hex digits).
+        md5: instead of ``sha1``, the expected hex MD5 (32 hex digits), for datasets whose
+            maintainers publish MD5 checksums only (Fashion-MNIST). Exactly one must be given.
         cache_dir: directory to store the file in (default :func:`data_dir`); created if missing.
         filename: name of the file in ``cache_dir`` (default: the last component of the URL path).
         timeout: network timeout in seconds.
         offline_name: what a reader without network should place in the data directory instead
             (named in the error message; default ``filename``), e.g. ``"fra-eng/fra.txt"``.
+        max_bytes: refuse (``ValueError``) a download that grows past this many bytes.
 
     Raises:
         ValueError: bad arguments, or a downloaded file whose SHA-1 is not ``sha1`` (the message
@@ -106,9 +117,18 @@ def download(
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if scheme not in _ALLOWED_SCHEMES:
         raise ValueError(f"url must be an http://, https:// or file:// URL, got {url!r}")
-    if not isinstance(sha1, str) or not _SHA1_RE.fullmatch(sha1.lower()):
-        raise ValueError(f"sha1 must be 40 hexadecimal digits, got {sha1!r}")
-    sha1 = sha1.lower()
+    if (sha1 is None) == (md5 is None):
+        raise ValueError("pass exactly one checksum: sha1 (40 hex digits) or md5 (32 hex digits)")
+    if md5 is not None:
+        if not isinstance(md5, str) or not _MD5_RE.fullmatch(md5.lower()):
+            raise ValueError(f"md5 must be 32 hexadecimal digits, got {md5!r}")
+        algorithm, expected = "md5", md5.lower()
+    else:
+        if not isinstance(sha1, str) or not _SHA1_RE.fullmatch(sha1.lower()):
+            raise ValueError(f"sha1 must be 40 hexadecimal digits, got {sha1!r}")
+        algorithm, expected = "sha1", sha1.lower()
+    if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1):
+        raise ValueError(f"max_bytes must be a positive int or None, got {max_bytes!r}")
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     if filename is None:
@@ -120,7 +140,7 @@ def download(
 
     directory = Path(cache_dir) if cache_dir is not None else data_dir()
     target = directory / filename
-    if target.is_file() and sha1_of_file(target) == sha1:
+    if target.is_file() and _digest_of_file(target, algorithm) == expected:
         return target
 
     try:
@@ -136,11 +156,15 @@ def download(
             "directory"
         ) from exc
     tmp_path = Path(tmp_name)
-    digest = hashlib.sha1()
+    digest = hashlib.new(algorithm)
+    size = 0
     try:
         try:
             with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
                 for chunk in iter(lambda: response.read(_CHUNK_BYTES), b""):
+                    size += len(chunk)
+                    if max_bytes is not None and size > max_bytes:
+                        raise ValueError(f"{url} is larger than max_bytes={max_bytes:,}; the download was discarded")
                     digest.update(chunk)
                     out.write(chunk)
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:  # HTTP errors, timeouts
@@ -148,9 +172,9 @@ def download(
                 f"could not download {url} ({exc}). {_offline_hint(directory, offline_name or filename)}"
             ) from exc
         actual = digest.hexdigest()
-        if actual != sha1:
+        if actual != expected:
             raise ValueError(
-                f"checksum mismatch for {url}: expected sha1 {sha1}, got {actual}; "
+                f"checksum mismatch for {url}: expected {algorithm} {expected}, got {actual}; "
                 "the download was discarded"
             )
         os.replace(tmp_path, target)

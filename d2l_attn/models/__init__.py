@@ -2,13 +2,16 @@
 
 * :mod:`.rnn_seq2seq` -- GRU encoder--decoder with Bahdanau attention (chapter 4);
 * :mod:`.transformer` -- the Transformer encoder--decoder and its :class:`TransformerConfig` (chapter 7);
-* :mod:`.gpt` -- decoder-only GPT (chapter 9); :mod:`.bert` -- BERT with MLM and NSP heads (chapter 9).
+* :mod:`.gpt` -- decoder-only GPT (chapter 9); :mod:`.bert` -- BERT with MLM and NSP heads (chapter 9);
+* :mod:`.vit` -- the Vision Transformer and its :class:`ViTConfig`; :mod:`.cnn` -- the small CNN
+  baseline beside it (chapter 10).
 
 Each model returns its attention weights explicitly (``return_weights=True``); the generating
 ones (GRU seq2seq, Transformer, GPT) are :class:`d2l_attn.decoding.StepModel` s, so the decoders
 work on all of them.
 """
 
+from .cnn import SmallCNN
 from .rnn_seq2seq import AttentionDecoder, DecoderState, GRUEncoder, Seq2Seq
 from .bert import BERT, BERTConfig
 from .gpt import GPT, GPTConfig
@@ -20,6 +23,7 @@ from .transformer import (
     TransformerState,
     TransformerWeights,
 )
+from .vit import ViT, ViTConfig, mean_attention_distance
 
 __all__ = [
     "GRUEncoder",
@@ -36,4 +40,8 @@ __all__ = [
     "GPT",
     "BERTConfig",
     "BERT",
+    "ViTConfig",
+    "ViT",
+    "mean_attention_distance",
+    "SmallCNN",
 ]
