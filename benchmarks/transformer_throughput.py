@@ -15,8 +15,9 @@ shape and prints one table (tokens per second and the ratio to our reference pat
 
 With ``--amp`` (the default on CUDA) every row is measured again under ``torch.autocast`` with
 bfloat16 (on a CPU too, where it exercises the same code path but is rarely faster). On CUDA the
-table adds model FLOP utilization, :math:`\text{MFU} = 6 (N_\text{enc} n_\text{src} + N_\text{dec}
-n_\text{tgt}) / t_\text{step} / \text{peak}`, with the peak bf16 FLOP/s of the GPU from
+table adds model FLOP utilization, :math:`\text{MFU} = \text{FLOPs} / t_\text{step} / \text{peak}`, with
+the matrix-multiplication FLOPs of a training step from :func:`d2l_attn.profiling.training_flops`
+(:math:`6N` per token plus attention's :math:`T^2` term) and the peak bf16 FLOP/s of the GPU from
 :func:`d2l_attn.profiling.peak_bf16_flops` (``n/a`` when the GPU is not in the table).
 
 Tokens per second count source + target positions (padding included: the model computes on it).
@@ -37,7 +38,6 @@ import math
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -102,6 +102,8 @@ def time_training(model, batch, steps, warmup, device, amp):
     autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16) if amp
                 else contextlib.nullcontext())
 
+    last = {}
+
     def step():
         with autocast:
             loss = masked_cross_entropy(model(src, src_lens, tgt_in), tgt, tgt_lens)
@@ -109,20 +111,11 @@ def time_training(model, batch, steps, warmup, device, amp):
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        return loss
+        last["loss"] = loss
 
-    for _ in range(warmup):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        loss = step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = (time.perf_counter() - start) / steps
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"the loss became {loss.item()}")
+    seconds = profiling.timeit(step, repeats=1, number=steps, warmup=warmup, device=device)
+    if not torch.isfinite(last["loss"]):
+        raise FloatingPointError(f"the loss became {last['loss'].item()}")
     return seconds
 
 
@@ -187,13 +180,13 @@ def main(argv=None):
     batch = random_batch(cfg, device)
     variants, ours = build_models(cfg, device, args.compile)
     tokens = cfg["batch_size"] * 2 * cfg["seq_len"]  # source + target positions per step
-    flops = profiling.training_flops(ours, cfg["batch_size"] * cfg["seq_len"], cfg["batch_size"] * cfg["seq_len"])
+    flops = profiling.training_flops(ours, cfg["batch_size"], cfg["seq_len"], cfg["seq_len"])
     peak = profiling.peak_bf16_flops(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
 
     print(f"machine: {machine_description(device)}")
     print("config: " + ", ".join(f"{k}={v}" for k, v in cfg.items())
           + f"; {args.steps} timed steps after {args.warmup} warm-up steps")
-    print(f"model FLOPs per training step (6N rule): {flops:.3e}; peak bf16: "
+    print(f"model FLOPs per training step (6N + attention): {flops:.3e}; peak bf16: "
           + (f"{peak:.3e} FLOP/s" if peak else "n/a (not a GPU in the table)"))
     precisions = ["fp32"] + (["bf16"] if amp else [])
     rows = []

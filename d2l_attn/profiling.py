@@ -1,33 +1,72 @@
-r"""Counting what a model costs: parameters, FLOPs, time, and how much of the hardware it uses.
+r"""Counting what a model costs: parameters, FLOPs, time, threads, and how much of the hardware it uses.
 
-* :func:`count_parameters` -- parameters, without the embedding tables unless asked;
-* :func:`training_flops` -- FLOPs of one training step of the Transformer (chapter 7);
+* :func:`count_parameters` -- parameters, without the embedding tables unless asked (chapters 5, 7);
+* :func:`training_flops` -- the matrix-multiplication FLOPs of one training step of the
+  Transformer, attention's :math:`T^2` term included (chapter 7); the tests check it against
+  :class:`torch.utils.flop_counter.FlopCounterMode` on a real forward and backward pass;
+* :func:`timeit` -- seconds per call of a function: warm-up, then the best (or median) of several
+  repeats, with CUDA synchronized around each timing (chapters 6 and 7, ``benchmarks/``);
+* :func:`num_threads` -- run a block with another number of CPU threads, restored afterwards;
 * :func:`peak_bf16_flops` and :func:`model_flops_utilization` (MFU) -- achieved FLOP/s over the
   GPU's peak, used by chapter 7 and ``benchmarks/transformer_throughput.py``;
 * :func:`peak_tensor_memory` -- the peak bytes of the tensors a call allocates, on any device
   (chapter 8 and ``benchmarks/attention_scaling.py``).
+
+**FLOPs of a training step.** A linear layer with weight :math:`W \in \mathbb{R}^{m \times n}`
+applied to :math:`t` tokens costs :math:`2mnt` FLOPs forward (a multiply and an add per weight
+and token) and twice that backward (the gradients of its input and of :math:`W`): :math:`6|W|t`
+in all, the "6N per token" rule (Kaplan et al., 2020). Attention adds two matrix products per
+layer whose size grows with the *square* of the length: the scores :math:`QK^\top` and the
+weighted sum of the values, :math:`2 \cdot 2\,T_q T_k d` FLOPs forward per sequence (summed over
+heads, :math:`d = h\,d_h`), three times that in training. For the Transformer,
+
+.. math::
+
+    \text{FLOPs} = 6\,(N_\text{enc}\, n_\text{src} + N_\text{dec}\, n_\text{tgt} + N_\text{kv}\, n_\text{src})
+                 + 12\, B\, d\, \big(L_\text{enc}\, S^2 + L_\text{dec}\,(T^2 + T S)\big),
+
+with :math:`n_\text{src} = BS`, :math:`n_\text{tgt} = BT` tokens, :math:`N` the entries of the
+weight matrices (the output layer included; the cross-attention key/value projections,
+:math:`N_\text{kv}`, read the :math:`BS` encoder outputs), and encoder self-, decoder self- and
+cross-attention in the last term. Biases, LayerNorm, softmax and dropout are elementwise work,
+not matrix products; embedding lookups are no arithmetic at all.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
+import statistics
+import time
 import weakref
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-__all__ = ["count_parameters", "training_flops", "peak_bf16_flops", "model_flops_utilization",
-           "peak_tensor_memory"]
+from ._checks import nonnegative_int, positive_int
+
+__all__ = [
+    "count_parameters",
+    "training_flops",
+    "timeit",
+    "num_threads",
+    "peak_bf16_flops",
+    "model_flops_utilization",
+    "peak_tensor_memory",
+]
 
 
 def count_parameters(module: nn.Module, *, embeddings: bool = False) -> int:
     """Number of parameters, without the embedding tables unless ``embeddings=True``.
 
     Embedding lookups cost no multiply-adds, so FLOP estimates leave them out (Kaplan et al., 2020).
+    Parameters shared between modules are counted once.
     """
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"module must be an nn.Module, got {type(module).__name__}")
     skip = set()
     if not embeddings:
         for m in module.modules():
@@ -36,17 +75,90 @@ def count_parameters(module: nn.Module, *, embeddings: bool = False) -> int:
     return sum(p.numel() for p in module.parameters() if id(p) not in skip)
 
 
-def training_flops(model: nn.Module, src_tokens: int, tgt_tokens: int) -> float:
-    r"""Approximate FLOPs of one training step: :math:`6 (N_\text{enc} n_\text{src} + N_\text{dec} n_\text{tgt})`.
+def _matrix_entries(module: nn.Module) -> int:
+    """Entries of the weight matrices of every :class:`torch.nn.Linear` inside ``module``."""
+    return sum(m.weight.numel() for m in module.modules() if isinstance(m, nn.Linear))
 
-    The "6N per token" rule (2 FLOPs per parameter and token forward, 4 backward) applied to each
-    stack with the tokens it processes; :math:`N` excludes the embedding tables and includes the
-    output layer. The attention scores (:math:`\propto T^2 d` per layer) are left out: for the
-    short sentences of this book they are a few percent.
+
+def training_flops(model: nn.Module, batch_size: int, src_len: int, tgt_len: int, *,
+                   attention: bool = True) -> int:
+    r"""Matrix-multiplication FLOPs of one training step (forward + backward) of a Transformer.
+
+    ``model`` is a :class:`d2l_attn.models.transformer.Transformer` trained on batches of
+    ``batch_size`` sentence pairs padded to ``src_len`` source and ``tgt_len`` target positions
+    (the model computes on padding too). The count is the module docstring's formula: ``6 N`` per
+    token for the weight matrices, plus, with ``attention=True``, the :math:`T^2` term of the
+    attention scores and weighted sums. It assumes every parameter is trained (the backward pass
+    computes every input gradient) and counts a causal mask's skipped half as work, as the kernels
+    do. It equals what :class:`torch.utils.flop_counter.FlopCounterMode` counts (tested).
     """
-    n_enc = count_parameters(model.encoder)
-    n_dec = count_parameters(model.decoder)
-    return 6.0 * (n_enc * src_tokens + n_dec * tgt_tokens)
+    from .models.transformer import Transformer  # the tools import the models, never the reverse
+
+    if not isinstance(model, Transformer):
+        raise ValueError(f"model must be a d2l_attn.models.transformer.Transformer, got {type(model).__name__}")
+    for name, value in (("batch_size", batch_size), ("src_len", src_len), ("tgt_len", tgt_len)):
+        positive_int(name, value)
+    encoder, decoder = model.encoder, model.decoder
+    cross_kv = sum(_matrix_entries(block.cross_attention.W_k) + _matrix_entries(block.cross_attention.W_v)
+                   for block in decoder.blocks)  # they project the encoder outputs: src_len positions
+    src_tokens, tgt_tokens = batch_size * src_len, batch_size * tgt_len
+    forward = 2 * (_matrix_entries(encoder) * src_tokens + (_matrix_entries(decoder) - cross_kv) * tgt_tokens
+                   + cross_kv * src_tokens)
+    if attention:
+        pairs = len(encoder.blocks) * src_len ** 2 + len(decoder.blocks) * (tgt_len ** 2 + tgt_len * src_len)
+        forward += 4 * batch_size * encoder.d_model * pairs  # QK^T and weights @ V, all heads together
+    return 3 * forward  # backward: the gradients of both factors of every product
+
+
+def timeit(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1, number: int = 1,
+           reduce: str = "min", device: torch.device | str | None = None) -> float:
+    """Seconds per call of ``fn()``: ``warmup`` untimed calls, then ``repeats`` timings of ``number`` calls.
+
+    Returns the best (``reduce="min"``, the default: noise from other processes only ever adds
+    time) or the median (``reduce="median"``) of the repeats, divided by ``number``. The clock is
+    :func:`time.perf_counter`. On a CUDA ``device`` the GPU is synchronized before and after each
+    timing, so the time covers the kernels and not just their launch; nothing else is synchronized.
+    Compare implementations within one run, interleaved: machines are noisy.
+    """
+    if not callable(fn):
+        raise ValueError(f"fn must be a callable without arguments, got {type(fn).__name__}")
+    positive_int("repeats", repeats)
+    nonnegative_int("warmup", warmup)
+    positive_int("number", number)
+    if reduce not in ("min", "median"):
+        raise ValueError(f"reduce must be 'min' or 'median', got {reduce!r}")
+    cuda = device is not None and torch.device(device).type == "cuda"
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize(device)
+
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        sync()
+        times.append((time.perf_counter() - start) / number)
+    return min(times) if reduce == "min" else statistics.median(times)
+
+
+@contextlib.contextmanager
+def num_threads(n: int) -> Iterator[None]:
+    """Run the ``with`` block with ``torch.set_num_threads(n)``; the previous number is restored, even on error.
+
+    One thread gives steadier timings of small tensors on a shared machine (chapters 5-7).
+    """
+    positive_int("n", n)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 # Dense (no sparsity) bf16 tensor-core peaks from NVIDIA's data sheets, in FLOP/s. Patterns are

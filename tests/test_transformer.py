@@ -1,4 +1,4 @@
-"""Tests for d2l_attn.models.transformer: the encoder-decoder, masks, the KV cache, training, FLOPs.
+"""Tests for d2l_attn.models.transformer: the encoder-decoder, masks, the KV cache, training (FLOPs: tests/test_profiling.py).
 
 Decoding with it is tested in test_decoding.py, translating and saving in test_translation.py.
 """
@@ -15,7 +15,7 @@ import torch
 from tiny_models import EOS, SRC_VOCAB, TGT_VOCAB, padded_sources
 from tiny_models import tiny_transformer as make_model
 
-from d2l_attn import losses, profiling
+from d2l_attn import losses
 from d2l_attn.data import Vocab
 from d2l_attn.models.transformer import Transformer, TransformerDecoder, TransformerEncoder
 from d2l_attn.training import Trainer, load_checkpoint, move_to_device
@@ -189,22 +189,6 @@ def test_bad_arguments_are_rejected_clearly():
         model(src, lens, tgt[:2])
     with pytest.raises(ValueError, match="TransformerState"):
         model.step(tgt[:, 0], (None,))
-
-
-# -- FLOPs and MFU --------------------------------------------------------------------------------
-def test_flops_and_peak_table():
-    model = make_model()
-    n_enc = sum(p.numel() for p in model.encoder.parameters()) - model.encoder.embed.embedding.weight.numel()
-    n_dec = sum(p.numel() for p in model.decoder.parameters()) - model.decoder.embed.embedding.weight.numel()
-    assert profiling.count_parameters(model.encoder) == n_enc
-    assert profiling.training_flops(model, 100, 50) == 6 * (n_enc * 100 + n_dec * 50)
-    assert profiling.peak_bf16_flops("NVIDIA H100 80GB HBM3") == 989e12
-    assert profiling.peak_bf16_flops("NVIDIA H100 PCIe") == 756e12
-    assert profiling.peak_bf16_flops("NVIDIA A100-SXM4-40GB") == 312e12
-    assert profiling.peak_bf16_flops("NVIDIA A10") == 125e12
-    assert profiling.peak_bf16_flops("Tesla T4") is None and profiling.peak_bf16_flops(None) is None
-    assert profiling.model_flops_utilization(1e12, 0.01, 1e15) == pytest.approx(0.1)
-    assert profiling.model_flops_utilization(1e12, 0.01, None) is None
 
 
 # -- the benchmark script -------------------------------------------------------------------------
