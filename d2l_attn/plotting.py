@@ -1,5 +1,9 @@
 """Figures for attention weights (chapter 1 on).
 
+* :func:`show_heatmaps` -- a grid of heatmaps, one per matrix (chapters 1-7);
+* :func:`show_attention_grid` -- every layer and head of a model, layers x heads (chapters 5, 7, 11);
+* :func:`plot_curves` -- named curves such as training losses.
+
 Every function builds and returns a new :class:`matplotlib.figure.Figure`; none of them calls
 ``plt.rcParams.update``, ``plt.style.use`` or touches pyplot's current figure, so importing or
 calling them changes no global state. In a notebook, a returned figure displays itself when it is
@@ -14,7 +18,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-__all__ = ["show_heatmaps", "plot_curves"]
+__all__ = ["show_heatmaps", "show_attention_grid", "plot_curves"]
 
 
 def _to_numpy(matrices) -> np.ndarray:
@@ -29,6 +33,7 @@ def show_heatmaps(
     xlabel: str = "Keys",
     ylabel: str = "Queries",
     titles: Sequence[str] | None = None,
+    row_labels: Sequence[str] | None = None,
     xticklabels: Sequence[str] | None = None,
     yticklabels: Sequence[str] | None = None,
     figsize: tuple[float, float] | None = None,
@@ -43,6 +48,7 @@ def show_heatmaps(
         matrices: shape ``(rows, cols, T_q, T_k)`` (e.g. layers x heads), or ``(T_q, T_k)``,
             or ``(n, T_q, T_k)`` (drawn as one row).
         titles: one title per column (e.g. ``["Head 1", ...]``), optional.
+        row_labels: one label per row (e.g. ``["layer 1", ...]``), written above ``ylabel``, optional.
         xticklabels / yticklabels: tokens for the keys / queries, optional.
 
     Returns:
@@ -61,6 +67,8 @@ def show_heatmaps(
     num_rows, num_cols, num_queries, num_keys = data.shape
     if titles is not None and len(titles) != num_cols:
         raise ValueError(f"titles must have one entry per column ({num_cols}), got {len(titles)}")
+    if row_labels is not None and len(row_labels) != num_rows:
+        raise ValueError(f"row_labels must have one entry per row ({num_rows}), got {len(row_labels)}")
     if xticklabels is not None and len(xticklabels) != num_keys:
         raise ValueError(f"xticklabels must have {num_keys} entries (T_k), got {len(xticklabels)}")
     if yticklabels is not None and len(yticklabels) != num_queries:
@@ -78,7 +86,7 @@ def show_heatmaps(
             if r == num_rows - 1:
                 ax.set_xlabel(xlabel)
             if c == 0:
-                ax.set_ylabel(ylabel)
+                ax.set_ylabel(ylabel if row_labels is None else f"{row_labels[r]}\n{ylabel}")
             if titles is not None and r == 0:
                 ax.set_title(titles[c])
             if xticklabels is not None:
@@ -87,6 +95,50 @@ def show_heatmaps(
                 ax.set_yticks(range(num_queries), list(yticklabels))
     if colorbar and image is not None:
         fig.colorbar(image, ax=axes, shrink=0.6)
+    return fig
+
+
+def show_attention_grid(
+    weights,
+    *,
+    title: str | None = None,
+    xticklabels: Sequence[str] | None = None,
+    yticklabels: Sequence[str] | None = None,
+    xlabel: str = "keys",
+    ylabel: str = "queries",
+    figsize: tuple[float, float] | None = None,
+    cmap: str = "Reds",
+    vmin: float | None = 0.0,
+    vmax: float | None = None,
+) -> Figure:
+    """Every attention map of a model: one row per layer, one column per head.
+
+    Args:
+        weights: ``(L, h, T_q, T_k)`` -- e.g. one sentence of what
+            :func:`d2l_attn.interpret.collect_attention` returns, ``maps["encoder"][0]`` -- or
+            ``(h, T_q, T_k)`` for a single layer.
+        title: the figure's title (e.g. ``"cross-attention"``), optional.
+        xticklabels / yticklabels: tokens for the keys / queries, optional.
+
+    Columns are titled ``head 1, ...``, rows (when there are several layers) labelled
+    ``layer 1, ...``; all maps share one color scale. Returns a new figure; pyplot's global state
+    is left unchanged.
+    """
+    data = _to_numpy(weights)
+    if data.ndim == 3:
+        data = data[None]  # one layer
+    if data.ndim != 4:
+        raise ValueError(f"weights must have shape (L, h, T_q, T_k) or (h, T_q, T_k), got {tuple(data.shape)}")
+    num_layers, num_heads = data.shape[:2]
+    if figsize is None:
+        figsize = (2.2 * num_heads + 1, 2.2 * num_layers + (0.4 if title else 0.0))
+    fig = show_heatmaps(
+        data, xlabel=xlabel, ylabel=ylabel, titles=[f"head {i + 1}" for i in range(num_heads)],
+        row_labels=[f"layer {i + 1}" for i in range(num_layers)] if num_layers > 1 else None,
+        xticklabels=xticklabels, yticklabels=yticklabels, figsize=figsize, cmap=cmap, vmin=vmin, vmax=vmax,
+    )
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig
 
 

@@ -1,6 +1,7 @@
 """Tests for d2l_attn.plotting and d2l_attn.widgets (d2l_attn.utils: tests/test_utils.py)."""
 
 import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -52,6 +53,48 @@ def test_plot_curves():
         plotting.plot_curves({"a": [1, 2, 3]}, x=[1, 2])
     with pytest.raises(ValueError):
         plotting.plot_curves({})
+
+
+def heat_axes(fig):
+    return [ax for ax in fig.axes if ax.images]
+
+
+def test_attention_grid_rows_are_layers_and_columns_are_heads():
+    rc_before, figs_before = dict(matplotlib.rcParams), plt.get_fignums()
+    weights = torch.rand(2, 3, 4, 5)  # (L, h, T_q, T_k)
+    fig = plotting.show_attention_grid(weights, title="encoder", xticklabels=list("abcde"),
+                                       yticklabels=list("wxyz"))
+    axes = heat_axes(fig)
+    assert len(axes) == 6
+    for layer in range(2):
+        for head in range(3):  # row-major: axes[3 * layer + head] shows layer `layer`, head `head`
+            np.testing.assert_allclose(axes[3 * layer + head].images[0].get_array(), weights[layer, head].numpy())
+    assert [ax.get_title() for ax in axes[:3]] == ["head 1", "head 2", "head 3"]
+    assert axes[0].get_ylabel() == "layer 1\nqueries" and axes[3].get_ylabel() == "layer 2\nqueries"
+    assert [t.get_text() for t in axes[3].get_xticklabels()] == list("abcde")
+    assert [t.get_text() for t in axes[0].get_yticklabels()] == list("wxyz")
+    assert fig.get_suptitle() == "encoder"
+    for ax in axes:  # one color scale for every map
+        assert ax.images[0].get_clim() == pytest.approx((0.0, float(weights.max())))
+    assert plt.get_fignums() == figs_before and dict(matplotlib.rcParams) == rc_before
+
+
+def test_attention_grid_of_one_layer_and_bad_shapes():
+    fig = plotting.show_attention_grid(torch.rand(4, 3, 3), vmax=1.0)  # (h, T_q, T_k)
+    axes = heat_axes(fig)
+    assert len(axes) == 4 and axes[0].get_ylabel() == "queries"  # no "layer 1" for a single layer
+    assert axes[0].images[0].get_clim() == (0.0, 1.0)
+    with pytest.raises(ValueError, match=r"weights must have shape \(L, h, T_q, T_k\)"):
+        plotting.show_attention_grid(torch.rand(1, 2, 3, 3, 3))
+    with pytest.raises(ValueError, match="xticklabels must have 3 entries"):
+        plotting.show_attention_grid(torch.rand(2, 3, 3), xticklabels=["a"])
+
+
+def test_show_heatmaps_row_labels():
+    fig = plotting.show_heatmaps(torch.rand(2, 1, 3, 3), row_labels=["first", "second"], ylabel="q")
+    assert [ax.get_ylabel() for ax in heat_axes(fig)] == ["first\nq", "second\nq"]
+    with pytest.raises(ValueError, match="row_labels must have one entry per row"):
+        plotting.show_heatmaps(torch.rand(2, 1, 3, 3), row_labels=["one"])
 
 
 def test_query_explorer_figure_shows_the_library_answer():
