@@ -35,6 +35,10 @@ Both blocks match :class:`torch.nn.TransformerEncoderLayer` / ``DecoderLayer`` (
 ``activation="relu"``, either ``norm_first``) with the same weights; ``load_torch_weights``
 copies them and the tests compare outputs. Attention weights are returned explicitly with
 ``return_weights=True``, never stored on the module. Shapes are batch-first ``(B, T, d_model)``.
+
+``forward`` and ``step`` check their arguments; ``compute`` is the same layer without the checks,
+taking a key mask already built: the stacks of :mod:`d2l_attn.models.transformer` check their
+inputs and build the mask once per call, then call ``compute`` for every block.
 """
 
 from __future__ import annotations
@@ -232,9 +236,15 @@ class SelfAttentionBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, valid_lens=None, return_weights: bool = False):
         _check_input(x, "x", self.d_model)
+        keep = self.attention.mask(valid_lens, None, x.shape[0], x.shape[1], x.shape[1], device=x.device)
+        return self.compute(x, keep, return_weights)
+
+    def compute(self, x: torch.Tensor, keep: torch.Tensor | None = None, return_weights: bool = False):
+        """:meth:`forward` with a key mask from :meth:`MultiHeadAttention.mask <d2l_attn.multihead.MultiHeadAttention.mask>`
+        (or ``None``) and no argument checks: a stack checks its input once and calls this for every block."""
 
         def self_attend(h):
-            out = self.attention(h, h, h, valid_lens=valid_lens, return_weights=return_weights, is_causal=self.causal)
+            out = self.attention.self_attend(h, keep, causal=self.causal, return_weights=return_weights)
             return _with_weights(out, return_weights)
 
         y, weights = self.addnorm1(x, self_attend)  # (B, T, d), (B, h, T, T) or None
@@ -255,7 +265,7 @@ class SelfAttentionBlock(nn.Module):
 
         def self_attend(h):
             holder["cache"] = kv = self.attention.extend(cache, h)  # (B, h, t + T_new, d_h) x 2
-            return _with_weights(self.attention.attend(h, kv, return_weights=return_weights, is_causal=True),
+            return _with_weights(self.attention.attend_masked(h, kv, causal=True, return_weights=return_weights),
                                  return_weights)
 
         y, weights = self.addnorm1(x, self_attend)  # (B, T_new, d)
@@ -336,31 +346,33 @@ class TransformerDecoderBlock(nn.Module):
         _check_input(memory, "memory", self.d_model, "T")
         if memory.shape[0] != x.shape[0]:
             raise ValueError(f"memory must have batch size {x.shape[0]} like x, got {memory.shape[0]}")
-        return self._layer(x, None, memory, memory_valid_lens, return_weights)
+        keep = self.cross_attention.mask(memory_valid_lens, None, x.shape[0], x.shape[1], memory.shape[1],
+                                         device=x.device)
+        return self.compute(x, self.cross_attention.project(memory, memory), keep, None, return_weights)
 
-    def _layer(self, x, self_cache: KVCache | None, memory: torch.Tensor | KVCache, memory_valid_lens,
-               return_weights):
-        """The three sublayers. Teacher forcing: ``self_cache=None`` and ``memory`` the encoder outputs;
-        generation: the cache of earlier positions and the memory's projected keys/values."""
+    def compute(self, x: torch.Tensor, memory: KVCache, memory_keep: torch.Tensor | None = None,
+                self_cache: KVCache | None = None, return_weights: bool = False):
+        """The three sublayers without argument checks (a stack checks its inputs once, then calls this per block).
+
+        ``memory``: the projected encoder outputs (``cross_attention.project(memory, memory)``);
+        ``memory_keep``: their key mask from ``cross_attention.mask`` (or ``None``); ``self_cache``:
+        the earlier positions' keys and values, ``None`` in training (teacher forcing). Returns what
+        :meth:`forward` returns, or with a ``self_cache`` what :meth:`step` returns.
+        """
         holder = {}
 
         def self_attend(h):
             # causal: position i sees 0..i (SDPA's is_causal flag on the fused path)
-            if self_cache is None:
-                out = self.self_attention(h, h, h, return_weights=return_weights, is_causal=True)
+            if self_cache is None:  # teacher forcing: the three projections as one product
+                out = self.self_attention.self_attend(h, causal=True, return_weights=return_weights)
             else:
                 holder["cache"] = kv = self.self_attention.extend(self_cache, h)  # (B, h, t + T_new, d_h) x 2
-                out = self.self_attention.attend(h, kv, return_weights=return_weights, is_causal=True)
+                out = self.self_attention.attend_masked(h, kv, causal=True, return_weights=return_weights)
             return _with_weights(out, return_weights)
 
         def cross_attend(h):
-            if isinstance(memory, KVCache):
-                out = self.cross_attention.attend(h, memory, valid_lens=memory_valid_lens,
-                                                  return_weights=return_weights)
-            else:
-                out = self.cross_attention(h, memory, memory, valid_lens=memory_valid_lens,
-                                           return_weights=return_weights)
-            return _with_weights(out, return_weights)
+            return _with_weights(self.cross_attention.attend_masked(h, memory, memory_keep,
+                                                                    return_weights=return_weights), return_weights)
 
         y, w_self = self.addnorm1(x, self_attend)  # (B, T', d), (B, h, T', t + T') or None
         z, w_cross = self.addnorm2(y, cross_attend)  # (B, T', d), (B, h, T', T) or None
@@ -392,7 +404,9 @@ class TransformerDecoderBlock(nn.Module):
         _check_input(x, "x", self.d_model, "T_new")
         if not isinstance(cache, LayerCache):
             raise ValueError(f"cache must be a LayerCache (see init_cache), got {type(cache).__name__}")
-        return self._layer(x, cache.self_attn, cache.memory, memory_valid_lens, return_weights)
+        keep = self.cross_attention.mask(memory_valid_lens, None, x.shape[0], x.shape[1], cache.memory.length,
+                                         device=x.device)
+        return self.compute(x, cache.memory, keep, cache.self_attn, return_weights)
 
     @torch.no_grad()
     def load_torch_weights(self, layer: nn.TransformerDecoderLayer) -> "TransformerDecoderBlock":

@@ -36,6 +36,7 @@ __all__ = [
     "as_valid_lens",
     "sequence_mask",
     "padding_mask",
+    "key_padding_mask",
     "causal_mask",
     "window_mask",
     "block_sparse_mask",
@@ -54,7 +55,9 @@ def as_valid_lens(
 
     Accepts an integer tensor, a float tensor holding whole numbers, or a list of ints.
     Raises ``ValueError`` naming ``name`` for non-integer values, values below 0 or above
-    ``max_len``.
+    ``max_len``. The value checks need the numbers on the host, so they are skipped for lengths
+    that already live on a GPU (they would synchronize every step) and while ``torch.compile``
+    traces; the dtype is checked everywhere.
     """
     if not isinstance(valid_lens, torch.Tensor):
         try:
@@ -65,20 +68,32 @@ def as_valid_lens(
             ) from exc
     if valid_lens.dtype == torch.bool or valid_lens.is_complex():
         raise ValueError(f"{name} must hold integer lengths, got dtype {valid_lens.dtype}")
-    if valid_lens.is_floating_point():
+    check_values = valid_lens.device.type != "cuda" and not torch.compiler.is_compiling()
+    if check_values and valid_lens.is_floating_point():
         if not torch.all(torch.isfinite(valid_lens)) or not torch.equal(valid_lens, valid_lens.round()):
             raise ValueError(
                 f"{name} must hold whole numbers (lengths), got non-integer values "
                 f"{valid_lens.flatten()[:8].tolist()}"
             )
-    valid_lens = valid_lens.to(dtype=torch.int64, device=device)
-    if valid_lens.numel() > 0:
-        low, high = int(valid_lens.min()), int(valid_lens.max())
+    if check_values and valid_lens.numel() > 0:
+        low, high = torch.aminmax(valid_lens)
         if low < 0 or high > max_len:
             raise ValueError(
-                f"{name} must lie in [0, {max_len}] (the number of keys), got values from {low} to {high}"
+                f"{name} must lie in [0, {max_len}] (the number of keys), got values from {int(low)} to {int(high)}"
             )
-    return valid_lens
+    return valid_lens.to(dtype=torch.int64, device=device)
+
+
+def key_padding_mask(valid_lens: torch.Tensor, num_keys: int, num_axes: int = 4) -> torch.Tensor:
+    """Keep mask ``(B, 1, ..., 1, T_k)`` with ``num_axes`` axes from lengths ``(B,)``: key ``j`` is real iff ``j < valid_lens[b]``.
+
+    The same for every query and head, it broadcasts against scores ``(B, h, T_q, T_k)`` without
+    materializing them (what :func:`torch.nn.functional.scaled_dot_product_attention` handles
+    best). ``valid_lens`` must already be checked (:func:`as_valid_lens`); nothing is checked here.
+    """
+    positions = torch.arange(num_keys, device=valid_lens.device)  # (T_k,)
+    lens = valid_lens.view(valid_lens.shape[0], *([1] * (num_axes - 1)))  # (B, 1, ..., 1)
+    return positions < lens  # (B, 1, ..., 1, T_k)
 
 
 def sequence_mask(valid_lens: torch.Tensor | Sequence[int], max_len: int) -> torch.Tensor:

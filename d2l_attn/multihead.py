@@ -26,6 +26,14 @@ outputs, computed once per sentence), :meth:`MultiHeadAttention.extend` appends 
 one (causal self-attention in a decoder or a GPT), and :meth:`MultiHeadAttention.attend` attends
 over one; ``forward`` is ``attend(queries, project(keys, values))``.
 
+In self-attention (:meth:`MultiHeadAttention.self_attend`) the three projections are one matrix
+product with the stacked weights :math:`[\mathbf{W}^q; \mathbf{W}^k; \mathbf{W}^v]`, as
+:class:`torch.nn.MultiheadAttention` computes them: the same numbers, one bigger and faster
+product. Public methods check their arguments; :meth:`MultiHeadAttention.mask` turns lengths and
+masks into one keep mask, which the unchecked :meth:`~MultiHeadAttention.attend_masked` and
+:meth:`~MultiHeadAttention.self_attend` take -- a Transformer stack checks once per call, not
+once per layer.
+
 Shapes are batch-first: queries ``(B, T_q, d_model)``, keys ``(B, T_k, key_dim)``, values
 ``(B, T_k, value_dim)``; inside, heads are an extra axis ``(B, h, T, d_h)``.
 """
@@ -36,8 +44,9 @@ from typing import NamedTuple, Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-from .scoring import DotProductAttention
+from .scoring import DotProductAttention, combine_masks
 from ._checks import heads_divide, positive_int
 
 __all__ = ["split_heads", "merge_heads", "KVCache", "MultiHeadAttention"]
@@ -49,9 +58,14 @@ def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
     if not isinstance(x, torch.Tensor) or x.dim() != 3:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"x must have shape (batch_size, num_steps, d), got {shape}")
+    if x.shape[-1] % num_heads != 0:
+        raise ValueError(f"the last axis (d={x.shape[-1]}) must be divisible by num_heads={num_heads}")
+    return _split(x, num_heads)
+
+
+def _split(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """:func:`split_heads` without the checks (the layers below check their inputs once)."""
     batch_size, num_steps, d = x.shape
-    if d % num_heads != 0:
-        raise ValueError(f"the last axis (d={d}) must be divisible by num_heads={num_heads}")
     x = x.view(batch_size, num_steps, num_heads, d // num_heads)  # (B, T, h, d_h)
     return x.transpose(1, 2)  # (B, h, T, d_h)
 
@@ -61,6 +75,11 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     if not isinstance(x, torch.Tensor) or x.dim() != 4:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"x must have shape (batch_size, num_heads, num_steps, d_h), got {shape}")
+    return _merge(x)
+
+
+def _merge(x: torch.Tensor) -> torch.Tensor:
+    """:func:`merge_heads` without the checks."""
     batch_size, num_heads, num_steps, head_dim = x.shape
     x = x.transpose(1, 2)  # (B, T, h, d_h)
     return x.reshape(batch_size, num_steps, num_heads * head_dim)  # (B, T, d)
@@ -208,18 +227,35 @@ class MultiHeadAttention(nn.Module):
         may attend, of shape ``(T_q, T_k)``, ``(B, T_q, T_k)`` (the same for every head) or
         ``(B, h, T_q, T_k)``. The returned weights are per head; average over axis 1 to get
         :class:`torch.nn.MultiheadAttention`'s default (head-averaged) weights.
+
+        Self-attention (``queries``, ``keys`` and ``values`` the same tensor) computes the three
+        projections as one matrix product (:meth:`self_attend`).
         """
         self._check_inputs(queries, keys, values)
-        # queries first, then keys and values (the order of torch.nn.MultiheadAttention; it also
-        # fixes the order in which backward sums the gradients of shared inputs)
-        q = split_heads(self.W_q(queries), self.num_heads)  # (B, h, T_q, d_h)
-        return self._attend(q, self.project(keys, values), valid_lens, attn_mask, return_weights, is_causal)
+        keep = self.mask(valid_lens, attn_mask, queries.shape[0], queries.shape[1], keys.shape[1],
+                         device=queries.device)
+        if keys is queries and values is queries:
+            return self.self_attend(queries, keep, causal=is_causal, return_weights=return_weights)
+        return self.attend_masked(queries, self.project(keys, values), keep, causal=is_causal,
+                                  return_weights=return_weights)
+
+    def mask(self, valid_lens: torch.Tensor | Sequence[int] | None, attn_mask: torch.Tensor | None,
+             batch_size: int, num_queries: int, num_keys: int, *, device: torch.device | None = None):
+        """Check ``valid_lens`` and ``attn_mask`` and combine them into one keep mask for the scores
+        ``(B, h, T_q, T_k)`` (:func:`d2l_attn.scoring.combine_masks`), or ``None``.
+
+        Compute it once and pass it to :meth:`attend_masked` / :meth:`self_attend` for every layer.
+        """
+        if isinstance(attn_mask, torch.Tensor) and attn_mask.dim() == 3:
+            attn_mask = attn_mask.unsqueeze(1)  # (B, 1, T_q, T_k): the same mask for every head
+        scores_shape = (batch_size, self.num_heads, num_queries, num_keys)  # (B, h, T_q, T_k)
+        return combine_masks(valid_lens, attn_mask, scores_shape, device=device)
 
     # -- the pieces of forward, for key/value caches ------------------------------------------------
     def project(self, keys: torch.Tensor, values: torch.Tensor) -> KVCache:
         """Project keys and values and split them into heads: a :class:`KVCache` ``(B, h, T_k, d_h)``."""
-        k = split_heads(self.W_k(keys), self.num_heads)  # (B, h, T_k, d_h)
-        v = split_heads(self.W_v(values), self.num_heads)  # (B, h, T_k, d_h)
+        k = _split(self.W_k(keys), self.num_heads)  # (B, h, T_k, d_h)
+        v = _split(self.W_v(values), self.num_heads)  # (B, h, T_k, d_h)
         return KVCache(k, v)
 
     def extend(self, cache: KVCache | None, keys: torch.Tensor, values: torch.Tensor | None = None) -> KVCache:
@@ -261,18 +297,41 @@ class MultiHeadAttention(nn.Module):
             shape = tuple(queries.shape) if isinstance(queries, torch.Tensor) else type(queries).__name__
             raise ValueError(f"queries must have shape (B, T_q, d_model={self.d_model}), got {shape}")
         _check_dtypes(self.W_q.weight, queries=queries)
-        q = split_heads(self.W_q(queries), self.num_heads)  # (B, h, T_q, d_h)
-        return self._attend(q, cache, valid_lens, attn_mask, return_weights, is_causal)
+        keep = self.mask(valid_lens, attn_mask, queries.shape[0], queries.shape[1], cache.length,
+                         device=queries.device)
+        return self.attend_masked(queries, cache, keep, causal=is_causal, return_weights=return_weights)
 
-    def _attend(self, q: torch.Tensor, cache: KVCache, valid_lens, attn_mask, return_weights: bool,
-                is_causal: bool):
-        """Attention of the per-head queries ``q (B, h, T_q, d_h)`` over ``cache``, heads merged, ``W_o``."""
-        if isinstance(attn_mask, torch.Tensor) and attn_mask.dim() == 3:
-            attn_mask = attn_mask.unsqueeze(1)  # (B, 1, T_q, T_k): the same mask for every head
-        result = self.attention(q, cache.k, cache.v, valid_lens=valid_lens, attn_mask=attn_mask,
-                                return_weights=return_weights, is_causal=is_causal)
+    # -- the same without argument checks, for layers that checked their inputs once ------------------
+    def attend_masked(self, queries: torch.Tensor, cache: KVCache, keep: torch.Tensor | None = None, *,
+                      causal: bool = False, return_weights: bool = False):
+        """:meth:`attend` with a keep mask from :meth:`mask` (or ``None``) and no argument checks."""
+        q = _split(self.W_q(queries), self.num_heads)  # (B, h, T_q, d_h)
+        return self._heads(q, cache.k, cache.v, keep, causal, return_weights)
+
+    def self_attend(self, x: torch.Tensor, keep: torch.Tensor | None = None, *, causal: bool = False,
+                    return_weights: bool = False):
+        r"""Self-attention of ``x (B, T, d_model)`` with a keep mask from :meth:`mask`, without argument checks.
+
+        The three projections are one matrix product with the stacked weights
+        :math:`[\mathbf{W}^q; \mathbf{W}^k; \mathbf{W}^v] \in \mathbb{R}^{3d \times d}` (as
+        :class:`torch.nn.MultiheadAttention` stores them): the same numbers as three products,
+        one bigger, faster matrix multiplication.
+        """
+        if self.key_dim != self.d_model or self.value_dim != self.d_model:
+            raise ValueError("self_attend needs key_dim = value_dim = d_model (keys and values are the queries)")
+        layers = (self.W_q, self.W_k, self.W_v)
+        weight = torch.cat([layer.weight for layer in layers])  # (3d, d)
+        bias = None if self.W_q.bias is None else torch.cat([layer.bias for layer in layers])  # (3d,)
+        batch_size, num_steps, _ = x.shape
+        qkv = F.linear(x, weight, bias).view(batch_size, num_steps, 3, self.num_heads, self.head_dim)  # (B, T, 3, h, d_h)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, h, T, d_h)
+        return self._heads(q, k, v, keep, causal, return_weights)
+
+    def _heads(self, q, k, v, keep, causal: bool, return_weights: bool):
+        """Attention in every head, then the heads merged and projected by ``W_o``."""
+        result = self.attention.compute(q, k, v, keep, causal=causal, return_weights=return_weights)
         heads, weights = result if return_weights else (result, None)  # (B, h, T_q, d_h)
-        output = self.W_o(merge_heads(heads))  # (B, T_q, d_model)
+        output = self.W_o(_merge(heads))  # (B, T_q, d_model)
         return (output, weights) if return_weights else output
 
     @torch.no_grad()

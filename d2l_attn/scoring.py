@@ -45,7 +45,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._checks import bool_mask, positive_int, unit_interval
-from .masking import as_valid_lens, causal_mask, masked_softmax, padding_mask
+from .masking import as_valid_lens, causal_mask, key_padding_mask, masked_softmax, padding_mask
 
 __all__ = ["AdditiveAttention", "DotProductAttention", "combine_masks"]
 
@@ -109,7 +109,8 @@ def combine_masks(
 
     Returns:
         ``None`` if both are ``None``; otherwise ``valid-length mask AND attn_mask`` of a shape
-        that broadcasts to ``scores_shape`` (e.g. ``(B, 1, T_q, T_k)`` for 4-D scores).
+        that broadcasts to ``scores_shape``: ``(B, 1, ..., 1, T_k)`` for lengths ``(B,)`` (the same
+        for every query), ``(B, 1, ..., T_q, T_k)`` for lengths ``(B, T_q)``.
     """
     scores_shape = tuple(scores_shape)
     batch_size, num_queries, num_keys = scores_shape[0], scores_shape[-2], scores_shape[-1]
@@ -121,9 +122,12 @@ def combine_masks(
                 f"valid_lens must have shape (B,) = ({batch_size},) or (B, T_q) = ({batch_size}, {num_queries}), "
                 f"got {tuple(lens.shape)}"
             )
-        keep = padding_mask(lens, num_queries, num_keys)  # (B, T_q, T_k)
-        # insert the middle axes (e.g. heads) so that keep broadcasts: (B, 1, ..., T_q, T_k)
-        keep = keep.view(batch_size, *([1] * (len(scores_shape) - 3)), num_queries, num_keys)
+        if lens.dim() == 1:
+            keep = key_padding_mask(lens, num_keys, len(scores_shape))  # (B, 1, ..., 1, T_k)
+        else:
+            keep = padding_mask(lens, num_queries, num_keys)  # (B, T_q, T_k)
+            # insert the middle axes (e.g. heads) so that keep broadcasts: (B, 1, ..., T_q, T_k)
+            keep = keep.view(batch_size, *([1] * (len(scores_shape) - 3)), num_queries, num_keys)
     if attn_mask is not None:
         bool_mask(attn_mask, scores_shape, "attn_mask",
                   f"(T_q, T_k) = ({num_queries}, {num_keys}), (B, T_q, T_k) or (B, 1, T_q, T_k)")
@@ -260,22 +264,33 @@ class DotProductAttention(nn.Module):
         tensor, which keeps the fastest GPU kernels (FlashAttention) eligible; the result is the same.
         """
         _check_qkv(queries, keys, values, same_dim=True)
+        scores_shape = (*queries.shape[:-1], keys.shape[-2])  # (..., T_q, T_k)
+        keep = combine_masks(valid_lens, attn_mask, scores_shape, device=queries.device)
+        return self.compute(queries, keys, values, keep, causal=is_causal, return_weights=return_weights)
+
+    def compute(self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                keep: torch.Tensor | None = None, *, causal: bool = False, return_weights: bool = False):
+        """:meth:`forward` without its argument checks, for callers that checked once per call.
+
+        ``keep``: a boolean mask (``True`` = may attend) broadcastable to ``(..., T_q, T_k)``, such
+        as :func:`combine_masks` returns, or ``None``; ``causal``: as ``is_causal``. Multi-head
+        attention and the Transformer blocks call this once per layer after checking their inputs
+        once (no shape checks, no length checks, no device synchronization).
+        """
         num_q, num_k = queries.shape[-2], keys.shape[-2]
-        scores_shape = (*queries.shape[:-1], num_k)  # (..., T_q, T_k)
-        if is_causal and num_q > num_k:
+        if causal and num_q > num_k:
             raise ValueError(
                 "is_causal needs at least as many keys as queries (the queries are the last positions), "
                 f"got T_q={num_q} and T_k={num_k}"
             )
-        is_causal = bool(is_causal) and num_q > 1  # one query, the last position, sees every key
-        # SDPA's own flag only where nothing else masks and SDPA computes the output
-        fast_causal = (is_causal and num_q == num_k and valid_lens is None and attn_mask is None
-                       and self.fused and not return_weights)
-        if is_causal and not fast_causal:
-            causal = causal_mask(num_q, num_k, device=queries.device)  # (T_q, T_k)
-            attn_mask = causal if attn_mask is None else attn_mask & causal  # (..., T_q, T_k)
-        keep = combine_masks(valid_lens, attn_mask, scores_shape, device=queries.device)
-        if return_weights or not self.fused:
+        causal = bool(causal) and num_q > 1  # one query, the last position, sees every key
+        reference = return_weights or not self.fused
+        # SDPA's own causal flag only where nothing else masks and SDPA computes the output
+        if causal and (keep is not None or reference or num_q != num_k):
+            mask = causal_mask(num_q, num_k, device=queries.device)  # (T_q, T_k)
+            keep = mask if keep is None else keep & mask  # (..., T_q, T_k)
+            causal = False
+        if reference:
             scores = self.score(queries, keys)  # (..., T_q, T_k)
             weights = masked_softmax(scores, mask=keep)  # (..., T_q, T_k)
             output = self.dropout(weights) @ values  # (..., T_q, T_k) @ (..., T_k, d_v) -> (..., T_q, d_v)
@@ -285,7 +300,7 @@ class DotProductAttention(nn.Module):
         scale = 1.0 / math.sqrt(queries.shape[-1])
         if keep is None:
             return F.scaled_dot_product_attention(
-                queries, keys, values, dropout_p=dropout_p, scale=scale, is_causal=fast_causal
+                queries, keys, values, dropout_p=dropout_p, scale=scale, is_causal=causal
             )
         # SDPA adds the mask to the scores, and NaN + (-inf) is NaN: a key that no query may see
         # (padding) must not carry NaN or inf into the output, so zero such keys and values.
@@ -293,8 +308,8 @@ class DotProductAttention(nn.Module):
         keys, values = keys.masked_fill(dead, 0.0), values.masked_fill(dead, 0.0)  # (..., T_k, d)
         # A query with no key to attend to makes SDPA divide 0 by 0 (NaN in some versions). Let such
         # rows attend to every key (finite forward and backward), then zero their output.
-        has_key = keep.any(dim=-1, keepdim=True)  # (..., T_q, 1)
-        safe_keep = keep | ~has_key  # (..., T_q, T_k)
+        has_key = keep.any(dim=-1, keepdim=True)  # (..., T_q or 1, 1)
+        safe_keep = keep | ~has_key  # (..., T_q or 1, T_k)
         output = F.scaled_dot_product_attention(
             queries, keys, values, attn_mask=safe_keep, dropout_p=dropout_p, scale=scale
         )  # (..., T_q, d_v)

@@ -202,3 +202,13 @@ def test_benchmark_smoke():
     for label in ("ours, reference attention", "ours, fused attention", "torch.nn.Transformer", "tokens/s", "ratio"):
         assert label in out, out
     assert "bf16" in out  # --amp on the CPU exercises the autocast path
+
+
+def test_encoder_step_benchmark_smoke():
+    """benchmarks/encoder_step.py runs (it checks ours == torch.nn.TransformerEncoder before timing); not timed."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "encoder_step.py"), "--tiny", "--repeats", "1"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    for label in ("tiny", "ours ms", "torch ms", "speed"):
+        assert label in result.stdout, result.stdout

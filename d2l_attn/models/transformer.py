@@ -43,7 +43,7 @@ from .._checks import heads_divide, positive_int, special_ids, token_ids, unit_i
 from ..blocks import LayerCache, SelfAttentionBlock, TransformerDecoderBlock
 from ..data.vocab import Vocab
 from ..embeddings import TokenEmbedding
-from ..masking import as_valid_lens
+from ..masking import as_valid_lens, key_padding_mask
 from ..scoring import DotProductAttention
 
 __all__ = [
@@ -100,6 +100,27 @@ def _config(config: TransformerConfig | None, sizes: dict[str, Any]) -> Transfor
     return dataclasses.replace(config or TransformerConfig(), **sizes)
 
 
+def _lengths(valid_lens, x: torch.Tensor, name: str) -> torch.Tensor:
+    """Lengths ``(B,)`` checked against ``x (B, T, ...)``, as an int64 tensor on ``x``'s device."""
+    lens = as_valid_lens(valid_lens, max_len=x.shape[1], device=x.device, name=name)
+    if tuple(lens.shape) != (x.shape[0],):
+        raise ValueError(f"{name} must have shape (B,) = ({x.shape[0]},), got {tuple(lens.shape)}")
+    return lens
+
+
+def _key_mask(valid_lens, x: torch.Tensor, name: str) -> torch.Tensor | None:
+    """The key mask ``(B, 1, 1, T)`` that all blocks share, from lengths checked once per call (or ``None``)."""
+    return None if valid_lens is None else key_padding_mask(_lengths(valid_lens, x, name), x.shape[1])
+
+
+def _check_memory(memory, d_model: int, batch_size: int | None = None) -> None:
+    if not isinstance(memory, torch.Tensor) or memory.dim() != 3 or memory.shape[-1] != d_model:
+        shape = tuple(memory.shape) if isinstance(memory, torch.Tensor) else type(memory).__name__
+        raise ValueError(f"memory must have shape (B, T, d_model={d_model}), got {shape}")
+    if batch_size is not None and memory.shape[0] != batch_size:
+        raise ValueError(f"memory must have batch size {batch_size} like the target tokens, got {memory.shape[0]}")
+
+
 class _Stack(nn.Module):
     """What the encoder and the decoder share: the config, token embedding + positions,
     ``num_layers`` blocks, and a final LayerNorm for pre-LN (identity for post-LN)."""
@@ -127,14 +148,15 @@ class TransformerEncoder(_Stack):
 
     def forward(self, src: torch.Tensor, valid_lens=None, return_weights: bool = False):
         token_ids(src, "src", self.vocab_size)
+        keep = _key_mask(valid_lens, src, "valid_lens")  # (B, 1, 1, T) or None, checked once
         x = self.embed(src)  # (B, T, d)
         weights = []
         for block in self.blocks:
             if return_weights:
-                x, w = block(x, valid_lens, return_weights=True)  # (B, T, d), (B, h, T, T)
+                x, w = block.compute(x, keep, return_weights=True)  # (B, T, d), (B, h, T, T)
                 weights.append(w)
             else:
-                x = block(x, valid_lens)  # (B, T, d)
+                x = block.compute(x, keep)  # (B, T, d)
         x = self.final_norm(x)
         return (x, torch.stack(weights, dim=1)) if return_weights else x  # (B, L, h, T, T)
 
@@ -178,15 +200,18 @@ class TransformerDecoder(_Stack):
     def forward(self, tgt_in: torch.Tensor, memory: torch.Tensor, memory_valid_lens=None,
                 return_weights: bool = False):
         token_ids(tgt_in, "tgt_in", self.vocab_size)
+        _check_memory(memory, self.d_model, tgt_in.shape[0])
+        keep = _key_mask(memory_valid_lens, memory, "memory_valid_lens")  # (B, 1, 1, T) or None, checked once
         x = self.embed(tgt_in)  # (B, T', d)
         w_self, w_cross = [], []
         for block in self.blocks:
+            kv = block.cross_attention.project(memory, memory)  # (B, h, T, d_h) x 2
             if return_weights:
-                x, ws, wc = block(x, memory, memory_valid_lens, return_weights=True)
+                x, ws, wc = block.compute(x, kv, keep, return_weights=True)
                 w_self.append(ws)  # (B, h, T', T')
                 w_cross.append(wc)  # (B, h, T', T)
             else:
-                x = block(x, memory, memory_valid_lens)  # (B, T', d)
+                x = block.compute(x, kv, keep)  # (B, T', d)
         logits = self.dense(self.final_norm(x))  # (B, T', V)
         if return_weights:
             return logits, torch.stack(w_self, dim=1), torch.stack(w_cross, dim=1)
@@ -195,12 +220,8 @@ class TransformerDecoder(_Stack):
     # -- generation -----------------------------------------------------------------------------
     def init_state(self, memory: torch.Tensor, src_valid_lens) -> TransformerState:
         """Project the encoder outputs once per block (cross-attention keys/values); empty self-attention caches."""
-        if not isinstance(memory, torch.Tensor) or memory.dim() != 3 or memory.shape[-1] != self.d_model:
-            shape = tuple(memory.shape) if isinstance(memory, torch.Tensor) else type(memory).__name__
-            raise ValueError(f"memory must have shape (B, T, d_model={self.d_model}), got {shape}")
-        lens = as_valid_lens(src_valid_lens, max_len=memory.shape[1], device=memory.device, name="src_valid_lens")
-        if tuple(lens.shape) != (memory.shape[0],):
-            raise ValueError(f"src_valid_lens must have shape (B,) = ({memory.shape[0]},), got {tuple(lens.shape)}")
+        _check_memory(memory, self.d_model)
+        lens = _lengths(src_valid_lens, memory, "src_valid_lens")  # (B,)
         return TransformerState(lens, tuple(block.init_cache(memory) for block in self.blocks), 0)
 
     def step_tokens(self, tokens: torch.Tensor, state: TransformerState, return_weights: bool = False):
@@ -213,9 +234,10 @@ class TransformerDecoder(_Stack):
         if not isinstance(state, TransformerState):
             raise ValueError(f"state must be a TransformerState (see init_state), got {type(state).__name__}")
         x = self.embed(tokens, offset=state.num_decoded)  # (B, T_new, d)
+        keep = key_padding_mask(state.src_valid_lens, state.caches[0].memory.length)  # (B, 1, 1, T), checked by init_state
         caches, w_self, w_cross = [], [], []
         for block, cache in zip(self.blocks, state.caches):
-            out = block.step(x, cache, state.src_valid_lens, return_weights=return_weights)
+            out = block.compute(x, cache.memory, keep, cache.self_attn, return_weights=return_weights)
             x, cache = out[0], out[1]  # (B, T_new, d), LayerCache
             caches.append(cache)
             if return_weights:
@@ -286,10 +308,7 @@ class Transformer(nn.Module):
 
     def _check_src(self, src, src_valid_lens) -> torch.Tensor:
         token_ids(src, "src", self.encoder.vocab_size)
-        lens = as_valid_lens(src_valid_lens, max_len=src.shape[1], device=src.device, name="src_valid_lens")
-        if tuple(lens.shape) != (src.shape[0],):
-            raise ValueError(f"src_valid_lens must have shape (B,) = ({src.shape[0]},), got {tuple(lens.shape)}")
-        return lens
+        return _lengths(src_valid_lens, src, "src_valid_lens")  # (B,)
 
     def forward(self, src: torch.Tensor, src_valid_lens, tgt_in: torch.Tensor, return_weights: bool = False):
         lens = self._check_src(src, src_valid_lens)
