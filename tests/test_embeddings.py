@@ -89,9 +89,9 @@ def test_bad_constructor_arguments(kwargs, match):
 
 def test_positions_beyond_max_len_and_bad_offsets_are_rejected():
     embed = TokenEmbedding(V, D, max_len=6)
-    with pytest.raises(ValueError, match="exceed max_len=6"):
+    with pytest.raises(ValueError, match="exceeds max_len=6"):
         embed(tokens(num_steps=7))
-    with pytest.raises(ValueError, match="exceed max_len=6"):
+    with pytest.raises(ValueError, match="exceeds max_len=6"):
         embed(tokens(num_steps=3), offset=4)
     with pytest.raises(ValueError, match="offset"):
         embed(tokens(num_steps=3), offset=-1)
