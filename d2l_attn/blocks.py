@@ -50,6 +50,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .multihead import KVCache, MultiHeadAttention
+from .scoring import zero_masked_keys
 from ._checks import heads_divide, positive_int, unit_interval
 
 __all__ = [
@@ -236,20 +237,21 @@ class SelfAttentionBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, valid_lens=None, return_weights: bool = False):
         _check_input(x, "x", self.d_model)
-        keep = self.attention.mask(valid_lens, None, x.shape[0], x.shape[1], x.shape[1], device=x.device)
-        return self.compute(x, keep, return_weights)
+
+        def self_attend(h):  # the checked multi-head attention: x may come from anywhere
+            return self.attention(h, h, h, valid_lens=valid_lens, return_weights=return_weights,
+                                  is_causal=self.causal)
+
+        return self._sublayers(x, self_attend, return_weights)
 
     def compute(self, x: torch.Tensor, keep: torch.Tensor | None = None, return_weights: bool = False):
         """:meth:`forward` with a key mask from :meth:`MultiHeadAttention.mask <d2l_attn.multihead.MultiHeadAttention.mask>`
         (or ``None``) and no argument checks: a stack checks its input once and calls this for every block."""
 
         def self_attend(h):
-            out = self.attention.self_attend(h, keep, causal=self.causal, return_weights=return_weights)
-            return _with_weights(out, return_weights)
+            return self.attention.self_attend(h, keep, causal=self.causal, return_weights=return_weights)
 
-        y, weights = self.addnorm1(x, self_attend)  # (B, T, d), (B, h, T, T) or None
-        z = self.addnorm2(y, self.ffn)  # (B, T, d)
-        return (z, weights) if return_weights else z
+        return self._sublayers(x, self_attend, return_weights)
 
     def step(self, x: torch.Tensor, cache: KVCache | None = None, return_weights: bool = False):
         r"""Causal blocks only: process ``T_new`` more positions given the :class:`~d2l_attn.multihead.KVCache`
@@ -265,12 +267,16 @@ class SelfAttentionBlock(nn.Module):
 
         def self_attend(h):
             holder["cache"] = kv = self.attention.extend(cache, h)  # (B, h, t + T_new, d_h) x 2
-            return _with_weights(self.attention.attend_masked(h, kv, causal=True, return_weights=return_weights),
-                                 return_weights)
+            return self.attention.attend_masked(h, kv, causal=True, return_weights=return_weights)
 
-        y, weights = self.addnorm1(x, self_attend)  # (B, T_new, d)
-        z = self.addnorm2(y, self.ffn)  # (B, T_new, d)
-        return (z, holder["cache"], weights) if return_weights else (z, holder["cache"])
+        out = self._sublayers(x, self_attend, return_weights)  # (B, T_new, d) [, weights]
+        return (out[0], holder["cache"], out[1]) if return_weights else (out, holder["cache"])
+
+    def _sublayers(self, x: torch.Tensor, self_attend: Callable, return_weights: bool):
+        """Self-attention (``self_attend(h)``) and the FFN, each with residual + LayerNorm."""
+        y, weights = self.addnorm1(x, lambda h: _with_weights(self_attend(h), return_weights))  # (B, T, d)
+        z = self.addnorm2(y, self.ffn)  # (B, T, d)
+        return (z, weights) if return_weights else z
 
     @torch.no_grad()
     def load_torch_weights(self, layer: nn.TransformerEncoderLayer) -> "SelfAttentionBlock":
@@ -348,7 +354,8 @@ class TransformerDecoderBlock(nn.Module):
             raise ValueError(f"memory must have batch size {x.shape[0]} like x, got {memory.shape[0]}")
         keep = self.cross_attention.mask(memory_valid_lens, None, x.shape[0], x.shape[1], memory.shape[1],
                                          device=x.device)
-        return self.compute(x, self.cross_attention.project(memory, memory), keep, None, return_weights)
+        kv = self.cross_attention.project(memory, memory)  # (B, h, T, d_h) x 2
+        return self.compute(x, KVCache(*zero_masked_keys(kv.k, kv.v, keep)), keep, None, return_weights)
 
     def compute(self, x: torch.Tensor, memory: KVCache, memory_keep: torch.Tensor | None = None,
                 self_cache: KVCache | None = None, return_weights: bool = False):
@@ -406,7 +413,8 @@ class TransformerDecoderBlock(nn.Module):
             raise ValueError(f"cache must be a LayerCache (see init_cache), got {type(cache).__name__}")
         keep = self.cross_attention.mask(memory_valid_lens, None, x.shape[0], x.shape[1], cache.memory.length,
                                          device=x.device)
-        return self.compute(x, cache.memory, keep, cache.self_attn, return_weights)
+        out = self.compute(x, KVCache(*zero_masked_keys(*cache.memory, keep)), keep, cache.self_attn, return_weights)
+        return (out[0], LayerCache(out[1].self_attn, cache.memory), *out[2:])  # the cache keeps the memory as given
 
     @torch.no_grad()
     def load_torch_weights(self, layer: nn.TransformerDecoderLayer) -> "TransformerDecoderBlock":

@@ -55,9 +55,9 @@ def as_valid_lens(
 
     Accepts an integer tensor, a float tensor holding whole numbers, or a list of ints.
     Raises ``ValueError`` naming ``name`` for non-integer values, values below 0 or above
-    ``max_len``. The value checks need the numbers on the host, so they are skipped for lengths
-    that already live on a GPU (they would synchronize every step) and while ``torch.compile``
-    traces; the dtype is checked everywhere.
+    ``max_len``. The value checks read the numbers on the host, so they run for CPU tensors and
+    lists only: for lengths that already live on a GPU they would synchronize every step, and they
+    are skipped there (and while ``torch.compile`` traces); the dtype is checked everywhere.
     """
     if not isinstance(valid_lens, torch.Tensor):
         try:
@@ -68,7 +68,7 @@ def as_valid_lens(
             ) from exc
     if valid_lens.dtype == torch.bool or valid_lens.is_complex():
         raise ValueError(f"{name} must hold integer lengths, got dtype {valid_lens.dtype}")
-    check_values = valid_lens.device.type != "cuda" and not torch.compiler.is_compiling()
+    check_values = valid_lens.device.type == "cpu" and not torch.compiler.is_compiling()
     if check_values and valid_lens.is_floating_point():
         if not torch.all(torch.isfinite(valid_lens)) or not torch.equal(valid_lens, valid_lens.round()):
             raise ValueError(

@@ -46,7 +46,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .scoring import DotProductAttention, combine_masks
+from .scoring import DotProductAttention, combine_masks, zero_masked_keys
 from ._checks import heads_divide, positive_int
 
 __all__ = ["split_heads", "merge_heads", "KVCache", "MultiHeadAttention"]
@@ -235,9 +235,10 @@ class MultiHeadAttention(nn.Module):
         keep = self.mask(valid_lens, attn_mask, queries.shape[0], queries.shape[1], keys.shape[1],
                          device=queries.device)
         if keys is queries and values is queries:
-            return self.self_attend(queries, keep, causal=is_causal, return_weights=return_weights)
-        return self.attend_masked(queries, self.project(keys, values), keep, causal=is_causal,
-                                  return_weights=return_weights)
+            q, kv = self._project_self(queries)
+        else:  # queries first, then keys and values (torch.nn.MultiheadAttention's order)
+            q, kv = self._query(queries), self.project(keys, values)
+        return self._heads(q, KVCache(*zero_masked_keys(kv.k, kv.v, keep)), keep, is_causal, return_weights)
 
     def mask(self, valid_lens: torch.Tensor | Sequence[int] | None, attn_mask: torch.Tensor | None,
              batch_size: int, num_queries: int, num_keys: int, *, device: torch.device | None = None):
@@ -299,37 +300,48 @@ class MultiHeadAttention(nn.Module):
         _check_dtypes(self.W_q.weight, queries=queries)
         keep = self.mask(valid_lens, attn_mask, queries.shape[0], queries.shape[1], cache.length,
                          device=queries.device)
-        return self.attend_masked(queries, cache, keep, causal=is_causal, return_weights=return_weights)
+        safe = KVCache(*zero_masked_keys(cache.k, cache.v, keep))  # (B, h, T_k, d_h) x 2
+        return self._heads(self._query(queries), safe, keep, is_causal, return_weights)
 
     # -- the same without argument checks, for layers that checked their inputs once ------------------
     def attend_masked(self, queries: torch.Tensor, cache: KVCache, keep: torch.Tensor | None = None, *,
                       causal: bool = False, return_weights: bool = False):
-        """:meth:`attend` with a keep mask from :meth:`mask` (or ``None``) and no argument checks."""
-        q = _split(self.W_q(queries), self.num_heads)  # (B, h, T_q, d_h)
-        return self._heads(q, cache.k, cache.v, keep, causal, return_weights)
+        """:meth:`attend` with a keep mask from :meth:`mask` (or ``None``), without argument checks.
+
+        Like :meth:`self_attend` it trusts its caller: masked keys and values must be finite (they
+        are in a Transformer stack, whose activations start from an embedding table).
+        """
+        return self._heads(self._query(queries), cache, keep, causal, return_weights)
 
     def self_attend(self, x: torch.Tensor, keep: torch.Tensor | None = None, *, causal: bool = False,
                     return_weights: bool = False):
         r"""Self-attention of ``x (B, T, d_model)`` with a keep mask from :meth:`mask`, without argument checks.
 
-        The three projections are one matrix product with the stacked weights
-        :math:`[\mathbf{W}^q; \mathbf{W}^k; \mathbf{W}^v] \in \mathbb{R}^{3d \times d}` (as
-        :class:`torch.nn.MultiheadAttention` stores them): the same numbers as three products,
-        one bigger, faster matrix multiplication.
+        What ``forward(x, x, x, ...)`` computes, for callers that checked their inputs once (the
+        Transformer stacks call it in every block); masked positions of ``x`` must hold finite
+        numbers (``forward`` zeroes masked keys and values, which costs two passes over them).
         """
-        if self.key_dim != self.d_model or self.value_dim != self.d_model:
-            raise ValueError("self_attend needs key_dim = value_dim = d_model (keys and values are the queries)")
+        q, kv = self._project_self(x)
+        return self._heads(q, kv, keep, causal, return_weights)
+
+    def _query(self, queries: torch.Tensor) -> torch.Tensor:
+        return _split(self.W_q(queries), self.num_heads)  # (B, h, T_q, d_h)
+
+    def _project_self(self, x: torch.Tensor) -> tuple[torch.Tensor, KVCache]:
+        r"""Queries, keys and values of ``x`` from *one* matrix product with the stacked weights
+        :math:`[\mathbf{W}^q; \mathbf{W}^k; \mathbf{W}^v] \in \mathbb{R}^{3d \times d}` (as
+        :class:`torch.nn.MultiheadAttention` stores them): the numbers of three products, faster."""
         layers = (self.W_q, self.W_k, self.W_v)
         weight = torch.cat([layer.weight for layer in layers])  # (3d, d)
         bias = None if self.W_q.bias is None else torch.cat([layer.bias for layer in layers])  # (3d,)
         batch_size, num_steps, _ = x.shape
         qkv = F.linear(x, weight, bias).view(batch_size, num_steps, 3, self.num_heads, self.head_dim)  # (B, T, 3, h, d_h)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, h, T, d_h)
-        return self._heads(q, k, v, keep, causal, return_weights)
+        return q, KVCache(k, v)
 
-    def _heads(self, q, k, v, keep, causal: bool, return_weights: bool):
+    def _heads(self, q: torch.Tensor, kv: KVCache, keep, causal: bool, return_weights: bool):
         """Attention in every head, then the heads merged and projected by ``W_o``."""
-        result = self.attention.compute(q, k, v, keep, causal=causal, return_weights=return_weights)
+        result = self.attention.compute(q, kv.k, kv.v, keep, causal=causal, return_weights=return_weights)
         heads, weights = result if return_weights else (result, None)  # (B, h, T_q, d_h)
         output = self.W_o(_merge(heads))  # (B, T_q, d_model)
         return (output, weights) if return_weights else output

@@ -47,7 +47,7 @@ from torch.nn import functional as F
 from ._checks import bool_mask, positive_int, unit_interval
 from .masking import as_valid_lens, causal_mask, key_padding_mask, masked_softmax, padding_mask
 
-__all__ = ["AdditiveAttention", "DotProductAttention", "combine_masks"]
+__all__ = ["AdditiveAttention", "DotProductAttention", "combine_masks", "zero_masked_keys"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -134,6 +134,22 @@ def combine_masks(
         attn_mask = attn_mask.to(device) if device is not None else attn_mask
         keep = attn_mask if keep is None else keep & attn_mask
     return keep
+
+
+def zero_masked_keys(keys: torch.Tensor, values: torch.Tensor,
+                     keep: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``keys (..., T_k, d)`` and ``values (..., T_k, d_v)`` with zeros where no query may look.
+
+    Attention adds the mask to the scores, and ``NaN + (-inf)`` is NaN; the weight 0 of a masked
+    key times a NaN value is NaN too. Padding that holds NaN or inf (e.g. from user data) must not
+    poison the output, so the public ``forward`` methods zero the keys and values that ``keep
+    (..., T_q, T_k)`` hides from every query; finite inputs give the same output either way.
+    Returns the inputs unchanged when ``keep`` is ``None``.
+    """
+    if keep is None:
+        return keys, values
+    dead = ~keep.any(dim=-2).unsqueeze(-1)  # (..., T_k, 1): keys no query attends to
+    return keys.masked_fill(dead, 0.0), values.masked_fill(dead, 0.0)  # (..., T_k, d), (..., T_k, d_v)
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,6 +282,7 @@ class DotProductAttention(nn.Module):
         _check_qkv(queries, keys, values, same_dim=True)
         scores_shape = (*queries.shape[:-1], keys.shape[-2])  # (..., T_q, T_k)
         keep = combine_masks(valid_lens, attn_mask, scores_shape, device=queries.device)
+        keys, values = zero_masked_keys(keys, values, keep)
         return self.compute(queries, keys, values, keep, causal=is_causal, return_weights=return_weights)
 
     def compute(self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
@@ -275,7 +292,8 @@ class DotProductAttention(nn.Module):
         ``keep``: a boolean mask (``True`` = may attend) broadcastable to ``(..., T_q, T_k)``, such
         as :func:`combine_masks` returns, or ``None``; ``causal``: as ``is_causal``. Multi-head
         attention and the Transformer blocks call this once per layer after checking their inputs
-        once (no shape checks, no length checks, no device synchronization).
+        once (no shape checks, no length checks, no device synchronization). Keys and values that
+        no query may see must be finite (:func:`zero_masked_keys`; ``forward`` does it).
         """
         num_q, num_k = queries.shape[-2], keys.shape[-2]
         if causal and num_q > num_k:
@@ -302,10 +320,6 @@ class DotProductAttention(nn.Module):
             return F.scaled_dot_product_attention(
                 queries, keys, values, dropout_p=dropout_p, scale=scale, is_causal=causal
             )
-        # SDPA adds the mask to the scores, and NaN + (-inf) is NaN: a key that no query may see
-        # (padding) must not carry NaN or inf into the output, so zero such keys and values.
-        dead = ~keep.any(dim=-2).unsqueeze(-1)  # (..., T_k, 1): keys no query attends to
-        keys, values = keys.masked_fill(dead, 0.0), values.masked_fill(dead, 0.0)  # (..., T_k, d)
         # A query with no key to attend to makes SDPA divide 0 by 0 (NaN in some versions). Let such
         # rows attend to every key (finite forward and backward), then zero their output.
         has_key = keep.any(dim=-1, keepdim=True)  # (..., T_q or 1, 1)

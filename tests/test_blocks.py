@@ -290,3 +290,34 @@ def test_load_torch_weights_rejects_mismatches():
         TransformerEncoderBlock(D, H, FF).load_torch_weights(gelu)
     with pytest.raises(ValueError, match="TransformerDecoderLayer"):
         TransformerDecoderBlock(D, H, FF).load_torch_weights(ref)
+
+
+# -- compute: the unchecked path the stacks call once per block -----------------------------------
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_compute_with_a_mask_built_once_equals_forward(norm_first):
+    torch.manual_seed(0)
+    encoder = SelfAttentionBlock(D, H, FF, norm_first=norm_first).eval()
+    decoder = TransformerDecoderBlock(D, H, FF, norm_first=norm_first).eval()
+    x, memory = randn(3, 5, D, seed=1), randn(3, 6, D, seed=2)
+    lens = torch.tensor([5, 2, 1])
+    keep = encoder.attention.mask(lens, None, 3, 5, 5)
+    assert keep.shape == (3, 1, 1, 5)  # one key mask for every head and query: no (B, h, T, T) tensor
+    torch.testing.assert_close(encoder.compute(x, keep), encoder(x, lens))
+    out, w = encoder.compute(x, keep, return_weights=True)
+    torch.testing.assert_close(w, encoder(x, lens, return_weights=True)[1])
+    mem_lens = torch.tensor([6, 3, 1])
+    mem_keep = decoder.cross_attention.mask(mem_lens, None, 3, 5, 6)
+    kv = decoder.cross_attention.project(memory, memory)
+    torch.testing.assert_close(decoder.compute(x, kv, mem_keep), decoder(x, memory, mem_lens))
+
+
+def test_block_forward_ignores_nan_in_padding():
+    torch.manual_seed(0)
+    block = SelfAttentionBlock(D, H, FF).eval()
+    decoder = TransformerDecoderBlock(D, H, FF).eval()
+    x, lens = randn(2, 5, D), torch.tensor([5, 3])
+    poisoned = x.clone()
+    poisoned[1, 3:] = float("inf")
+    torch.testing.assert_close(block(poisoned, lens)[1, :3], block(x, lens)[1, :3])
+    y = randn(2, 4, D, seed=3)
+    torch.testing.assert_close(decoder(y, poisoned, lens), decoder(y, x, lens))

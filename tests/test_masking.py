@@ -153,3 +153,25 @@ def test_property_rows_sum_to_one_zero_beyond_and_shift_invariant(batch, num_que
     assert torch.all(w[~keep] == 0)
     assert torch.all(w >= 0)
     torch.testing.assert_close(masked_softmax(scores + shift, lens), w)
+
+
+def test_key_padding_mask_broadcasts_over_heads_and_queries():
+    from d2l_attn.masking import key_padding_mask
+
+    lens = torch.tensor([1, 3, 0])
+    keep = key_padding_mask(lens, 4)  # (B, 1, 1, T_k)
+    assert keep.shape == (3, 1, 1, 4)
+    assert torch.equal(keep.expand(3, 2, 5, 4), padding_mask(lens, 5, 4)[:, None].expand(3, 2, 5, 4))
+    assert key_padding_mask(lens, 4, num_axes=2).shape == (3, 4)
+
+
+def test_length_values_are_checked_on_the_host_only():
+    """Reading lengths that live on an accelerator would synchronize every step: only CPU values are checked."""
+    from d2l_attn.masking import as_valid_lens
+
+    with pytest.raises(ValueError, match=r"valid_lens must lie in \[0, 3\]"):
+        as_valid_lens(torch.tensor([1, 9]), max_len=3)
+    on_device = torch.tensor([1, 9], device="meta")  # no values to read: stands in for a GPU tensor
+    assert as_valid_lens(on_device, max_len=3).shape == (2,)
+    with pytest.raises(ValueError, match="integer lengths"):  # the dtype is still checked
+        as_valid_lens(torch.tensor([True], device="meta"), max_len=3)

@@ -164,3 +164,41 @@ def test_per_head_attn_mask_and_dropout_train_eval():
     torch.testing.assert_close(mha(x, x, x), mha(x, x, x))
     mha.train()
     assert not torch.allclose(mha(x, x, x), mha(x, x, x))  # dropout is active in training
+
+
+def test_self_attention_packs_the_projections_and_equals_three_products():
+    """forward(x, x, x) projects Q, K, V with one matrix product: same outputs and gradients as three."""
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(12, 3).eval()
+    with torch.no_grad():  # distinct biases, so that a swapped q/k/v block would show
+        for layer in (mha.W_q, mha.W_k, mha.W_v, mha.W_o):
+            layer.bias.normal_()
+    x = torch.randn(2, 5, 12, requires_grad=True)
+    lens = torch.tensor([5, 2])
+    packed = mha(x, x, x, valid_lens=lens)  # the same tensor three times: one product
+    copies = x.clone()
+    separate = mha(x, copies, copies.clone(), valid_lens=lens)  # three tensors: three products
+    torch.testing.assert_close(packed, separate, rtol=1e-5, atol=1e-6)
+    grad_packed, = torch.autograd.grad(packed.square().sum(), x)
+    grad_separate, = torch.autograd.grad(separate.square().sum(), x)
+    torch.testing.assert_close(grad_packed, grad_separate, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(mha.self_attend(x, mha.mask(lens, None, 2, 5, 5)), packed)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_nan_in_masked_keys_does_not_reach_the_output(fused):
+    """Public forward/attend zero the keys and values no query may see (padding holding NaN or inf)."""
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(8, 2, fused=fused).eval()
+    x = torch.randn(2, 4, 8)
+    lens = torch.tensor([4, 2])
+    clean = mha(x, x, x, valid_lens=lens)
+    poisoned = x.clone()
+    poisoned[1, 2:] = float("nan")  # the padding of example 1
+    out = mha(poisoned, poisoned, poisoned, valid_lens=lens)
+    torch.testing.assert_close(out[:, :2], clean[:, :2])  # real positions (queries 2.. of example 1 are padding)
+    torch.testing.assert_close(out[0], clean[0])
+    q = torch.randn(2, 3, 8)
+    torch.testing.assert_close(mha(q, poisoned, poisoned, valid_lens=lens), mha(q, x, x, valid_lens=lens))
+    torch.testing.assert_close(mha.attend(q, mha.project(poisoned, poisoned), valid_lens=lens),
+                               mha(q, x, x, valid_lens=lens))

@@ -191,6 +191,35 @@ def test_bad_arguments_are_rejected_clearly():
         model.step(tgt[:, 0], (None,))
 
 
+# -- argument checks once per call ----------------------------------------------------------------
+def test_lengths_are_checked_once_per_call_not_once_per_block(monkeypatch):
+    """Checking lengths reads them on the host (a GPU would synchronize): the count must not grow with depth."""
+    from d2l_attn import masking, scoring
+    from d2l_attn.models import transformer as transformer_module
+
+    calls = []
+    real = masking.as_valid_lens
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    for module in (masking, scoring, transformer_module):
+        monkeypatch.setattr(module, "as_valid_lens", counting)
+    src, lens = padded_sources()
+    tgt = torch.randint(4, len(TGT_VOCAB), (src.shape[0], 5))
+    counts = {}
+    for num_layers in (1, 4):
+        model = make_model(num_layers=num_layers).train()
+        calls.clear()
+        model(src, lens, tgt)
+        counts[num_layers] = len(calls)
+        calls.clear()
+        model.encoder(src, lens)
+        assert len(calls) == 1
+    assert counts[1] == counts[4] <= 3, counts
+
+
 # -- the benchmark script -------------------------------------------------------------------------
 def test_benchmark_smoke():
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
