@@ -50,7 +50,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from .multihead import KVCache, MultiHeadAttention
-from .scoring import zero_masked_keys
 from ._checks import heads_divide, positive_int, unit_interval
 
 __all__ = [
@@ -352,42 +351,49 @@ class TransformerDecoderBlock(nn.Module):
         _check_input(memory, "memory", self.d_model, "T")
         if memory.shape[0] != x.shape[0]:
             raise ValueError(f"memory must have batch size {x.shape[0]} like x, got {memory.shape[0]}")
-        keep = self.cross_attention.mask(memory_valid_lens, None, x.shape[0], x.shape[1], memory.shape[1],
-                                         device=x.device)
-        kv = self.cross_attention.project(memory, memory)  # (B, h, T, d_h) x 2
-        return self.compute(x, KVCache(*zero_masked_keys(kv.k, kv.v, keep)), keep, None, return_weights)
+
+        def self_attend(h):  # causal: position i sees 0..i (SDPA's is_causal flag on the fused path)
+            return self.self_attention(h, h, h, return_weights=return_weights, is_causal=True)
+
+        def cross_attend(h):  # the checked multi-head attention: memory may come from anywhere
+            return self.cross_attention(h, memory, memory, valid_lens=memory_valid_lens, return_weights=return_weights)
+
+        return self._sublayers(x, self_attend, cross_attend, return_weights)
 
     def compute(self, x: torch.Tensor, memory: KVCache, memory_keep: torch.Tensor | None = None,
                 self_cache: KVCache | None = None, return_weights: bool = False):
         """The three sublayers without argument checks (a stack checks its inputs once, then calls this per block).
 
         ``memory``: the projected encoder outputs (``cross_attention.project(memory, memory)``);
-        ``memory_keep``: their key mask from ``cross_attention.mask`` (or ``None``); ``self_cache``:
-        the earlier positions' keys and values, ``None`` in training (teacher forcing). Returns what
-        :meth:`forward` returns, or with a ``self_cache`` what :meth:`step` returns.
+        ``memory_keep``: their key mask (:meth:`MultiHeadAttention.mask
+        <d2l_attn.multihead.MultiHeadAttention.mask>` or :func:`d2l_attn.masking.key_padding_mask`),
+        or ``None``; ``self_cache``: the earlier positions' keys and values, ``None`` in training
+        (teacher forcing). Returns what :meth:`forward` returns, or with a ``self_cache`` what
+        :meth:`step` returns.
         """
         holder = {}
 
         def self_attend(h):
-            # causal: position i sees 0..i (SDPA's is_causal flag on the fused path)
             if self_cache is None:  # teacher forcing: the three projections as one product
-                out = self.self_attention.self_attend(h, causal=True, return_weights=return_weights)
-            else:
-                holder["cache"] = kv = self.self_attention.extend(self_cache, h)  # (B, h, t + T_new, d_h) x 2
-                out = self.self_attention.attend_masked(h, kv, causal=True, return_weights=return_weights)
-            return _with_weights(out, return_weights)
+                return self.self_attention.self_attend(h, causal=True, return_weights=return_weights)
+            holder["cache"] = kv = self.self_attention.extend(self_cache, h)  # (B, h, t + T_new, d_h) x 2
+            return self.self_attention.attend_masked(h, kv, causal=True, return_weights=return_weights)
 
         def cross_attend(h):
-            return _with_weights(self.cross_attention.attend_masked(h, memory, memory_keep,
-                                                                    return_weights=return_weights), return_weights)
+            return self.cross_attention.attend_masked(h, memory, memory_keep, return_weights=return_weights)
 
-        y, w_self = self.addnorm1(x, self_attend)  # (B, T', d), (B, h, T', t + T') or None
-        z, w_cross = self.addnorm2(y, cross_attend)  # (B, T', d), (B, h, T', T) or None
-        out = self.addnorm3(z, self.ffn)  # (B, T', d)
+        out = self._sublayers(x, self_attend, cross_attend, return_weights)
         if self_cache is None:
-            return (out, w_self, w_cross) if return_weights else out
+            return out
         new_cache = LayerCache(holder["cache"], memory)
-        return (out, new_cache, w_self, w_cross) if return_weights else (out, new_cache)
+        return (out[0], new_cache, *out[1:]) if return_weights else (out, new_cache)
+
+    def _sublayers(self, x: torch.Tensor, self_attend: Callable, cross_attend: Callable, return_weights: bool):
+        """Causal self-attention, cross-attention and the FFN, each with residual + LayerNorm."""
+        y, w_self = self.addnorm1(x, lambda h: _with_weights(self_attend(h), return_weights))  # (B, T', d)
+        z, w_cross = self.addnorm2(y, lambda h: _with_weights(cross_attend(h), return_weights))  # (B, T', d)
+        out = self.addnorm3(z, self.ffn)  # (B, T', d)
+        return (out, w_self, w_cross) if return_weights else out
 
     # -- incremental decoding -----------------------------------------------------------------
     def init_cache(self, memory: torch.Tensor) -> LayerCache:
@@ -411,10 +417,19 @@ class TransformerDecoderBlock(nn.Module):
         _check_input(x, "x", self.d_model, "T_new")
         if not isinstance(cache, LayerCache):
             raise ValueError(f"cache must be a LayerCache (see init_cache), got {type(cache).__name__}")
-        keep = self.cross_attention.mask(memory_valid_lens, None, x.shape[0], x.shape[1], cache.memory.length,
-                                         device=x.device)
-        out = self.compute(x, KVCache(*zero_masked_keys(*cache.memory, keep)), keep, cache.self_attn, return_weights)
-        return (out[0], LayerCache(out[1].self_attn, cache.memory), *out[2:])  # the cache keeps the memory as given
+        holder = {}
+
+        def self_attend(h):
+            holder["cache"] = kv = self.self_attention.extend(cache.self_attn, h)  # (B, h, t + T_new, d_h) x 2
+            return self.self_attention.attend(h, kv, return_weights=return_weights, is_causal=True)
+
+        def cross_attend(h):
+            return self.cross_attention.attend(h, cache.memory, valid_lens=memory_valid_lens,
+                                               return_weights=return_weights)
+
+        out = self._sublayers(x, self_attend, cross_attend, return_weights)
+        new_cache = LayerCache(holder["cache"], cache.memory)
+        return (out[0], new_cache, *out[1:]) if return_weights else (out, new_cache)
 
     @torch.no_grad()
     def load_torch_weights(self, layer: nn.TransformerDecoderLayer) -> "TransformerDecoderBlock":

@@ -32,7 +32,8 @@ product with the stacked weights :math:`[\mathbf{W}^q; \mathbf{W}^k; \mathbf{W}^
 product. Public methods check their arguments; :meth:`MultiHeadAttention.mask` turns lengths and
 masks into one keep mask, which the unchecked :meth:`~MultiHeadAttention.attend_masked` and
 :meth:`~MultiHeadAttention.self_attend` take -- a Transformer stack checks once per call, not
-once per layer.
+once per layer. They run the stock :class:`~d2l_attn.scoring.DotProductAttention` through its
+``compute`` (its forward without checks), a replaced attention module through its ``forward``.
 
 Shapes are batch-first: queries ``(B, T_q, d_model)``, keys ``(B, T_k, key_dim)``, values
 ``(B, T_k, value_dim)``; inside, heads are an extra axis ``(B, h, T, d_h)``.
@@ -46,7 +47,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .scoring import DotProductAttention, combine_masks, zero_masked_keys
+from .scoring import DotProductAttention, combine_masks
 from ._checks import heads_divide, positive_int
 
 __all__ = ["split_heads", "merge_heads", "KVCache", "MultiHeadAttention"]
@@ -232,13 +233,11 @@ class MultiHeadAttention(nn.Module):
         projections as one matrix product (:meth:`self_attend`).
         """
         self._check_inputs(queries, keys, values)
-        keep = self.mask(valid_lens, attn_mask, queries.shape[0], queries.shape[1], keys.shape[1],
-                         device=queries.device)
         if keys is queries and values is queries:
             q, kv = self._project_self(queries)
         else:  # queries first, then keys and values (torch.nn.MultiheadAttention's order)
             q, kv = self._query(queries), self.project(keys, values)
-        return self._heads(q, KVCache(*zero_masked_keys(kv.k, kv.v, keep)), keep, is_causal, return_weights)
+        return self._attend(q, kv, valid_lens, attn_mask, return_weights, is_causal)
 
     def mask(self, valid_lens: torch.Tensor | Sequence[int] | None, attn_mask: torch.Tensor | None,
              batch_size: int, num_queries: int, num_keys: int, *, device: torch.device | None = None):
@@ -298,10 +297,15 @@ class MultiHeadAttention(nn.Module):
             shape = tuple(queries.shape) if isinstance(queries, torch.Tensor) else type(queries).__name__
             raise ValueError(f"queries must have shape (B, T_q, d_model={self.d_model}), got {shape}")
         _check_dtypes(self.W_q.weight, queries=queries)
-        keep = self.mask(valid_lens, attn_mask, queries.shape[0], queries.shape[1], cache.length,
-                         device=queries.device)
-        safe = KVCache(*zero_masked_keys(cache.k, cache.v, keep))  # (B, h, T_k, d_h) x 2
-        return self._heads(self._query(queries), safe, keep, is_causal, return_weights)
+        return self._attend(self._query(queries), cache, valid_lens, attn_mask, return_weights, is_causal)
+
+    def _attend(self, q: torch.Tensor, kv: KVCache, valid_lens, attn_mask, return_weights: bool, is_causal: bool):
+        """The attention module's ``forward`` in every head (it checks the lengths and masks), then ``W_o``."""
+        if isinstance(attn_mask, torch.Tensor) and attn_mask.dim() == 3:
+            attn_mask = attn_mask.unsqueeze(1)  # (B, 1, T_q, T_k): the same mask for every head
+        result = self.attention(q, kv.k, kv.v, valid_lens=valid_lens, attn_mask=attn_mask,
+                                return_weights=return_weights, is_causal=is_causal)
+        return self._output(result, return_weights)
 
     # -- the same without argument checks, for layers that checked their inputs once ------------------
     def attend_masked(self, queries: torch.Tensor, cache: KVCache, keep: torch.Tensor | None = None, *,
@@ -311,18 +315,32 @@ class MultiHeadAttention(nn.Module):
         Like :meth:`self_attend` it trusts its caller: masked keys and values must be finite (they
         are in a Transformer stack, whose activations start from an embedding table).
         """
-        return self._heads(self._query(queries), cache, keep, causal, return_weights)
+        return self._attend_masked(self._query(queries), cache, keep, causal, return_weights)
 
     def self_attend(self, x: torch.Tensor, keep: torch.Tensor | None = None, *, causal: bool = False,
                     return_weights: bool = False):
         r"""Self-attention of ``x (B, T, d_model)`` with a keep mask from :meth:`mask`, without argument checks.
 
         What ``forward(x, x, x, ...)`` computes, for callers that checked their inputs once (the
-        Transformer stacks call it in every block); masked positions of ``x`` must hold finite
-        numbers (``forward`` zeroes masked keys and values, which costs two passes over them).
+        Transformer stacks call it in every block). Masked positions of ``x`` must hold finite
+        numbers: ``forward`` zeroes masked keys and values (:class:`~d2l_attn.scoring.DotProductAttention`
+        does, at the cost of two passes over them), this does not.
         """
         q, kv = self._project_self(x)
-        return self._heads(q, kv, keep, causal, return_weights)
+        return self._attend_masked(q, kv, keep, causal, return_weights)
+
+    def _attend_masked(self, q: torch.Tensor, kv: KVCache, keep, causal: bool, return_weights: bool):
+        """Attention in every head with a checked keep mask, then ``W_o``.
+
+        The stock :class:`~d2l_attn.scoring.DotProductAttention` runs its ``compute`` (its forward
+        without the checks); a replacement (QK-norm, chapter 8's variants) runs its own ``forward``
+        with the mask as ``attn_mask``.
+        """
+        if type(self.attention).forward is DotProductAttention.forward:
+            result = self.attention.compute(q, kv.k, kv.v, keep, causal=causal, return_weights=return_weights)
+        else:
+            result = self.attention(q, kv.k, kv.v, attn_mask=keep, return_weights=return_weights, is_causal=causal)
+        return self._output(result, return_weights)
 
     def _query(self, queries: torch.Tensor) -> torch.Tensor:
         return _split(self.W_q(queries), self.num_heads)  # (B, h, T_q, d_h)
@@ -339,9 +357,8 @@ class MultiHeadAttention(nn.Module):
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, h, T, d_h)
         return q, KVCache(k, v)
 
-    def _heads(self, q: torch.Tensor, kv: KVCache, keep, causal: bool, return_weights: bool):
-        """Attention in every head, then the heads merged and projected by ``W_o``."""
-        result = self.attention.compute(q, kv.k, kv.v, keep, causal=causal, return_weights=return_weights)
+    def _output(self, result, return_weights: bool):
+        """Heads ``(B, h, T_q, d_h)`` merged and projected by ``W_o``; the weights passed on."""
         heads, weights = result if return_weights else (result, None)  # (B, h, T_q, d_h)
         output = self.W_o(_merge(heads))  # (B, T_q, d_model)
         return (output, weights) if return_weights else output

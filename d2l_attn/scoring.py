@@ -47,7 +47,7 @@ from torch.nn import functional as F
 from ._checks import bool_mask, positive_int, unit_interval
 from .masking import as_valid_lens, causal_mask, key_padding_mask, masked_softmax, padding_mask
 
-__all__ = ["AdditiveAttention", "DotProductAttention", "combine_masks", "zero_masked_keys"]
+__all__ = ["AdditiveAttention", "DotProductAttention", "combine_masks"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -136,14 +136,14 @@ def combine_masks(
     return keep
 
 
-def zero_masked_keys(keys: torch.Tensor, values: torch.Tensor,
+def _zero_masked_keys(keys: torch.Tensor, values: torch.Tensor,
                      keep: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """``keys (..., T_k, d)`` and ``values (..., T_k, d_v)`` with zeros where no query may look.
 
     Attention adds the mask to the scores, and ``NaN + (-inf)`` is NaN; the weight 0 of a masked
     key times a NaN value is NaN too. Padding that holds NaN or inf (e.g. from user data) must not
-    poison the output, so the public ``forward`` methods zero the keys and values that ``keep
-    (..., T_q, T_k)`` hides from every query; finite inputs give the same output either way.
+    poison the output, so :meth:`DotProductAttention.forward` zeroes the keys and values that
+    ``keep (..., T_q, T_k)`` hides from every query; finite inputs give the same output either way.
     Returns the inputs unchanged when ``keep`` is ``None``.
     """
     if keep is None:
@@ -282,7 +282,7 @@ class DotProductAttention(nn.Module):
         _check_qkv(queries, keys, values, same_dim=True)
         scores_shape = (*queries.shape[:-1], keys.shape[-2])  # (..., T_q, T_k)
         keep = combine_masks(valid_lens, attn_mask, scores_shape, device=queries.device)
-        keys, values = zero_masked_keys(keys, values, keep)
+        keys, values = _zero_masked_keys(keys, values, keep)
         return self.compute(queries, keys, values, keep, causal=is_causal, return_weights=return_weights)
 
     def compute(self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
@@ -293,7 +293,7 @@ class DotProductAttention(nn.Module):
         as :func:`combine_masks` returns, or ``None``; ``causal``: as ``is_causal``. Multi-head
         attention and the Transformer blocks call this once per layer after checking their inputs
         once (no shape checks, no length checks, no device synchronization). Keys and values that
-        no query may see must be finite (:func:`zero_masked_keys`; ``forward`` does it).
+        no query may see must be finite (``forward`` zeroes them; it costs two passes over them).
         """
         num_q, num_k = queries.shape[-2], keys.shape[-2]
         if causal and num_q > num_k:

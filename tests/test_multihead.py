@@ -202,3 +202,30 @@ def test_nan_in_masked_keys_does_not_reach_the_output(fused):
     torch.testing.assert_close(mha(q, poisoned, poisoned, valid_lens=lens), mha(q, x, x, valid_lens=lens))
     torch.testing.assert_close(mha.attend(q, mha.project(poisoned, poisoned), valid_lens=lens),
                                mha(q, x, x, valid_lens=lens))
+
+
+def test_unchecked_paths_run_a_replacement_attention_through_its_forward():
+    """A replaced attention module (QK-norm, chapter 8's variants) is never bypassed by the fast path."""
+    from d2l_attn.scoring import DotProductAttention
+
+    calls = []
+
+    class Recording(DotProductAttention):
+        def forward(self, queries, keys, values, valid_lens=None, attn_mask=None, return_weights=False,
+                    is_causal=False):
+            calls.append(attn_mask)
+            return 2 * super().forward(queries, keys, values, valid_lens, attn_mask, return_weights, is_causal)
+
+    torch.manual_seed(0)
+    stock = MultiHeadAttention(8, 2).eval()
+    replaced = MultiHeadAttention(8, 2).eval()
+    replaced.load_state_dict(stock.state_dict())
+    replaced.attention = Recording()
+    x, lens = torch.randn(2, 3, 8), torch.tensor([3, 1])
+    keep = replaced.mask(lens, None, 2, 3, 3)
+    out = replaced.self_attend(x, keep)
+    assert len(calls) == 1 and calls[0] is keep  # its forward ran, with the key mask
+    torch.testing.assert_close(out, replaced(x, x, x, valid_lens=lens))
+    # twice the heads, then W_o: (2 heads) W_o^T + b_o
+    heads_out = stock.self_attend(x, keep) - stock.W_o.bias
+    torch.testing.assert_close(out - replaced.W_o.bias, 2 * heads_out)
