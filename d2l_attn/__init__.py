@@ -28,7 +28,7 @@ module                    what it holds                                         
 ``interpret``             every attention map of one forward pass                7
 ``training``              the Trainer (AMP, clipping, hooks, checkpoints)        4, 7
 ``stability``             schedules, init, QK-norm, Gumbel, ECE, monitors        12
-``profiling``             parameters, FLOPs, timers, MFU, peak tensor memory     3, 7, 8
+``profiling``             parameters, FLOPs, timers, threads, MFU, peak memory   5, 6, 7, 8
 ``metrics``               BLEU (checked against sacrebleu)                       4, 7
 ``data``                  downloads, vocabularies, fra-eng, synthetic, images    2, 4, 5, 7, 10
 ``data.text``             WikiText-2, Tiny Shakespeare, LM batches               9
