@@ -323,6 +323,10 @@ class DotProductAttention(nn.Module):
         # A query with no key to attend to makes SDPA divide 0 by 0 (NaN in some versions). Let such
         # rows attend to every key (finite forward and backward), then zero their output.
         has_key = keep.any(dim=-1, keepdim=True)  # (..., T_q or 1, 1)
+        if keep.device.type == "cpu" and not torch.compiler.is_compiling() and bool(has_key.all()):
+            # the usual case, and on a CPU reading it costs no synchronization: skip the two passes
+            return F.scaled_dot_product_attention(queries, keys, values, attn_mask=keep, dropout_p=dropout_p,
+                                                  scale=scale)  # (..., T_q, d_v)
         safe_keep = keep | ~has_key  # (..., T_q or 1, T_k)
         output = F.scaled_dot_product_attention(
             queries, keys, values, attn_mask=safe_keep, dropout_p=dropout_p, scale=scale
