@@ -6,6 +6,15 @@ JupyterLab and Colab. Each explorer is built from a pure *figure function* that 
 directly; the widget only wires sliders to it.
 
 Live widgets need a running kernel: in the static book the sliders show their saved state.
+
+The live explorers show their figure in an ``Image`` widget whose PNG bytes are replaced on
+every redraw, never by ``display`` into an ``Output`` widget. Under nbclient (the book build,
+nbval) an ``Output`` widget that receives output during execution makes the client send a
+``comm_msg`` on the shell socket while it is waiting on that socket for the cell's
+``execute_reply``; now and then the reply's wake-up is lost and the wait lasts the whole
+``execute.timeout`` before the reply is picked up, silently (measured: 12 of 900 such cells
+stalled; jupyter/nbclient#312). An ``Image`` widget sends no output messages, so the client never
+writes to the shell socket.
 """
 
 from __future__ import annotations
@@ -68,7 +77,6 @@ def query_explorer(keys: torch.Tensor, values: torch.Tensor, *, query: float | N
                    sigma: float = 0.5):
     """Sliders for the query and the bandwidth sigma, redrawing :func:`query_explorer_figure`."""
     import ipywidgets as widgets
-    from IPython.display import display
 
     low, high = float(keys.min()), float(keys.max())
     query = (low + high) / 2 if query is None else query
@@ -76,17 +84,9 @@ def query_explorer(keys: torch.Tensor, values: torch.Tensor, *, query: float | N
                                    description="query q", continuous_update=False)
     s_slider = widgets.FloatLogSlider(value=sigma, base=10, min=-2, max=1, step=0.05,
                                       description="sigma", continuous_update=False)
-    output = widgets.Output()
-
-    def redraw(_=None):
-        output.clear_output(wait=True)
-        with output:
-            display(query_explorer_figure(keys, values, q_slider.value, s_slider.value))
-
-    q_slider.observe(redraw, names="value")
-    s_slider.observe(redraw, names="value")
-    redraw()
-    return widgets.VBox([widgets.HBox([q_slider, s_slider]), output])
+    image = _live_image(lambda: query_explorer_figure(keys, values, q_slider.value, s_slider.value),
+                        [q_slider, s_slider])
+    return widgets.VBox([widgets.HBox([q_slider, s_slider]), image])
 
 
 def figure_png(fig: Figure, dpi: int = 80) -> bytes:
@@ -96,6 +96,23 @@ def figure_png(fig: Figure, dpi: int = 80) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
+
+
+def _live_image(draw, controls, dpi: int = 100):
+    """An ``Image`` widget showing ``draw()`` as PNG, redrawn whenever one of ``controls`` changes.
+
+    Not an ``Output`` widget with ``display``: see the module docstring (nbclient stall).
+    """
+    import ipywidgets as widgets
+
+    image = widgets.Image(value=figure_png(draw(), dpi), format="png")
+
+    def redraw(_=None):
+        image.value = figure_png(draw(), dpi)
+
+    for control in controls:
+        control.observe(redraw, names="value")
+    return image
 
 
 def frame_slider(frames: dict[str, Figure], *, description: str = "", dpi: int = 80):
@@ -197,24 +214,15 @@ def kernel_regression_explorer(
 ):
     """A bandwidth slider and a kernel dropdown redrawing :func:`kernel_regression_figure` (needs a kernel)."""
     import ipywidgets as widgets
-    from IPython.display import display
 
     kernel_box = widgets.Dropdown(options=list(KERNELS), value=kernel, description="kernel")
     h_slider = widgets.FloatLogSlider(value=bandwidth, base=10, min=-2, max=1, step=0.05,
                                       description="bandwidth h", continuous_update=False,
                                       style={"description_width": "initial"})
-    output = widgets.Output()
-
-    def redraw(_=None):
-        output.clear_output(wait=True)
-        with output:
-            display(kernel_regression_figure(keys, values, queries, kernel_box.value, h_slider.value,
-                                             truth=truth))
-
-    kernel_box.observe(redraw, names="value")
-    h_slider.observe(redraw, names="value")
-    redraw()
-    return widgets.VBox([widgets.HBox([kernel_box, h_slider]), output])
+    image = _live_image(lambda: kernel_regression_figure(keys, values, queries, kernel_box.value,
+                                                         h_slider.value, truth=truth),
+                        [kernel_box, h_slider])
+    return widgets.VBox([widgets.HBox([kernel_box, h_slider]), image])
 
 
 def positional_explorer_figure(encoding: torch.Tensor, position: int, dim: int) -> Figure:
@@ -262,24 +270,15 @@ def positional_explorer_figure(encoding: torch.Tensor, position: int, dim: int) 
 def positional_explorer(encoding: torch.Tensor, *, position: int = 10, dim: int = 4):
     """Sliders for the position and the dimension, redrawing :func:`positional_explorer_figure`."""
     import ipywidgets as widgets
-    from IPython.display import display
 
     max_len, d = encoding.shape
     p_slider = widgets.IntSlider(value=position, min=0, max=max_len - 1, description="position p",
                                  continuous_update=False)
     j_slider = widgets.IntSlider(value=dim, min=0, max=d - 1, description="dimension j",
                                  continuous_update=False)
-    output = widgets.Output()
-
-    def redraw(_=None):
-        output.clear_output(wait=True)
-        with output:
-            display(positional_explorer_figure(encoding, p_slider.value, j_slider.value))
-
-    p_slider.observe(redraw, names="value")
-    j_slider.observe(redraw, names="value")
-    redraw()
-    return widgets.VBox([widgets.HBox([p_slider, j_slider]), output])
+    image = _live_image(lambda: positional_explorer_figure(encoding, p_slider.value, j_slider.value),
+                        [p_slider, j_slider])
+    return widgets.VBox([widgets.HBox([p_slider, j_slider]), image])
 
 
 def scaling_explorer_figure(d: int, *, num_keys: int = 32, num_samples: int = 4000,
@@ -336,20 +335,12 @@ def scaling_explorer_figure(d: int, *, num_keys: int = 32, num_samples: int = 40
 def scaling_explorer(d_values=(1, 4, 16, 64, 256, 1024), *, d: int = 64, num_keys: int = 32):
     """A slider over ``d`` redrawing :func:`scaling_explorer_figure` (needs a running kernel)."""
     import ipywidgets as widgets
-    from IPython.display import display
 
     options = [int(v) for v in d_values]
     if d not in options:
         raise ValueError(f"d must be one of d_values {options}, got {d!r}")
     slider = widgets.SelectionSlider(options=options, value=d, description="d",
                                      continuous_update=False)
-    output = widgets.Output()
-
-    def redraw(_=None):
-        output.clear_output(wait=True)
-        with output:
-            display(scaling_explorer_figure(slider.value, num_keys=num_keys))
-
-    slider.observe(redraw, names="value")
-    redraw()
-    return widgets.VBox([slider, output])
+    image = _live_image(lambda: scaling_explorer_figure(slider.value, num_keys=num_keys),
+                        [slider])
+    return widgets.VBox([slider, image])

@@ -95,3 +95,40 @@ def test_every_exercise_has_a_folded_solution_that_checks_itself(path):
         assert cell["metadata"].get("cellView") == "form", "solutions are folded in Colab"
         solved |= set(re.findall(r'assert check\("(ch\d\d-[a-z0-9-]+)"', source(cell)))
     assert solved == ids, f"exercises without a self-checking solution: {ids - solved}"
+
+
+APPENDIX_NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", APPENDIX_NOTEBOOKS, ids=lambda p: p.name)
+def test_appendix_notebook_is_stripped_in_the_toc_and_imports_stable_names(path):
+    nb = load(path)
+    assert f"book/{path.stem}" in TOC, f"{path.name} is not in _toc.yml"
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    code = [source(c) for c in nb["cells"] if c["cell_type"] == "code"]
+    for cell in (c for c in nb["cells"] if c["cell_type"] == "code"):
+        assert cell.get("outputs") == [] and cell.get("execution_count") is None
+    assert any(re.search(r"^\s*assert ", c, re.M) for c in code), "the numbers need check cells"
+    # the appendix outlives the library's restructuring: only stable names
+    imports = re.findall(r"^\s*(?:from d2l_attn\S* import .+|import d2l_attn\S*)", "\n".join(code), re.M)
+    assert {i.strip() for i in imports} <= {"from d2l_attn.metrics import bleu"}, imports
+
+
+READER_PAGES = NOTEBOOKS + APPENDIX_NOTEBOOKS
+
+
+@pytest.mark.parametrize("path", READER_PAGES + sorted((ROOT / "book").glob("*.md")), ids=lambda p: p.name)
+def test_question_sets_are_named_for_readers(path):
+    """Readers see the sources as named question sets ("Core Q19", "Notes B §3"), never as
+    "seeds" or file numbers (see book/intro.md)."""
+    if path.suffix == ".md":
+        prose, code = [path.read_text(encoding="utf-8")], []
+    else:
+        cells = load(path)["cells"]
+        prose = [source(c) for c in cells if c["cell_type"] == "markdown"]
+        code = [source(c) for c in cells if c["cell_type"] == "code"]
+    for text in prose:  # "several random seeds" is fine; "the seed's answer" is not
+        assert not re.search(r"\bseed(?:'s|\s+00[0-4]|\s+questions?)|\bthe\s+seeds?\b", text, re.I), text[:200]
+        assert not re.search(r"\b00[0-4]\b\s*(Q|§)", text), text[:200]
+    for text in code:  # random seeds are fine; the question sources are not
+        assert not re.search(r"\bseed(?:'s| 00[0-4]| question)|Seed[A-Z]", text), text[:200]

@@ -121,3 +121,28 @@ def test_query_explorer_widget_redraws_with_the_slider_values(monkeypatch):
     q_slider.value = 0.9
     s_slider.value = 1.0
     assert calls[1:] == [(pytest.approx(0.9), pytest.approx(0.2)), (pytest.approx(0.9), pytest.approx(1.0))]
+
+
+def test_live_explorers_redraw_an_image_not_an_output_widget():
+    # An Output widget that receives display() output during execution makes nbclient write
+    # to the shell socket while it waits there for execute_reply, which now and then stalls a
+    # book build for the whole execute.timeout (widgets module docstring). The explorers
+    # therefore show a PNG in an Image widget and replace its bytes on every redraw.
+    ipywidgets = pytest.importorskip("ipywidgets")
+    keys = torch.linspace(0, 1, 5)
+    explorer = widgets.query_explorer(keys, keys**2, query=0.5, sigma=0.2)
+    q_slider, _ = explorer.children[0].children
+    image = explorer.children[1]
+    assert isinstance(image, ipywidgets.Image) and image.format == "png"
+    assert bytes(image.value).startswith(b"\x89PNG")
+    before = bytes(image.value)
+    q_slider.value = 0.9
+    assert bytes(image.value) != before, "moving the slider must redraw the figure"
+    boxes = [explorer, widgets.positional_explorer(torch.zeros(8, 4), position=1, dim=1),
+             widgets.scaling_explorer(d_values=(1, 4), d=4)]
+    for box in boxes:
+        stack = list(box.children)
+        while stack:
+            child = stack.pop()
+            assert not isinstance(child, ipywidgets.Output), box
+            stack.extend(getattr(child, "children", ()))

@@ -12,6 +12,8 @@ directory, serves it on 127.0.0.1, and then checks it as a reader's browser sees
   errors (theme noise is allow-listed below, with the reason);
 * every chapter has a figure that responds without a kernel (``d2l_attn.widgets.frame_slider``):
   pressing the slider's arrow key switches the frame;
+* each architecture figure drawn for the book (``book/figures/*.svg``) loads on its page, with
+  alt text and a caption;
 * the search page finds a term;
 * every chapter's exercises answer back without a kernel (``book/_ext/exercises.js`` with the
   rules exported from ``d2l_attn.exercises``): a wrong answer gets the first hint, a second one
@@ -70,6 +72,15 @@ def _toc_files(toc: dict) -> list[str]:
 
 
 TOC_PAGES = _toc_files(TOC)
+# The architecture figures drawn for the book (book/figures/make_figures.py) and the page that
+# embeds each one.
+FIGURES = {
+    "attention_pooling": "chapters/01_attention_cues",
+    "bahdanau": "chapters/04_bahdanau_attention",
+    "multihead_attention": "chapters/05_multihead_attention",
+    "cnn_rnn_self_attention": "chapters/06_self_attention_positional",
+    "transformer": "chapters/07_transformer",
+}
 # every page a reader can reach: the toc, Sphinx's own pages, and the redirecting index.html
 SITE_PAGES = ["index", *TOC_PAGES, "genindex", "search"]
 
@@ -148,6 +159,22 @@ def test_chapter_page_has_figures_and_launch_links(built_book, nb):
     assert binder in text, "Binder link does not point at the configured repository/branch/path"
     # citations resolved, no raw roles left in the text
     assert "{cite" not in page and "{ref}" not in page and "{term}" not in page
+
+
+def test_architecture_figures_are_current_and_embedded():
+    """The committed SVGs are what book/figures/make_figures.py draws, and each is embedded once."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_figures", ROOT / "book" / "figures" / "make_figures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert set(module.FIGURES) == {f"{name}.svg" for name in FIGURES}
+    for name, draw in module.FIGURES.items():
+        committed = (ROOT / "book" / "figures" / name).read_text(encoding="utf-8")
+        assert committed == draw().render(), f"{name} is stale: run python book/figures/make_figures.py"
+    for name, page in FIGURES.items():
+        text = (ROOT / f"{page}.ipynb").read_text(encoding="utf-8")
+        assert text.count(f"../book/figures/{name}.svg") == 1, (name, page)
 
 
 def test_bibliography_lists_cited_works(built_book):
@@ -291,6 +318,23 @@ def test_static_interactive_figure_responds(browser, site, nb):
         assert after["image"] != before["image"], "the shown image did not change"
         page.screenshot(path=str(ARTIFACTS / f"{nb.stem}__frame_slider.png"), full_page=False)
         assert not log.unexpected_console_errors(), log.unexpected_console_errors()
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("name", FIGURES)
+def test_architecture_figure_loads_with_alt_text(browser, site, name):
+    context, page, log = _open(browser, f"{site}/{FIGURES[name]}.html")
+    try:
+        found = page.evaluate("""(file) => Array.from(document.images)
+            .filter(i => (i.getAttribute('src') || '').endsWith(file))
+            .map(i => ({loaded: i.complete && i.naturalWidth > 0, alt: i.getAttribute('alt') || '',
+                        caption: i.closest('figure')?.querySelector('figcaption')?.textContent || ''}))""",
+                              f"{name}.svg")
+        assert len(found) == 1, f"{name}.svg is not shown once on {FIGURES[name]}: {found}"
+        assert found[0]["loaded"], f"{name}.svg did not load"
+        assert len(found[0]["alt"].split()) >= 10, f"{name}.svg needs alt text that describes it"
+        assert found[0]["caption"].strip(), f"{name}.svg has no caption"
     finally:
         context.close()
 

@@ -68,6 +68,11 @@ beam_facts = ChoiceExercise(
         "Greedy search is optimal step by step, not for the sequence; beam search keeps only k prefixes.",
         "A prefix dropped early can never come back, however likely its continuation would have been.",
     ],
+    explanation=(
+        "Beam search keeps the k best prefixes at every step; with k = 1 that is greedy search, and it is "
+        "exact only when k covers every prefix. Otherwise it can miss the most likely sentence, and a larger "
+        "beam can even return a less likely sentence than a smaller one (chapter 4, section 4.6)."
+    ),
 )
 
 

@@ -20,7 +20,7 @@ pe_value = NumberExercise(
     atol=1e-3,
     wrong_answers=[
         math.cos(50 / 10000 ** (2 / 8)),  # cos instead of sin
-        50 / 10000 ** (2 / 8),  # no sine at all (the seed's bug)
+        50 / 10000 ** (2 / 8),  # no sine at all (the bug of the encoder in Notes B §3)
         math.sin(50 / 10000 ** (4 / 8)),  # exponent 2j/d with j = 2 instead of 2i/d with i = 1
     ],
     hints=[
@@ -45,9 +45,15 @@ path_length = ChoiceExercise(
     wrong_answers=["a", "a, b, c", "a, b, d", "c, d"],
     hints=[
         "Path length: how many layers (or steps) a signal needs from one position to another.",
-        "A kernel of size k reaches k - 1 positions further per layer; the n queries of self-attention "
+        "A centred kernel of size k reaches (k - 1) / 2 positions to each side per layer, so one layer "
+        "connects the first and the last of n tokens only if k >= 2n - 1; the n queries of self-attention "
         "are one matrix product, computed in parallel.",
     ],
+    explanation=(
+        "(a) and (b) are true. (c) holds only for k >= 2n - 1 (every output must see every input); with a "
+        "smaller kernel a stack of about 2(n - 1)/(k - 1) layers is needed. (d) is false: self-attention has "
+        "O(1) sequential operations."
+    ),
 )
 
 
@@ -109,7 +115,7 @@ def _wrong_swapped(max_len, d_model):  # cos in the even columns, sin in the odd
     return torch.stack([torch.cos(angles), torch.sin(angles)], dim=-1).reshape(max_len, d_model)
 
 
-def _wrong_seed(max_len, d_model):  # seed 003: no sine or cosine
+def _wrong_notes_b(max_len, d_model):  # Notes B §3: no sine or cosine
     import numpy as np
 
     table = np.array([[pos / np.power(10000, 2 * (j // 2)) for j in range(d_model)] if pos != 0 else [0] * d_model
@@ -132,7 +138,7 @@ sinusoidal_function = FunctionExercise(
     ),
     solution=_reference_sinusoidal,
     make_inputs=_sinusoidal_inputs,
-    wrong_answers=[_wrong_swapped, _wrong_seed, _wrong_exponent,
+    wrong_answers=[_wrong_swapped, _wrong_notes_b, _wrong_exponent,
                    lambda n, d: sinusoidal_encoding(n, d, dtype=torch.float64), "not a function"],
     forbidden=["d2l_attn"],
     hints=[
