@@ -41,8 +41,8 @@ from torch.nn import functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from d2l_attn import efficient  # noqa: E402
-from d2l_attn.profiling import peak_tensor_memory  # noqa: E402
+from d2l_attn import efficient
+from d2l_attn.profiling import peak_tensor_memory
 
 
 def naive(q, k, v):
@@ -104,8 +104,9 @@ def slope(points: dict[int, float], from_n: int) -> float:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default=None,
-                        help="default: bfloat16 on CUDA, float32 elsewhere")
+    parser.add_argument(
+        "--dtype", choices=["float32", "bfloat16"], default=None, help="default: bfloat16 on CUDA, float32 elsewhere"
+    )
     parser.add_argument("--min-n", type=int, default=256)
     parser.add_argument("--max-n", type=int, default=16384)
     parser.add_argument("--naive-max", type=int, default=16384)
@@ -129,10 +130,15 @@ def main(argv=None) -> int:
     while n <= args.max_n:
         lengths.append(n)
         n *= 2
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else (
-        f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads")
-    print(f"# attention scaling: {where}, torch {torch.__version__}, {args.torch_dtype}, "
-          f"B=1, h={args.heads}, d={args.head_dim}")
+    where = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else (f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads")
+    )
+    print(
+        f"# attention scaling: {where}, torch {torch.__version__}, {args.torch_dtype}, "
+        f"B=1, h={args.heads}, d={args.head_dim}"
+    )
     if device.type != "cuda":
         print("# no GPU here: GPU (bf16, flash backend) numbers are not measured in this run")
 
@@ -140,8 +146,9 @@ def main(argv=None) -> int:
     g = torch.Generator(device=device).manual_seed(0)
     print(f"{'variant':>10} {'n':>6} {'ms':>10} {'MiB':>10}")
     for n in lengths:
-        q, k, v = torch.randn(3, 1, args.heads, n, args.head_dim, generator=g, device=device,
-                              dtype=args.torch_dtype).unbind(0)
+        q, k, v = torch.randn(
+            3, 1, args.heads, n, args.head_dim, generator=g, device=device, dtype=args.torch_dtype
+        ).unbind(0)
         for name, fn in variants(args, device).items():
             if name == "naive" and n > args.naive_max:
                 continue

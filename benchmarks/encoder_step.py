@@ -39,9 +39,9 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from d2l_attn import profiling, utils  # noqa: E402
-from d2l_attn.embeddings import TokenEmbedding  # noqa: E402
-from d2l_attn.models.transformer import TransformerEncoder  # noqa: E402
+from d2l_attn import profiling, utils
+from d2l_attn.embeddings import TokenEmbedding
+from d2l_attn.models.transformer import TransformerEncoder
 
 # D2L's chapter-11 Transformer (d 256, FFN 64, 4 heads, 2 blocks, dropout 0.2, batches of 128 x 9
 # tokens) and the base Transformer's widths (Vaswani et al.) on longer, smaller batches.
@@ -59,8 +59,9 @@ class TorchEncoder(nn.Module):
     def __init__(self, embed: TokenEmbedding, cfg: dict):
         super().__init__()
         self.embed = embed
-        layer = nn.TransformerEncoderLayer(cfg["d_model"], cfg["num_heads"], cfg["d_ff"], cfg["dropout"],
-                                           batch_first=True)
+        layer = nn.TransformerEncoderLayer(
+            cfg["d_model"], cfg["num_heads"], cfg["d_ff"], cfg["dropout"], batch_first=True
+        )
         self.encoder = nn.TransformerEncoder(layer, cfg["num_layers"], enable_nested_tensor=False)
 
     def forward(self, src: torch.Tensor, valid_lens: torch.Tensor) -> torch.Tensor:
@@ -84,8 +85,7 @@ def build(cfg: dict, device: torch.device):
     ours, theirs, src, lens = (x.to(device) for x in (ours, theirs, src, lens))
     with torch.no_grad():  # same function: compare the real positions in eval mode
         real = (torch.arange(src.shape[1], device=device) < lens[:, None])[..., None]  # (B, T, 1)
-        torch.testing.assert_close(ours.eval()(src, lens) * real, theirs.eval()(src, lens) * real,
-                                   atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(ours.eval()(src, lens) * real, theirs.eval()(src, lens) * real, atol=1e-4, rtol=1e-4)
     return ours, theirs, src, lens
 
 
@@ -128,14 +128,18 @@ def compare(cfg: dict, device: torch.device, repeats: int, number: int) -> tuple
 def machine_description(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda}), torch {torch.__version__}"
-    return (f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-            f"torch {torch.__version__}")
+    return (
+        f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}"
+    )
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="tiny sizes (smoke test)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed blocks per implementation (default 20, tiny 2)")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timed blocks per implementation (default 20, tiny 2)"
+    )
     parser.add_argument("--number", type=int, default=1, help="training steps per timed block")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, mps")
@@ -148,20 +152,28 @@ def main(argv=None) -> None:
     threads = profiling.num_threads(args.threads) if args.threads else contextlib.nullcontext()
     with threads:
         print(f"machine: {machine_description(device)}")
-        print(f"best of {repeats} interleaved blocks of {args.number} training step(s) "
-              "(forward, loss, backward, Adam), training mode")
-        header = (f"{'config':7} {'d_model':>7} {'d_ff':>5} {'heads':>5} {'blocks':>6} {'batch':>8} "
-                  f"{'ours ms':>9} {'torch ms':>9} {'speed':>6} {'cpu speed':>9}")
+        print(
+            f"best of {repeats} interleaved blocks of {args.number} training step(s) "
+            "(forward, loss, backward, Adam), training mode"
+        )
+        header = (
+            f"{'config':7} {'d_model':>7} {'d_ff':>5} {'heads':>5} {'blocks':>6} {'batch':>8} "
+            f"{'ours ms':>9} {'torch ms':>9} {'speed':>6} {'cpu speed':>9}"
+        )
         print(header)
         print("-" * len(header))
         for name, cfg in configs.items():
             wall, cpu = compare(cfg, device, repeats, args.number)
             batch = f"{cfg['batch_size']}x{cfg['seq_len']}"
-            print(f"{name:7} {cfg['d_model']:7d} {cfg['d_ff']:5d} {cfg['num_heads']:5d} {cfg['num_layers']:6d} "
-                  f"{batch:>8} {1e3 * wall['ours']:9.2f} {1e3 * wall['torch']:9.2f} "
-                  f"{wall['torch'] / wall['ours']:6.3f} {cpu['torch'] / cpu['ours']:9.3f}")
-    print("speed = torch ms / ours ms, best wall-clock times (ours / torch in steps per second): >= 1 means "
-          "ours is at least as fast; cpu speed: the same ratio of best CPU times.")
+            print(
+                f"{name:7} {cfg['d_model']:7d} {cfg['d_ff']:5d} {cfg['num_heads']:5d} {cfg['num_layers']:6d} "
+                f"{batch:>8} {1e3 * wall['ours']:9.2f} {1e3 * wall['torch']:9.2f} "
+                f"{wall['torch'] / wall['ours']:6.3f} {cpu['torch'] / cpu['ours']:9.3f}"
+            )
+    print(
+        "speed = torch ms / ours ms, best wall-clock times (ours / torch in steps per second): >= 1 means "
+        "ours is at least as fast; cpu speed: the same ratio of best CPU times."
+    )
 
 
 if __name__ == "__main__":

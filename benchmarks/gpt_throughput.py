@@ -33,16 +33,23 @@ import torch
 from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from d2l_attn.models.gpt import GPT, GPTConfig  # noqa: E402
-from d2l_attn.profiling import count_parameters, peak_bf16_flops  # noqa: E402
+from d2l_attn.models.gpt import GPT, GPTConfig
+from d2l_attn.profiling import count_parameters, peak_bf16_flops
 
 
 def measure(args, fused: bool, bf16: bool, compile_: bool, device: torch.device) -> tuple[float, float | None]:
     gen = torch.Generator().manual_seed(0)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = GPT(GPTConfig(vocab_size=args.vocab_size, max_len=args.block_size, num_layers=args.layers,
-                              num_heads=args.heads, d_model=args.d_model)).to(device)
+        model = GPT(
+            GPTConfig(
+                vocab_size=args.vocab_size,
+                max_len=args.block_size,
+                num_layers=args.layers,
+                num_heads=args.heads,
+                d_model=args.d_model,
+            )
+        ).to(device)
     for block in model.blocks:
         block.attention.attention.fused = fused
     net = torch.compile(model) if compile_ else model
@@ -90,8 +97,10 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    print(f"device: {name}; torch {torch.__version__}; threads {torch.get_num_threads()}; "
-          f"B={args.batch_size} T={args.block_size} L={args.layers} h={args.heads} d={args.d_model}")
+    print(
+        f"device: {name}; torch {torch.__version__}; threads {torch.get_num_threads()}; "
+        f"B={args.batch_size} T={args.block_size} L={args.layers} h={args.heads} d={args.d_model}"
+    )
     settings = [("reference attention", False, False, False), ("fused attention", True, False, False)]
     if args.bf16:
         settings.append(("fused + bf16", True, True, False))

@@ -42,22 +42,31 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from d2l_attn import profiling, utils  # noqa: E402
-from d2l_attn.data import Vocab  # noqa: E402
-from d2l_attn.models import Transformer  # noqa: E402
-from d2l_attn.positional import SinusoidalPositionalEncoding  # noqa: E402
-from d2l_attn.losses import masked_cross_entropy, shift_right  # noqa: E402
+from d2l_attn import profiling, utils
+from d2l_attn.data import Vocab
+from d2l_attn.losses import masked_cross_entropy, shift_right
+from d2l_attn.models import Transformer
+from d2l_attn.positional import SinusoidalPositionalEncoding
 
 # The configuration trained in the chapter's full mode (TransformerConfig's defaults differ);
 # vocabulary sizes rounded up from the full-mode vocabularies (2,070 English / 3,094 French).
-CHAPTER = dict(d_model=128, num_heads=4, d_ff=512, num_layers=2, dropout=0.1,
-               batch_size=128, seq_len=9, src_vocab=2300, tgt_vocab=3600)
-TINY = dict(d_model=16, num_heads=2, d_ff=32, num_layers=1, dropout=0.1,
-            batch_size=4, seq_len=5, src_vocab=20, tgt_vocab=30)
+CHAPTER = dict(
+    d_model=128,
+    num_heads=4,
+    d_ff=512,
+    num_layers=2,
+    dropout=0.1,
+    batch_size=128,
+    seq_len=9,
+    src_vocab=2300,
+    tgt_vocab=3600,
+)
+TINY = dict(
+    d_model=16, num_heads=2, d_ff=32, num_layers=1, dropout=0.1, batch_size=4, seq_len=5, src_vocab=20, tgt_vocab=30
+)
 
 
 class TorchTransformerSeq2Seq(nn.Module):
@@ -69,17 +78,23 @@ class TorchTransformerSeq2Seq(nn.Module):
         self.src_embed = nn.Embedding(src_vocab, d_model)
         self.tgt_embed = nn.Embedding(tgt_vocab, d_model)
         self.pos = SinusoidalPositionalEncoding(d_model, 1000, dropout)
-        self.core = nn.Transformer(d_model, num_heads, num_layers, num_layers, d_ff, dropout,
-                                   batch_first=True, norm_first=norm_first)
+        self.core = nn.Transformer(
+            d_model, num_heads, num_layers, num_layers, d_ff, dropout, batch_first=True, norm_first=norm_first
+        )
         self.dense = nn.Linear(d_model, tgt_vocab)
 
     def forward(self, src, src_valid_lens, tgt_in):
         scale = math.sqrt(self.d_model)
         src_pad = torch.arange(src.shape[1], device=src.device) >= src_valid_lens[:, None]  # (B, T) True = pad
         causal = nn.Transformer.generate_square_subsequent_mask(tgt_in.shape[1], device=src.device)
-        out = self.core(self.pos(self.src_embed(src) * scale), self.pos(self.tgt_embed(tgt_in) * scale),
-                        tgt_mask=causal, tgt_is_causal=True, src_key_padding_mask=src_pad,
-                        memory_key_padding_mask=src_pad)  # (B, T', d)
+        out = self.core(
+            self.pos(self.src_embed(src) * scale),
+            self.pos(self.tgt_embed(tgt_in) * scale),
+            tgt_mask=causal,
+            tgt_is_causal=True,
+            src_key_padding_mask=src_pad,
+            memory_key_padding_mask=src_pad,
+        )  # (B, T', d)
         return self.dense(out)  # (B, T', V)
 
 
@@ -99,8 +114,7 @@ def time_training(model, batch, steps, warmup, device, amp):
     src, src_lens, tgt_in, tgt, tgt_lens = batch
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     model.train()
-    autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16) if amp
-                else contextlib.nullcontext())
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
 
     last = {}
 
@@ -133,7 +147,9 @@ def build_models(cfg, device, compile_model):
         compiled.load_state_dict(ours.state_dict())
         variants.append(("ours, fused + torch.compile", torch.compile(compiled)))
     torch.manual_seed(0)
-    variants.append(("torch.nn.Transformer", TorchTransformerSeq2Seq(cfg["src_vocab"], cfg["tgt_vocab"], **sizes).to(device)))
+    variants.append(
+        ("torch.nn.Transformer", TorchTransformerSeq2Seq(cfg["src_vocab"], cfg["tgt_vocab"], **sizes).to(device))
+    )
     return variants, ours
 
 
@@ -148,8 +164,10 @@ def machine_description(device):
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda}), torch {torch.__version__}"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (f"CPU {platform.processor() or platform.machine()}, {cores} cores, "
-            f"{torch.get_num_threads()} torch threads, torch {torch.__version__}")
+    return (
+        f"CPU {platform.processor() or platform.machine()}, {cores} cores, "
+        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    )
 
 
 def main(argv=None):
@@ -184,10 +202,15 @@ def main(argv=None):
     peak = profiling.peak_bf16_flops(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
 
     print(f"machine: {machine_description(device)}")
-    print("config: " + ", ".join(f"{k}={v}" for k, v in cfg.items())
-          + f"; {args.steps} timed steps after {args.warmup} warm-up steps")
-    print(f"model FLOPs per training step (6N + attention): {flops:.3e}; peak bf16: "
-          + (f"{peak:.3e} FLOP/s" if peak else "n/a (not a GPU in the table)"))
+    print(
+        "config: "
+        + ", ".join(f"{k}={v}" for k, v in cfg.items())
+        + f"; {args.steps} timed steps after {args.warmup} warm-up steps"
+    )
+    print(
+        f"model FLOPs per training step (6N + attention): {flops:.3e}; peak bf16: "
+        + (f"{peak:.3e} FLOP/s" if peak else "n/a (not a GPU in the table)")
+    )
     precisions = ["fp32"] + (["bf16"] if amp else [])
     rows = []
     for precision in precisions:
@@ -201,10 +224,14 @@ def main(argv=None):
     for name, precision, seconds in rows:
         mfu = profiling.model_flops_utilization(flops, seconds, peak) if precision == "bf16" else None
         mfu_text = f"{100 * mfu:6.2f}%" if mfu is not None else "    n/a"
-        print(f"{name:30} {precision:9} {1000 * seconds:9.2f} {tokens / seconds:11,.0f} "
-              f"{base[precision] / seconds:6.2f} {mfu_text}")
-    print("ratio = tokens/s relative to 'ours, reference attention' at the same precision; "
-          "MFU only for bf16 on a GPU with a known peak.")
+        print(
+            f"{name:30} {precision:9} {1000 * seconds:9.2f} {tokens / seconds:11,.0f} "
+            f"{base[precision] / seconds:6.2f} {mfu_text}"
+        )
+    print(
+        "ratio = tokens/s relative to 'ours, reference attention' at the same precision; "
+        "MFU only for bf16 on a GPU with a known peak."
+    )
 
 
 if __name__ == "__main__":

@@ -40,8 +40,12 @@ def unit_interval(name: str, value: object) -> float:
 
 def positive_number(name: str, value: object, allow_inf: bool = False) -> float:
     """``value`` as a float > 0 (a learning rate, a threshold); nan is refused, inf only with ``allow_inf``."""
-    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0
-            or (math.isinf(value) and not allow_inf)):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not value > 0
+        or (math.isinf(value) and not allow_inf)
+    ):
         raise ValueError(f"{name} must be a {'' if allow_inf else 'finite '}positive number, got {value!r}")
     return float(value)
 
@@ -74,7 +78,9 @@ def heads_divide(d_model: object, num_heads: object) -> int:
     return d_model // num_heads  # type: ignore[operator]
 
 
-def bool_mask(mask: object, shape: torch.Size | tuple[int, ...], name: str = "mask", expected: str = "") -> torch.Tensor:
+def bool_mask(
+    mask: object, shape: torch.Size | tuple[int, ...], name: str = "mask", expected: str = ""
+) -> torch.Tensor:
     """``mask`` checked to be a boolean tensor (``True`` = may attend) that broadcasts to ``shape``.
 
     Broadcasting must not enlarge ``shape`` (a mask with extra batch axes would silently change
@@ -105,11 +111,13 @@ def token_ids(tokens: object, name: str, vocab_size: int | None = None, dim: int
     """
     shape = "(B, T)" if dim == 2 else "(B,)"
     if not isinstance(tokens, torch.Tensor) or tokens.dim() != dim or tokens.dtype != torch.long:
-        got = (f"{tokens.dtype} tensor of shape {tuple(tokens.shape)}" if isinstance(tokens, torch.Tensor)
-               else type(tokens).__name__)
+        got = (
+            f"{tokens.dtype} tensor of shape {tuple(tokens.shape)}"
+            if isinstance(tokens, torch.Tensor)
+            else type(tokens).__name__
+        )
         raise ValueError(f"{name} must be an int64 tensor of token ids with shape {shape}, got {got}")
-    if (vocab_size is not None and tokens.numel() and tokens.device.type != "cuda"
-            and not torch.compiler.is_compiling()):
+    if vocab_size is not None and tokens.numel() and tokens.device.type != "cuda" and not torch.compiler.is_compiling():
         low, high = int(tokens.min()), int(tokens.max())
         if low < 0 or high >= vocab_size:
             raise ValueError(

@@ -43,14 +43,15 @@ inputs and build the mask once per call, then call ``compute`` for every block.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .multihead import KVCache, MultiHeadAttention
 from ._checks import heads_divide, positive_int, unit_interval
+from .multihead import KVCache, MultiHeadAttention
 
 __all__ = [
     "PositionWiseFFN",
@@ -222,9 +223,18 @@ class SelfAttentionBlock(nn.Module):
         eps: the LayerNorms' epsilon (``1e-5`` as torch; BERT uses ``1e-12``, chapter 9).
     """
 
-    def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.0,
-                 norm_first: bool = False, activation: str = "relu", fused: bool = True, causal: bool = False,
-                 eps: float = 1e-5):
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        d_ff: int,
+        dropout: float = 0.0,
+        norm_first: bool = False,
+        activation: str = "relu",
+        fused: bool = True,
+        causal: bool = False,
+        eps: float = 1e-5,
+    ):
         super().__init__()
         heads_divide(d_model, num_heads)
         dropout = unit_interval("dropout", dropout)
@@ -238,8 +248,7 @@ class SelfAttentionBlock(nn.Module):
         _check_input(x, "x", self.d_model)
 
         def self_attend(h):  # the checked multi-head attention: x may come from anywhere
-            return self.attention(h, h, h, valid_lens=valid_lens, return_weights=return_weights,
-                                  is_causal=self.causal)
+            return self.attention(h, h, h, valid_lens=valid_lens, return_weights=return_weights, is_causal=self.causal)
 
         return self._sublayers(x, self_attend, return_weights)
 
@@ -278,12 +287,18 @@ class SelfAttentionBlock(nn.Module):
         return (z, weights) if return_weights else z
 
     @torch.no_grad()
-    def load_torch_weights(self, layer: nn.TransformerEncoderLayer) -> "SelfAttentionBlock":
+    def load_torch_weights(self, layer: nn.TransformerEncoderLayer) -> SelfAttentionBlock:
         """Copy the weights of a :class:`torch.nn.TransformerEncoderLayer` with the same sizes."""
         _check_torch_layer(layer, nn.TransformerEncoderLayer, self)
         self.attention.load_torch_weights(layer.self_attn)
-        _copy_parameters([(self.ffn.dense1, layer.linear1), (self.ffn.dense2, layer.linear2),
-                          (self.addnorm1.norm, layer.norm1), (self.addnorm2.norm, layer.norm2)])
+        _copy_parameters(
+            [
+                (self.ffn.dense1, layer.linear1),
+                (self.ffn.dense2, layer.linear2),
+                (self.addnorm1.norm, layer.norm1),
+                (self.addnorm2.norm, layer.norm2),
+            ]
+        )
         return self
 
     def extra_repr(self) -> str:
@@ -308,7 +323,7 @@ class LayerCache(NamedTuple):
     self_attn: KVCache
     memory: KVCache
 
-    def index_select(self, index: torch.Tensor) -> "LayerCache":
+    def index_select(self, index: torch.Tensor) -> LayerCache:
         """Select/repeat batch entries (beam search)."""
         return LayerCache(self.self_attn.index_select(index), self.memory.index_select(index))
 
@@ -332,8 +347,16 @@ class TransformerDecoderBlock(nn.Module):
     :meth:`step` runs the same computation for new positions only, with a :class:`LayerCache`.
     """
 
-    def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.0,
-                 norm_first: bool = False, activation: str = "relu", fused: bool = True):
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        d_ff: int,
+        dropout: float = 0.0,
+        norm_first: bool = False,
+        activation: str = "relu",
+        fused: bool = True,
+    ):
         super().__init__()
         heads_divide(d_model, num_heads)
         dropout = unit_interval("dropout", dropout)
@@ -345,8 +368,7 @@ class TransformerDecoderBlock(nn.Module):
         self.ffn = PositionWiseFFN(d_model, d_ff, dropout, activation)
         self.addnorm3 = AddNorm(d_model, dropout, norm_first)
 
-    def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_valid_lens=None,
-                return_weights: bool = False):
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_valid_lens=None, return_weights: bool = False):
         _check_input(x, "x", self.d_model, "T'")
         _check_input(memory, "memory", self.d_model, "T")
         if memory.shape[0] != x.shape[0]:
@@ -360,8 +382,14 @@ class TransformerDecoderBlock(nn.Module):
 
         return self._sublayers(x, self_attend, cross_attend, return_weights)
 
-    def compute(self, x: torch.Tensor, memory: KVCache, memory_keep: torch.Tensor | None = None,
-                self_cache: KVCache | None = None, return_weights: bool = False):
+    def compute(
+        self,
+        x: torch.Tensor,
+        memory: KVCache,
+        memory_keep: torch.Tensor | None = None,
+        self_cache: KVCache | None = None,
+        return_weights: bool = False,
+    ):
         """The three sublayers without argument checks (a stack checks its inputs once, then calls this per block).
 
         ``memory``: the projected encoder outputs (``cross_attention.project(memory, memory)``);
@@ -424,22 +452,29 @@ class TransformerDecoderBlock(nn.Module):
             return self.self_attention.attend(h, kv, return_weights=return_weights, is_causal=True)
 
         def cross_attend(h):
-            return self.cross_attention.attend(h, cache.memory, valid_lens=memory_valid_lens,
-                                               return_weights=return_weights)
+            return self.cross_attention.attend(
+                h, cache.memory, valid_lens=memory_valid_lens, return_weights=return_weights
+            )
 
         out = self._sublayers(x, self_attend, cross_attend, return_weights)
         new_cache = LayerCache(holder["cache"], cache.memory)
         return (out[0], new_cache, *out[1:]) if return_weights else (out, new_cache)
 
     @torch.no_grad()
-    def load_torch_weights(self, layer: nn.TransformerDecoderLayer) -> "TransformerDecoderBlock":
+    def load_torch_weights(self, layer: nn.TransformerDecoderLayer) -> TransformerDecoderBlock:
         """Copy the weights of a :class:`torch.nn.TransformerDecoderLayer` with the same sizes."""
         _check_torch_layer(layer, nn.TransformerDecoderLayer, self)
         self.self_attention.load_torch_weights(layer.self_attn)
         self.cross_attention.load_torch_weights(layer.multihead_attn)
-        _copy_parameters([(self.ffn.dense1, layer.linear1), (self.ffn.dense2, layer.linear2),
-                          (self.addnorm1.norm, layer.norm1), (self.addnorm2.norm, layer.norm2),
-                          (self.addnorm3.norm, layer.norm3)])
+        _copy_parameters(
+            [
+                (self.ffn.dense1, layer.linear1),
+                (self.ffn.dense2, layer.linear2),
+                (self.addnorm1.norm, layer.norm1),
+                (self.addnorm2.norm, layer.norm2),
+                (self.addnorm3.norm, layer.norm3),
+            ]
+        )
         return self
 
     def extra_repr(self) -> str:

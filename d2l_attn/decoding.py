@@ -62,8 +62,11 @@ class StepModel(Protocol):
 def check_step_model(model: object) -> None:
     """Raise a clear ``ValueError`` unless ``model`` has what :class:`StepModel` declares."""
     missing = [name for name in ("init_state", "step", "reorder_state") if not callable(getattr(model, name, None))]
-    missing += [name for name in ("bos_id", "eos_id", "pad_id")
-                if not isinstance(getattr(model, name, None), int) or isinstance(getattr(model, name), bool)]
+    missing += [
+        name
+        for name in ("bos_id", "eos_id", "pad_id")
+        if not isinstance(getattr(model, name, None), int) or isinstance(getattr(model, name), bool)
+    ]
     if not isinstance(model, nn.Module) or missing:
         raise ValueError(
             "model must be an nn.Module with init_state(), step(), reorder_state() and int "
@@ -75,8 +78,12 @@ def check_step_model(model: object) -> None:
 def _number(name: str, value: object, *, low: float, open_low: bool = False, high: float) -> float:
     """``value`` as a float in ``[low, high]`` (``(low, high]`` with ``open_low``); NaN, bools and non-numbers fail."""
     is_real = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if (not is_real or math.isnan(value) or not low <= value <= high  # type: ignore[arg-type, operator]
-            or (open_low and value == low)):
+    if (
+        not is_real
+        or math.isnan(value)
+        or not low <= value <= high  # type: ignore[arg-type, operator]
+        or (open_low and value == low)
+    ):
         bracket = "(" if open_low else "["
         raise ValueError(f"{name} must be a number in {bracket}{low}, {high}], got {value!r}")
     return float(value)  # type: ignore[arg-type]
@@ -94,7 +101,7 @@ class _Decoding:
         if tuple(self.lens.shape) != (src.shape[0],):
             raise ValueError(f"src_valid_lens must have shape (B,) = ({src.shape[0]},), got {tuple(self.lens.shape)}")
 
-    def __enter__(self) -> "_Decoding":
+    def __enter__(self) -> _Decoding:
         self.was_training = self.model.training
         self.model.train(False)
         return self
@@ -105,8 +112,9 @@ class _Decoding:
     def bos(self, n: int) -> torch.Tensor:
         return torch.full((n,), self.model.bos_id, dtype=torch.long, device=self.src.device)  # (n,)
 
-    def results(self, tokens: torch.Tensor, weights: list[torch.Tensor | None] | torch.Tensor | None,
-                return_weights: bool):
+    def results(
+        self, tokens: torch.Tensor, weights: list[torch.Tensor | None] | torch.Tensor | None, return_weights: bool
+    ):
         """Token lists cut before ``<eos>`` (and weight matrices ``(steps, src_valid_len)``)."""
         eos = self.model.eos_id
         rows = tokens.tolist()  # (B, steps)
@@ -153,8 +161,15 @@ def _frozen_log_probs(log_probs: torch.Tensor, finished: torch.Tensor, pad_id: i
 
 
 @torch.no_grad()
-def beam_search(model: StepModel, src: torch.Tensor, src_valid_lens, max_len: int, beam_size: int = 4,
-                length_penalty: float = 0.75, return_weights: bool = False):
+def beam_search(
+    model: StepModel,
+    src: torch.Tensor,
+    src_valid_lens,
+    max_len: int,
+    beam_size: int = 4,
+    length_penalty: float = 0.75,
+    return_weights: bool = False,
+):
     r"""Batched beam search: keep the ``beam_size`` most likely prefixes per sentence.
 
     Every step extends each of the ``K`` prefixes by every token and keeps the ``K`` best by total
@@ -192,14 +207,18 @@ def beam_search(model: StepModel, src: torch.Tensor, src_valid_lens, max_len: in
             next_tokens = flat_index % vocab_size  # (B, K)
             rows = (torch.arange(batch_size, device=device).unsqueeze(1) * beams + parent).view(-1)  # (B*K,)
             state = model.reorder_state(state, rows)
-            history = torch.cat([history.gather(1, parent.unsqueeze(-1).expand_as(history)),
-                                 next_tokens.unsqueeze(-1)], dim=-1)  # (B, K, t+1)
+            history = torch.cat(
+                [history.gather(1, parent.unsqueeze(-1).expand_as(history)), next_tokens.unsqueeze(-1)], dim=-1
+            )  # (B, K, t+1)
             if return_weights and w is not None:
                 w = w.view(batch_size, beams, 1, -1)  # (B, K, 1, T)
                 idx = parent.view(batch_size, beams, 1, 1)
                 picked = w.gather(1, idx.expand_as(w))  # (B, K, 1, T)
-                w_history = picked if w_history is None else torch.cat(
-                    [w_history.gather(1, idx.expand_as(w_history)), picked], dim=2)  # (B, K, t+1, T)
+                w_history = (
+                    picked
+                    if w_history is None
+                    else torch.cat([w_history.gather(1, idx.expand_as(w_history)), picked], dim=2)
+                )  # (B, K, t+1, T)
             was_finished = finished.gather(1, parent)  # (B, K)
             lengths = lengths.gather(1, parent) + (~was_finished).float()
             finished = was_finished | (next_tokens == model.eos_id)
@@ -229,8 +248,17 @@ def _filter_logits(logits: torch.Tensor, top_k: int | None, top_p: float | None)
 
 
 @torch.no_grad()
-def sample(model: StepModel, src: torch.Tensor, src_valid_lens, max_len: int, *, temperature: float = 1.0,
-           top_k: int | None = None, top_p: float | None = None, generator: torch.Generator | None = None):
+def sample(
+    model: StepModel,
+    src: torch.Tensor,
+    src_valid_lens,
+    max_len: int,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+):
     r"""Draw one sequence per batch row: :math:`y_t \sim \operatorname{softmax}(\mathbf{z}_t/\tau)` over the allowed tokens.
 
     ``temperature`` :math:`\tau > 0` sharpens (< 1) or flattens (> 1) the distribution;
@@ -264,8 +292,14 @@ def sample(model: StepModel, src: torch.Tensor, src_valid_lens, max_len: int, *,
 
 
 @torch.no_grad()
-def sequence_log_prob(model: StepModel, src: torch.Tensor, src_valid_lens, tgt: torch.Tensor, tgt_valid_lens=None,
-                      return_weights: bool = False):
+def sequence_log_prob(
+    model: StepModel,
+    src: torch.Tensor,
+    src_valid_lens,
+    tgt: torch.Tensor,
+    tgt_valid_lens=None,
+    return_weights: bool = False,
+):
     r"""Teacher-forced :math:`\log P(y \mid x) = \sum_{t < \ell} \log P(y_t \mid y_{<t}, x)` for each row, ``(B,)``.
 
     ``tgt (B, T')`` holds the output tokens (with ``<eos>`` where the sequence ends, if it does);
@@ -276,11 +310,17 @@ def sequence_log_prob(model: StepModel, src: torch.Tensor, src_valid_lens, tgt: 
     token_ids(tgt, "tgt")
     if tgt.shape[1] == 0:
         raise ValueError("tgt must hold at least one token per row (shape (B, T') with T' >= 1)")
-    lens = as_valid_lens(tgt_valid_lens if tgt_valid_lens is not None else [tgt.shape[1]] * tgt.shape[0],
-                         max_len=tgt.shape[1], device=tgt.device, name="tgt_valid_lens")
+    lens = as_valid_lens(
+        tgt_valid_lens if tgt_valid_lens is not None else [tgt.shape[1]] * tgt.shape[0],
+        max_len=tgt.shape[1],
+        device=tgt.device,
+        name="tgt_valid_lens",
+    )
     if tgt.shape[0] != src.shape[0] or tuple(lens.shape) != (tgt.shape[0],):
-        raise ValueError(f"tgt (B, T') and tgt_valid_lens (B,) need the batch size of src ({src.shape[0]}), "
-                         f"got {tuple(tgt.shape)} and {tuple(lens.shape)}")
+        raise ValueError(
+            f"tgt (B, T') and tgt_valid_lens (B,) need the batch size of src ({src.shape[0]}), "
+            f"got {tuple(tgt.shape)} and {tuple(lens.shape)}"
+        )
     with _Decoding(model, src, src_valid_lens, tgt.shape[1]) as run:
         state = model.init_state(src, run.lens)
         tokens = run.bos(src.shape[0])  # (B,)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import nn
@@ -83,8 +82,13 @@ def attention_cost(num_steps: int, d_model: int, num_heads: int = 1, bytes_per_v
     * ``score_bytes`` :math:`= h n^2` values: one score matrix per head -- the quadratic *memory*.
     """
     n, d = positive_int("num_steps", num_steps), heads_divide(d_model, num_heads) * num_heads
-    return {"projection_flops": 8 * n * d * d, "score_flops": 2 * n * n * d, "mix_flops": 2 * n * n * d,
-            "parameter_bytes": 4 * d * d * bytes_per_value, "score_bytes": num_heads * n * n * bytes_per_value}
+    return {
+        "projection_flops": 8 * n * d * d,
+        "score_flops": 2 * n * n * d,
+        "mix_flops": 2 * n * n * d,
+        "parameter_bytes": 4 * d * d * bytes_per_value,
+        "score_bytes": num_heads * n * n * bytes_per_value,
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -96,8 +100,7 @@ class _PatternAttention(DotProductAttention):
     def pattern(self, num_queries: int, num_keys: int, device) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
-    def forward(self, queries, keys, values, valid_lens=None, attn_mask=None, return_weights=False,
-                is_causal=False):
+    def forward(self, queries, keys, values, valid_lens=None, attn_mask=None, return_weights=False, is_causal=False):
         _check_qkv(queries, keys, values, same_dim=True)
         keep = self.pattern(queries.shape[-2], keys.shape[-2], queries.device)  # (T_q, T_k)
         attn_mask = keep if attn_mask is None else attn_mask & keep
@@ -170,8 +173,7 @@ class LowRankAttention(nn.Module):
         self.E = nn.Parameter(torch.randn(rank, seq_len) / math.sqrt(rank))  # (k, n)
         self.F = nn.Parameter(torch.randn(rank, seq_len) / math.sqrt(rank))  # (k, n)
 
-    def forward(self, queries, keys, values, valid_lens=None, attn_mask=None, return_weights=False,
-                is_causal=False):
+    def forward(self, queries, keys, values, valid_lens=None, attn_mask=None, return_weights=False, is_causal=False):
         _check_qkv(queries, keys, values, same_dim=True)
         _refuse("LowRankAttention", attn_mask=attn_mask, is_causal=is_causal)
         num_keys = keys.shape[-2]
@@ -182,7 +184,9 @@ class LowRankAttention(nn.Module):
             keys, values = keys * real, values * real
         E, F_ = self.E[:, :num_keys].to(keys.dtype), self.F[:, :num_keys].to(keys.dtype)  # (k, T_k)
         k_low, v_low = E @ keys, F_ @ values  # (..., k, d), (..., k, d_v)
-        weights = torch.softmax(queries @ k_low.transpose(-2, -1) / math.sqrt(queries.shape[-1]), dim=-1)  # (..., T_q, k)
+        weights = torch.softmax(
+            queries @ k_low.transpose(-2, -1) / math.sqrt(queries.shape[-1]), dim=-1
+        )  # (..., T_q, k)
         output = weights @ v_low  # (..., T_q, d_v)
         return (output, weights) if return_weights else output
 
@@ -219,8 +223,7 @@ class LinearAttention(nn.Module):
         """The feature map :math:`\\phi`, ``(..., T, d) -> (..., T, m)``, positive."""
         return F.elu(x) + 1.0
 
-    def forward(self, queries, keys, values, valid_lens=None, attn_mask=None, return_weights=False,
-                is_causal=False):
+    def forward(self, queries, keys, values, valid_lens=None, attn_mask=None, return_weights=False, is_causal=False):
         _check_qkv(queries, keys, values, same_dim=True)
         _refuse(type(self).__name__, attn_mask=attn_mask)
         if is_causal and queries.shape[-2] != keys.shape[-2]:
@@ -275,8 +278,9 @@ class PerformerAttention(LinearAttention):
     constant is subtracted inside the exponential of the queries (it cancels in the ratio).
     """
 
-    def __init__(self, head_dim: int, num_features: int, *, generator: torch.Generator | None = None,
-                 eps: float = 1e-6):
+    def __init__(
+        self, head_dim: int, num_features: int, *, generator: torch.Generator | None = None, eps: float = 1e-6
+    ):
         super().__init__(eps=eps)
         self.head_dim = positive_int("head_dim", head_dim)
         self.num_features = positive_int("num_features", num_features)
@@ -285,7 +289,7 @@ class PerformerAttention(LinearAttention):
     def features(self, x: torch.Tensor, *, is_query: bool) -> torch.Tensor:
         if x.shape[-1] != self.head_dim:
             raise ValueError(f"expected queries and keys of size head_dim={self.head_dim}, got {x.shape[-1]}")
-        x = x / self.head_dim ** 0.25  # (..., T, d)
+        x = x / self.head_dim**0.25  # (..., T, d)
         projected = x @ self.W.to(x.dtype).T - (x * x).sum(-1, keepdim=True) / 2  # (..., T, m)
         if is_query:
             projected = projected - projected.amax(-1, keepdim=True).detach()
@@ -308,8 +312,16 @@ class IOCount:
     writes: int = 0
 
 
-def tiled_attention(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, *, block_q: int = 128,
-                    block_k: int = 128, is_causal: bool = False, io: IOCount | None = None) -> torch.Tensor:
+def tiled_attention(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    *,
+    block_q: int = 128,
+    block_k: int = 128,
+    is_causal: bool = False,
+    io: IOCount | None = None,
+) -> torch.Tensor:
     r"""Exact softmax attention computed tile by tile, with an online softmax (FlashAttention's order).
 
     For each block of ``block_q`` queries, loop over blocks of ``block_k`` keys keeping a running
@@ -340,13 +352,13 @@ def tiled_attention(queries: torch.Tensor, keys: torch.Tensor, values: torch.Ten
     scale, offset = 1.0 / math.sqrt(queries.shape[-1]), num_k - num_q
     output = queries.new_empty(*queries.shape[:-1], values.shape[-1])  # (..., T_q, d_v)
     for i in range(0, num_q, block_q):
-        q = queries[..., i:i + block_q, :] * scale  # (..., b_q, d)
+        q = queries[..., i : i + block_q, :] * scale  # (..., b_q, d)
         m = torch.full((*q.shape[:-1], 1), -math.inf, dtype=q.dtype, device=q.device)  # (..., b_q, 1)
         denom = torch.zeros_like(m)  # (..., b_q, 1)
         acc = torch.zeros(*q.shape[:-1], values.shape[-1], dtype=q.dtype, device=q.device)  # (..., b_q, d_v)
         last_key = i + block_q - 1 + offset if is_causal else num_k - 1
         for j in range(0, last_key + 1, block_k):
-            s = q @ keys[..., j:j + block_k, :].transpose(-2, -1)  # (..., b_q, b_k)
+            s = q @ keys[..., j : j + block_k, :].transpose(-2, -1)  # (..., b_q, b_k)
             if is_causal and j + block_k - 1 > i + offset:  # the tile crosses the diagonal
                 rows = torch.arange(i, i + block_q, device=q.device)[:, None] + offset
                 s = s.masked_fill(torch.arange(j, j + block_k, device=q.device) > rows, -math.inf)
@@ -354,11 +366,11 @@ def tiled_attention(queries: torch.Tensor, keys: torch.Tensor, values: torch.Ten
             p = torch.exp(s - m_new)  # (..., b_q, b_k)
             correction = torch.exp(m - m_new)  # (..., b_q, 1)
             denom = correction * denom + p.sum(-1, keepdim=True)
-            acc = correction * acc + p @ values[..., j:j + block_k, :]  # (..., b_q, d_v)
+            acc = correction * acc + p @ values[..., j : j + block_k, :]  # (..., b_q, d_v)
             m = m_new
             if io is not None:
-                io.reads += keys[..., j:j + block_k, :].numel() + values[..., j:j + block_k, :].numel()
-        output[..., i:i + block_q, :] = acc / denom  # (..., b_q, d_v)
+                io.reads += keys[..., j : j + block_k, :].numel() + values[..., j : j + block_k, :].numel()
+        output[..., i : i + block_q, :] = acc / denom  # (..., b_q, d_v)
         if io is not None:
             io.reads += q.numel()
             io.writes += acc.numel()
@@ -375,11 +387,16 @@ class TiledAttention(nn.Module):
         super().__init__()
         self.block_q, self.block_k = positive_int("block_q", block_q), positive_int("block_k", block_k)
 
-    def forward(self, queries, keys, values, valid_lens=None, attn_mask=None, return_weights=False,
-                is_causal=False):
+    def forward(self, queries, keys, values, valid_lens=None, attn_mask=None, return_weights=False, is_causal=False):
         _refuse("TiledAttention", valid_lens=valid_lens, attn_mask=attn_mask, return_weights=return_weights)
-        return tiled_attention(queries, keys, values, block_q=min(self.block_q, queries.shape[-2]),
-                               block_k=min(self.block_k, keys.shape[-2]), is_causal=is_causal)
+        return tiled_attention(
+            queries,
+            keys,
+            values,
+            block_q=min(self.block_q, queries.shape[-2]),
+            block_k=min(self.block_k, keys.shape[-2]),
+            is_causal=is_causal,
+        )
 
     def extra_repr(self) -> str:
         return f"block_q={self.block_q}, block_k={self.block_k}"
@@ -397,8 +414,9 @@ class GroupedQueryAttention(nn.Module):
     Self-attention only (``queries``, ``keys``, ``values`` all of size ``d_model``).
     """
 
-    def __init__(self, d_model: int, num_heads: int, num_kv_heads: int, *, bias: bool = True,
-                 attention: nn.Module | None = None):
+    def __init__(
+        self, d_model: int, num_heads: int, num_kv_heads: int, *, bias: bool = True, attention: nn.Module | None = None
+    ):
         super().__init__()
         self.head_dim = heads_divide(d_model, num_heads)
         positive_int("num_kv_heads", num_kv_heads)

@@ -50,8 +50,9 @@ class TokenEmbedding(nn.Module):
         positions: ``"sinusoidal"`` (fixed, chapter 6) or ``"learned"`` (a trainable table).
     """
 
-    def __init__(self, vocab_size: int, d_model: int, max_len: int = 1000, dropout: float = 0.0,
-                 positions: str = "sinusoidal"):
+    def __init__(
+        self, vocab_size: int, d_model: int, max_len: int = 1000, dropout: float = 0.0, positions: str = "sinusoidal"
+    ):
         super().__init__()
         positive_int("vocab_size", vocab_size)
         positive_int("d_model", d_model)
@@ -60,7 +61,7 @@ class TokenEmbedding(nn.Module):
             raise ValueError(f"positions must be 'sinusoidal' or 'learned', got {positions!r}")
         self.vocab_size, self.d_model, self.positions = vocab_size, d_model, positions
         self.embedding = nn.Embedding(vocab_size, d_model)
-        nn.init.normal_(self.embedding.weight, std=d_model ** -0.5)
+        nn.init.normal_(self.embedding.weight, std=d_model**-0.5)
         encoding = SinusoidalPositionalEncoding if positions == "sinusoidal" else LearnedPositionalEncoding
         self.pos_encoding = encoding(d_model, max_len, dropout)
 
@@ -152,12 +153,14 @@ class PatchEmbedding(nn.Module):
         return conv
 
     @torch.no_grad()
-    def load_conv_weights(self, conv: nn.Conv2d) -> "PatchEmbedding":
+    def load_conv_weights(self, conv: nn.Conv2d) -> PatchEmbedding:
         """Copy a patch convolution's weights (e.g. Hugging Face ViT's ``patch_embeddings.projection``)."""
         expected = (self.d_model, self.in_channels, self.patch_size, self.patch_size)
         if tuple(conv.weight.shape) != expected or tuple(conv.stride) != (self.patch_size,) * 2:
-            raise ValueError(f"conv must have weight {expected} and stride {self.patch_size}, got "
-                             f"{tuple(conv.weight.shape)} and {tuple(conv.stride)}")
+            raise ValueError(
+                f"conv must have weight {expected} and stride {self.patch_size}, got "
+                f"{tuple(conv.weight.shape)} and {tuple(conv.stride)}"
+            )
         self.proj.weight.copy_(conv.weight.reshape(self.d_model, -1))
         self.proj.bias.copy_(conv.bias)
         return self
@@ -175,8 +178,9 @@ class ImageEmbedding(nn.Module):
     it says about rows and columns is learned (chapter 10 looks).
     """
 
-    def __init__(self, image_size, patch_size: int, in_channels: int, d_model: int, dropout: float = 0.0,
-                 cls_token: bool = True):
+    def __init__(
+        self, image_size, patch_size: int, in_channels: int, d_model: int, dropout: float = 0.0, cls_token: bool = True
+    ):
         super().__init__()
         self.patches = PatchEmbedding(image_size, patch_size, in_channels, d_model)
         self.has_cls = bool(cls_token)

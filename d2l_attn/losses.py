@@ -18,7 +18,8 @@ r"""Losses of the book's sequence models: teacher forcing and cross-entropy over
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple, Protocol
 
 import torch
 from torch.nn import functional as F
@@ -26,8 +27,18 @@ from torch.nn import functional as F
 from ._checks import token_ids, unit_interval
 from .masking import as_valid_lens
 
-__all__ = ["shift_right", "masked_cross_entropy", "EncoderDecoderModel", "seq2seq_loss", "lm_loss",
-           "MaskedTokens", "mask_tokens", "mlm_loss", "nsp_loss", "IGNORE_INDEX"]
+__all__ = [
+    "shift_right",
+    "masked_cross_entropy",
+    "EncoderDecoderModel",
+    "seq2seq_loss",
+    "lm_loss",
+    "MaskedTokens",
+    "mask_tokens",
+    "mlm_loss",
+    "nsp_loss",
+    "IGNORE_INDEX",
+]
 
 
 def shift_right(targets: torch.Tensor, bos_id: int) -> torch.Tensor:
@@ -39,8 +50,9 @@ def shift_right(targets: torch.Tensor, bos_id: int) -> torch.Tensor:
     return torch.cat([bos, targets[:, :-1]], dim=1)  # (B, T)
 
 
-def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, valid_lens,
-                         label_smoothing: float = 0.0) -> torch.Tensor:
+def masked_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, valid_lens, label_smoothing: float = 0.0
+) -> torch.Tensor:
     r"""Mean cross-entropy over the real (non-padding) target positions only.
 
     Padded positions are removed *before* the softmax, so their logits cannot influence the
@@ -83,8 +95,9 @@ class EncoderDecoderModel(Protocol):
     def __call__(self, src: torch.Tensor, src_valid_lens: Any, tgt_in: torch.Tensor) -> torch.Tensor: ...
 
 
-def seq2seq_loss(model: EncoderDecoderModel, batch: Sequence[torch.Tensor],
-                 label_smoothing: float = 0.0) -> tuple[torch.Tensor, int]:
+def seq2seq_loss(
+    model: EncoderDecoderModel, batch: Sequence[torch.Tensor], label_smoothing: float = 0.0
+) -> tuple[torch.Tensor, int]:
     """Teacher-forced loss of a batch ``(src, src_valid_lens, tgt, tgt_valid_lens)`` for :class:`~d2l_attn.training.Trainer`.
 
     The decoder input is :func:`shift_right` of the target; returns ``(mean loss over real target
@@ -118,12 +131,19 @@ def lm_loss(logits: torch.Tensor, tokens: torch.Tensor, valid_lens=None) -> torc
     against ``tokens[:, t + 1]``, so each sequence gives ``valid_len - 1`` predictions (right padding).
     """
     if not isinstance(logits, torch.Tensor) or logits.dim() != 3 or logits.shape[1] < 2:
-        raise ValueError(f"logits must have shape (B, T >= 2, V), got {getattr(logits, 'shape', type(logits).__name__)}")
+        raise ValueError(
+            f"logits must have shape (B, T >= 2, V), got {getattr(logits, 'shape', type(logits).__name__)}"
+        )
     if not isinstance(tokens, torch.Tensor) or tuple(tokens.shape) != tuple(logits.shape[:2]):
-        raise ValueError(f"tokens must have shape (B, T) = {tuple(logits.shape[:2])}, got {getattr(tokens, 'shape', tokens)}")
+        raise ValueError(
+            f"tokens must have shape (B, T) = {tuple(logits.shape[:2])}, got {getattr(tokens, 'shape', tokens)}"
+        )
     T = logits.shape[1]
-    lens = torch.full((logits.shape[0],), T, device=logits.device) if valid_lens is None else \
-        as_valid_lens(valid_lens, max_len=T, device=logits.device)
+    lens = (
+        torch.full((logits.shape[0],), T, device=logits.device)
+        if valid_lens is None
+        else as_valid_lens(valid_lens, max_len=T, device=logits.device)
+    )
     return masked_cross_entropy(logits[:, :-1], tokens[:, 1:], (lens - 1).clamp(min=0))  # (B, T-1) scored
 
 
@@ -135,9 +155,16 @@ class MaskedTokens(NamedTuple):
     labels: torch.Tensor
 
 
-def mask_tokens(tokens: torch.Tensor, *, mask_id: int, vocab_size: int, rate: float = 0.15,
-                special_ids: Sequence[int] = (), valid_lens=None,
-                generator: torch.Generator | None = None) -> MaskedTokens:
+def mask_tokens(
+    tokens: torch.Tensor,
+    *,
+    mask_id: int,
+    vocab_size: int,
+    rate: float = 0.15,
+    special_ids: Sequence[int] = (),
+    valid_lens=None,
+    generator: torch.Generator | None = None,
+) -> MaskedTokens:
     r"""BERT's masked-LM corruption (Devlin et al., 2019, §3.1).
 
     In each sequence, :math:`\max(1, \operatorname{round}(\text{rate}\cdot n))` of its :math:`n`
@@ -152,7 +179,9 @@ def mask_tokens(tokens: torch.Tensor, *, mask_id: int, vocab_size: int, rate: fl
     if not isinstance(mask_id, int) or not 0 <= mask_id < vocab_size:
         raise ValueError(f"mask_id must be a token id in [0, {vocab_size}), got {mask_id!r}")
     B, T = tokens.shape
-    lens = torch.full((B,), T) if valid_lens is None else as_valid_lens(valid_lens, max_len=T, device=torch.device("cpu"))
+    lens = (
+        torch.full((B,), T) if valid_lens is None else as_valid_lens(valid_lens, max_len=T, device=torch.device("cpu"))
+    )
     cpu = tokens.cpu()
     candidate = torch.arange(T).unsqueeze(0) < lens.cpu().unsqueeze(1)  # (B, T): real positions
     for sid in special_ids:
@@ -178,7 +207,9 @@ def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     if not isinstance(logits, torch.Tensor) or logits.dim() != 3:
         raise ValueError(f"logits must have shape (B, T, V), got {getattr(logits, 'shape', type(logits).__name__)}")
     if not isinstance(labels, torch.Tensor) or tuple(labels.shape) != tuple(logits.shape[:2]):
-        raise ValueError(f"labels must have shape (B, T) = {tuple(logits.shape[:2])}, got {getattr(labels, 'shape', labels)}")
+        raise ValueError(
+            f"labels must have shape (B, T) = {tuple(logits.shape[:2])}, got {getattr(labels, 'shape', labels)}"
+        )
     if not bool((labels != IGNORE_INDEX).any()):
         raise ValueError("labels mark no position to predict (all are IGNORE_INDEX)")
     return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX)
@@ -191,6 +222,8 @@ def nsp_loss(logits: torch.Tensor, is_next: torch.Tensor) -> torch.Tensor:
     if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[1] != 2:
         raise ValueError(f"logits must have shape (B, 2), got {getattr(logits, 'shape', type(logits).__name__)}")
     if not isinstance(is_next, torch.Tensor) or tuple(is_next.shape) != (logits.shape[0],):
-        raise ValueError(f"is_next must have shape (B,) = ({logits.shape[0]},), got {getattr(is_next, 'shape', is_next)}")
+        raise ValueError(
+            f"is_next must have shape (B,) = ({logits.shape[0]},), got {getattr(is_next, 'shape', is_next)}"
+        )
     token_ids(is_next, "is_next", 2, dim=1)
     return F.cross_entropy(logits.float(), is_next)

@@ -26,7 +26,7 @@ length per sequence) or ``(B, T_q)`` (one length per query).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -72,8 +72,7 @@ def as_valid_lens(
     if check_values and valid_lens.is_floating_point():
         if not torch.all(torch.isfinite(valid_lens)) or not torch.equal(valid_lens, valid_lens.round()):
             raise ValueError(
-                f"{name} must hold whole numbers (lengths), got non-integer values "
-                f"{valid_lens.flatten()[:8].tolist()}"
+                f"{name} must hold whole numbers (lengths), got non-integer values {valid_lens.flatten()[:8].tolist()}"
             )
     if check_values and valid_lens.numel() > 0:
         low, high = torch.aminmax(valid_lens)
@@ -110,9 +109,7 @@ def sequence_mask(valid_lens: torch.Tensor | Sequence[int], max_len: int) -> tor
     return positions < lens.unsqueeze(-1)  # (..., max_len)
 
 
-def padding_mask(
-    valid_lens: torch.Tensor | Sequence[int], num_queries: int, num_keys: int
-) -> torch.Tensor:
+def padding_mask(valid_lens: torch.Tensor | Sequence[int], num_queries: int, num_keys: int) -> torch.Tensor:
     """Key-padding mask of shape ``(B, T_q, T_k)`` from lengths ``(B,)`` or ``(B, T_q)``.
 
     ``keep[b, i, j] = j < valid_lens[b]`` for 1-D lengths and ``j < valid_lens[b, i]`` for 2-D.
@@ -240,15 +237,12 @@ def masked_softmax(
     keep = None
     if valid_lens is not None:
         if scores.dim() < 3:
-            raise ValueError(
-                f"with valid_lens, scores must have shape (B, ..., T_q, T_k), got {tuple(scores.shape)}"
-            )
+            raise ValueError(f"with valid_lens, scores must have shape (B, ..., T_q, T_k), got {tuple(scores.shape)}")
         lens = as_valid_lens(valid_lens, max_len=num_keys, device=scores.device)
         batch_size = scores.shape[0]
         if lens.dim() not in (1, 2):
             raise ValueError(
-                f"valid_lens must have shape ({batch_size},) or ({batch_size}, {num_queries}), "
-                f"got {tuple(lens.shape)}"
+                f"valid_lens must have shape ({batch_size},) or ({batch_size}, {num_queries}), got {tuple(lens.shape)}"
             )
         if lens.dim() == 1 and lens.shape[0] != batch_size:
             raise ValueError(
@@ -264,7 +258,9 @@ def masked_softmax(
         # insert the middle axes (e.g. heads) so that keep broadcasts: (B, 1, ..., T_q, T_k)
         keep = keep.view(batch_size, *([1] * (scores.dim() - 3)), num_queries, num_keys)
     if mask is not None:
-        mask = bool_mask(mask, scores.shape, expected="e.g. (T_q, T_k), (B, T_q, T_k) or (B, 1, T_q, T_k)").to(scores.device)
+        mask = bool_mask(mask, scores.shape, expected="e.g. (T_q, T_k), (B, T_q, T_k) or (B, 1, T_q, T_k)").to(
+            scores.device
+        )
         keep = mask if keep is None else keep & mask
 
     # A very negative *finite* fill keeps fully masked rows NaN-free (they become uniform here,

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import collections
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from ._checks import nonnegative_int, paired_lists
 

@@ -41,14 +41,15 @@ Shapes are batch-first: queries ``(B, T_q, d_model)``, keys ``(B, T_k, key_dim)`
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .scoring import DotProductAttention, combine_masks
 from ._checks import heads_divide, positive_int
+from .scoring import DotProductAttention, combine_masks
 
 __all__ = ["split_heads", "merge_heads", "KVCache", "MultiHeadAttention"]
 
@@ -113,7 +114,7 @@ class KVCache(NamedTuple):
         """Number of cached positions ``t``."""
         return self.k.shape[2]
 
-    def index_select(self, index: torch.Tensor) -> "KVCache":
+    def index_select(self, index: torch.Tensor) -> KVCache:
         """Select/repeat batch rows (beam search): ``index (N,)`` into the batch axis."""
         return KVCache(self.k.index_select(0, index), self.v.index_select(0, index))  # (N, h, t, d_h) x 2
 
@@ -167,7 +168,9 @@ class MultiHeadAttention(nn.Module):
         self.W_v = nn.Linear(value_dim, d_model, bias=bias)
         self.W_o = nn.Linear(d_model, d_model, bias=bias)
         if attention is not None and not isinstance(attention, nn.Module):
-            raise ValueError(f"attention must be an nn.Module (e.g. DotProductAttention()), got {type(attention).__name__}")
+            raise ValueError(
+                f"attention must be an nn.Module (e.g. DotProductAttention()), got {type(attention).__name__}"
+            )
         self.attention = DotProductAttention(dropout=dropout, fused=fused) if attention is None else attention
         self.reset_parameters()
 
@@ -239,8 +242,16 @@ class MultiHeadAttention(nn.Module):
             q, kv = self._query(queries), self.project(keys, values)
         return self._attend(q, kv, valid_lens, attn_mask, return_weights, is_causal)
 
-    def mask(self, valid_lens: torch.Tensor | Sequence[int] | None, attn_mask: torch.Tensor | None,
-             batch_size: int, num_queries: int, num_keys: int, *, device: torch.device | None = None):
+    def mask(
+        self,
+        valid_lens: torch.Tensor | Sequence[int] | None,
+        attn_mask: torch.Tensor | None,
+        batch_size: int,
+        num_queries: int,
+        num_keys: int,
+        *,
+        device: torch.device | None = None,
+    ):
         """Check ``valid_lens`` and ``attn_mask`` and combine them into one keep mask for the scores
         ``(B, h, T_q, T_k)`` (:func:`d2l_attn.scoring.combine_masks`), or ``None``.
 
@@ -270,8 +281,7 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"cache must be a multihead.KVCache or None, got {type(cache).__name__}")
         if cache.k.shape[:2] != new.k.shape[:2]:
             raise ValueError(
-                f"cache holds (batch, heads) = {tuple(cache.k.shape[:2])}, the new positions "
-                f"{tuple(new.k.shape[:2])}"
+                f"cache holds (batch, heads) = {tuple(cache.k.shape[:2])}, the new positions {tuple(new.k.shape[:2])}"
             )
         return KVCache(torch.cat([cache.k, new.k], dim=2), torch.cat([cache.v, new.v], dim=2))  # (B, h, t+T_new, d_h)
 
@@ -303,13 +313,27 @@ class MultiHeadAttention(nn.Module):
         """The attention module's ``forward`` in every head (it checks the lengths and masks), then ``W_o``."""
         if isinstance(attn_mask, torch.Tensor) and attn_mask.dim() == 3:
             attn_mask = attn_mask.unsqueeze(1)  # (B, 1, T_q, T_k): the same mask for every head
-        result = self.attention(q, kv.k, kv.v, valid_lens=valid_lens, attn_mask=attn_mask,
-                                return_weights=return_weights, is_causal=is_causal)
+        result = self.attention(
+            q,
+            kv.k,
+            kv.v,
+            valid_lens=valid_lens,
+            attn_mask=attn_mask,
+            return_weights=return_weights,
+            is_causal=is_causal,
+        )
         return self._output(result, return_weights)
 
     # -- the same without argument checks, for layers that checked their inputs once ------------------
-    def attend_masked(self, queries: torch.Tensor, cache: KVCache, keep: torch.Tensor | None = None, *,
-                      causal: bool = False, return_weights: bool = False):
+    def attend_masked(
+        self,
+        queries: torch.Tensor,
+        cache: KVCache,
+        keep: torch.Tensor | None = None,
+        *,
+        causal: bool = False,
+        return_weights: bool = False,
+    ):
         """:meth:`attend` with a keep mask from :meth:`mask` (or ``None``), without argument checks.
 
         Like :meth:`self_attend` it trusts its caller: masked keys and values must be finite (they
@@ -317,8 +341,9 @@ class MultiHeadAttention(nn.Module):
         """
         return self._attend_masked(self._query(queries), cache, keep, causal, return_weights)
 
-    def self_attend(self, x: torch.Tensor, keep: torch.Tensor | None = None, *, causal: bool = False,
-                    return_weights: bool = False):
+    def self_attend(
+        self, x: torch.Tensor, keep: torch.Tensor | None = None, *, causal: bool = False, return_weights: bool = False
+    ):
         r"""Self-attention of ``x (B, T, d_model)`` with a keep mask from :meth:`mask`, without argument checks.
 
         What ``forward(x, x, x, ...)`` computes, for callers that checked their inputs once (the
@@ -353,7 +378,9 @@ class MultiHeadAttention(nn.Module):
         weight = torch.cat([layer.weight for layer in layers])  # (3d, d)
         bias = None if self.W_q.bias is None else torch.cat([layer.bias for layer in layers])  # (3d,)
         batch_size, num_steps, _ = x.shape
-        qkv = F.linear(x, weight, bias).view(batch_size, num_steps, 3, self.num_heads, self.head_dim)  # (B, T, 3, h, d_h)
+        qkv = F.linear(x, weight, bias).view(
+            batch_size, num_steps, 3, self.num_heads, self.head_dim
+        )  # (B, T, 3, h, d_h)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, h, T, d_h)
         return q, KVCache(k, v)
 
@@ -364,7 +391,7 @@ class MultiHeadAttention(nn.Module):
         return (output, weights) if return_weights else output
 
     @torch.no_grad()
-    def load_torch_weights(self, module: nn.MultiheadAttention) -> "MultiHeadAttention":
+    def load_torch_weights(self, module: nn.MultiheadAttention) -> MultiHeadAttention:
         """Copy the weights of a :class:`torch.nn.MultiheadAttention` (same sizes) into this module."""
         if not isinstance(module, nn.MultiheadAttention):
             raise ValueError(f"module must be a torch.nn.MultiheadAttention, got {type(module).__name__}")

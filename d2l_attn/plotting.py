@@ -12,7 +12,7 @@ the cell's last expression.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -133,9 +133,17 @@ def show_attention_grid(
     if figsize is None:
         figsize = (2.2 * num_heads + 1, 2.2 * num_layers + (0.4 if title else 0.0))
     fig = show_heatmaps(
-        data, xlabel=xlabel, ylabel=ylabel, titles=[f"head {i + 1}" for i in range(num_heads)],
+        data,
+        xlabel=xlabel,
+        ylabel=ylabel,
+        titles=[f"head {i + 1}" for i in range(num_heads)],
         row_labels=[f"layer {i + 1}" for i in range(num_layers)] if num_layers > 1 else None,
-        xticklabels=xticklabels, yticklabels=yticklabels, figsize=figsize, cmap=cmap, vmin=vmin, vmax=vmax,
+        xticklabels=xticklabels,
+        yticklabels=yticklabels,
+        figsize=figsize,
+        cmap=cmap,
+        vmin=vmin,
+        vmax=vmax,
     )
     if title:
         fig.suptitle(title, fontsize=10)

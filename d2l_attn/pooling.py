@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -198,8 +198,10 @@ KERNELS: dict[str, Kernel] = {
     "triangular": triangular_kernel,
 }
 
-_MISSPELLINGS = {"epanechikov": "D2L's 'Epanechikov' kernel max(0, 1 - |u|) is 'triangular'; "
-                                "the Epanechnikov kernel 3/4 (1 - u^2) is 'epanechnikov'"}
+_MISSPELLINGS = {
+    "epanechikov": "D2L's 'Epanechikov' kernel max(0, 1 - |u|) is 'triangular'; "
+    "the Epanechnikov kernel 3/4 (1 - u^2) is 'epanechnikov'"
+}
 
 
 def get_kernel(kernel: str | Kernel) -> Kernel:
@@ -212,16 +214,16 @@ def get_kernel(kernel: str | Kernel) -> Kernel:
             return KERNELS[name]
         if name in _MISSPELLINGS:
             raise ValueError(f"unknown kernel {kernel!r}: {_MISSPELLINGS[name]}")
-    raise ValueError(
-        f"kernel must be one of {', '.join(repr(k) for k in KERNELS)} or a callable K(u), got {kernel!r}"
-    )
+    raise ValueError(f"kernel must be one of {', '.join(repr(k) for k in KERNELS)} or a callable K(u), got {kernel!r}")
 
 
 def _check_bandwidth(bandwidth, name: str = "bandwidth") -> float:
     if isinstance(bandwidth, torch.Tensor) and bandwidth.numel() == 1:
         bandwidth = bandwidth.item()
-    if isinstance(bandwidth, bool) or not isinstance(bandwidth, numbers.Real) or not (
-        math.isfinite(bandwidth) and bandwidth > 0
+    if (
+        isinstance(bandwidth, bool)
+        or not isinstance(bandwidth, numbers.Real)
+        or not (math.isfinite(bandwidth) and bandwidth > 0)
     ):
         raise ValueError(f"{name} must be a positive finite number h > 0, got {bandwidth!r}")
     return float(bandwidth)

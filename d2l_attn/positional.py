@@ -61,9 +61,7 @@ __all__ = [
 def _check_even_dim(value, name: str) -> None:
     positive_int(name, value)
     if value % 2 != 0:
-        raise ValueError(
-            f"{name} must be even: the encoding is built from (sin, cos) pairs, got {name}={value}"
-        )
+        raise ValueError(f"{name} must be even: the encoding is built from (sin, cos) pairs, got {name}={value}")
 
 
 def _check_base(base) -> float:
@@ -77,12 +75,10 @@ def sinusoidal_frequencies(d_model: int, base: float = 10000.0, *, dtype=torch.f
     _check_even_dim(d_model, "d_model")
     base = _check_base(base)
     exponents = torch.arange(0, d_model, 2, dtype=torch.float64) / d_model  # (d/2,)
-    return (base ** -exponents).to(dtype)  # (d/2,)
+    return (base**-exponents).to(dtype)  # (d/2,)
 
 
-def sinusoidal_encoding(
-    max_len: int, d_model: int, base: float = 10000.0, *, dtype=torch.float32
-) -> torch.Tensor:
+def sinusoidal_encoding(max_len: int, d_model: int, base: float = 10000.0, *, dtype=torch.float32) -> torch.Tensor:
     r"""The table :math:`P` of shape ``(max_len, d_model)``.
 
     :math:`P_{p, 2i} = \sin(p\,\omega_i)` and :math:`P_{p, 2i+1} = \cos(p\,\omega_i)` with
@@ -246,4 +242,3 @@ class RotaryPositionalEncoding(nn.Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, base={self.base:g}"
-

@@ -103,20 +103,34 @@ def main(argv: list[str] | None = None) -> dict:
     init = torch.Generator().manual_seed(args.seed)
     with torch.random.fork_rng(devices=[]):  # private RNG for the initialization
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=init)))
-        model = GPT(GPTConfig(vocab_size=len(chars), max_len=args.block_size, num_layers=args.layers,
-                              num_heads=args.heads, d_model=args.d_model, dropout=args.dropout)).to(device)
-    net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda"
-                                                    else None) if world > 1 else model
+        model = GPT(
+            GPTConfig(
+                vocab_size=len(chars),
+                max_len=args.block_size,
+                num_layers=args.layers,
+                num_heads=args.heads,
+                d_model=args.d_model,
+                dropout=args.dropout,
+            )
+        ).to(device)
+    net = (
+        torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
+        if world > 1
+        else model
+    )
     if args.compile:
         net = torch.compile(net)
     # weight decay on matrices only (not on biases, LayerNorms), as nanoGPT
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=args.lr, betas=(0.9, 0.99))
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.lr,
+        betas=(0.9, 0.99),
+    )
     batches = torch.Generator().manual_seed(args.seed + 1)  # the same on every rank
     share = args.batch_size // world
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext())
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext()
     losses, evals, start = [], [], time.perf_counter()
 
     @torch.no_grad()
@@ -136,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
         for group in opt.param_groups:
             group["lr"] = learning_rate(step, args)
         x, y = lm_batch(train, args.block_size, args.batch_size, batches)  # (B, T) x 2: the global batch
-        x, y = x[rank * share:(rank + 1) * share].to(device), y[rank * share:(rank + 1) * share].to(device)
+        x, y = x[rank * share : (rank + 1) * share].to(device), y[rank * share : (rank + 1) * share].to(device)
         with autocast:
             logits = net(x)  # (B/W, T, V)
             loss = F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
@@ -152,14 +166,22 @@ def main(argv: list[str] | None = None) -> dict:
         losses.append(float(global_loss))
         if rank == 0 and (step % args.log_every == 0 or step == args.steps - 1):
             tokens_per_s = (step + 1) * args.batch_size * args.block_size / (time.perf_counter() - start)
-            print(json.dumps({"step": step, "loss": round(losses[-1], 4), "tokens_per_s": round(tokens_per_s)}),
-                  flush=True)
+            print(
+                json.dumps({"step": step, "loss": round(losses[-1], 4), "tokens_per_s": round(tokens_per_s)}),
+                flush=True,
+            )
         last = step == args.steps - 1
         if rank == 0 and (last or (args.eval_every and (step + 1) % args.eval_every == 0)):
             evals.append({"step": step + 1, "val_loss": val_loss(), "seconds": time.perf_counter() - start})
             print(json.dumps(evals[-1]), flush=True)
-    result = {"losses": losses, "evals": evals, "world_size": world, "seconds": time.perf_counter() - start,
-              "device": str(device), "args": vars(args)}
+    result = {
+        "losses": losses,
+        "evals": evals,
+        "world_size": world,
+        "seconds": time.perf_counter() - start,
+        "device": str(device),
+        "args": vars(args),
+    }
     if rank == 0 and args.out:
         with open(args.out, "w", encoding="utf-8") as handle:
             json.dump(result, handle)

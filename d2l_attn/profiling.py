@@ -39,7 +39,8 @@ import re
 import statistics
 import time
 import weakref
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -80,8 +81,7 @@ def _matrix_entries(module: nn.Module) -> int:
     return sum(m.weight.numel() for m in module.modules() if isinstance(m, nn.Linear))
 
 
-def training_flops(model: nn.Module, batch_size: int, src_len: int, tgt_len: int, *,
-                   attention: bool = True) -> int:
+def training_flops(model: nn.Module, batch_size: int, src_len: int, tgt_len: int, *, attention: bool = True) -> int:
     r"""Matrix-multiplication FLOPs of one training step (forward + backward) of a Transformer.
 
     ``model`` is a :class:`d2l_attn.models.transformer.Transformer` trained on batches of
@@ -99,19 +99,31 @@ def training_flops(model: nn.Module, batch_size: int, src_len: int, tgt_len: int
     for name, value in (("batch_size", batch_size), ("src_len", src_len), ("tgt_len", tgt_len)):
         positive_int(name, value)
     encoder, decoder = model.encoder, model.decoder
-    cross_kv = sum(_matrix_entries(block.cross_attention.W_k) + _matrix_entries(block.cross_attention.W_v)
-                   for block in decoder.blocks)  # they project the encoder outputs: src_len positions
+    cross_kv = sum(
+        _matrix_entries(block.cross_attention.W_k) + _matrix_entries(block.cross_attention.W_v)
+        for block in decoder.blocks
+    )  # they project the encoder outputs: src_len positions
     src_tokens, tgt_tokens = batch_size * src_len, batch_size * tgt_len
-    forward = 2 * (_matrix_entries(encoder) * src_tokens + (_matrix_entries(decoder) - cross_kv) * tgt_tokens
-                   + cross_kv * src_tokens)
+    forward = 2 * (
+        _matrix_entries(encoder) * src_tokens
+        + (_matrix_entries(decoder) - cross_kv) * tgt_tokens
+        + cross_kv * src_tokens
+    )
     if attention:
-        pairs = len(encoder.blocks) * src_len ** 2 + len(decoder.blocks) * (tgt_len ** 2 + tgt_len * src_len)
+        pairs = len(encoder.blocks) * src_len**2 + len(decoder.blocks) * (tgt_len**2 + tgt_len * src_len)
         forward += 4 * batch_size * encoder.d_model * pairs  # QK^T and weights @ V, all heads together
     return 3 * forward  # backward: the gradients of both factors of every product
 
 
-def timeit(fn: Callable[[], object], *, repeats: int = 5, warmup: int = 1, number: int = 1,
-           reduce: str = "min", device: torch.device | str | None = None) -> float:
+def timeit(
+    fn: Callable[[], object],
+    *,
+    repeats: int = 5,
+    warmup: int = 1,
+    number: int = 1,
+    reduce: str = "min",
+    device: torch.device | str | None = None,
+) -> float:
     """Seconds per call of ``fn()``: ``warmup`` untimed calls, then ``repeats`` timings of ``number`` calls.
 
     Returns the best (``reduce="min"``, the default: noise from other processes only ever adds

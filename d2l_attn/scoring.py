@@ -38,7 +38,7 @@ kept keys); in training mode the output is computed with the dropped-out weights
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -129,15 +129,20 @@ def combine_masks(
             # insert the middle axes (e.g. heads) so that keep broadcasts: (B, 1, ..., T_q, T_k)
             keep = keep.view(batch_size, *([1] * (len(scores_shape) - 3)), num_queries, num_keys)
     if attn_mask is not None:
-        bool_mask(attn_mask, scores_shape, "attn_mask",
-                  f"(T_q, T_k) = ({num_queries}, {num_keys}), (B, T_q, T_k) or (B, 1, T_q, T_k)")
+        bool_mask(
+            attn_mask,
+            scores_shape,
+            "attn_mask",
+            f"(T_q, T_k) = ({num_queries}, {num_keys}), (B, T_q, T_k) or (B, 1, T_q, T_k)",
+        )
         attn_mask = attn_mask.to(device) if device is not None else attn_mask
         keep = attn_mask if keep is None else keep & attn_mask
     return keep
 
 
-def _zero_masked_keys(keys: torch.Tensor, values: torch.Tensor,
-                     keep: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _zero_masked_keys(
+    keys: torch.Tensor, values: torch.Tensor, keep: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``keys (..., T_k, d)`` and ``values (..., T_k, d_v)`` with zeros where no query may look.
 
     Attention adds the mask to the scores, and ``NaN + (-inf)`` is NaN; the weight 0 of a masked
@@ -285,8 +290,16 @@ class DotProductAttention(nn.Module):
         keys, values = _zero_masked_keys(keys, values, keep)
         return self.compute(queries, keys, values, keep, causal=is_causal, return_weights=return_weights)
 
-    def compute(self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
-                keep: torch.Tensor | None = None, *, causal: bool = False, return_weights: bool = False):
+    def compute(
+        self,
+        queries: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        keep: torch.Tensor | None = None,
+        *,
+        causal: bool = False,
+        return_weights: bool = False,
+    ):
         """:meth:`forward` without its argument checks, for callers that checked once per call.
 
         ``keep``: a boolean mask (``True`` = may attend) broadcastable to ``(..., T_q, T_k)``, such
@@ -325,8 +338,9 @@ class DotProductAttention(nn.Module):
         has_key = keep.any(dim=-1, keepdim=True)  # (..., T_q or 1, 1)
         if keep.device.type == "cpu" and not torch.compiler.is_compiling() and bool(has_key.all()):
             # the usual case, and on a CPU reading it costs no synchronization: skip the two passes
-            return F.scaled_dot_product_attention(queries, keys, values, attn_mask=keep, dropout_p=dropout_p,
-                                                  scale=scale)  # (..., T_q, d_v)
+            return F.scaled_dot_product_attention(
+                queries, keys, values, attn_mask=keep, dropout_p=dropout_p, scale=scale
+            )  # (..., T_q, d_v)
         safe_keep = keep | ~has_key  # (..., T_q or 1, T_k)
         output = F.scaled_dot_product_attention(
             queries, keys, values, attn_mask=safe_keep, dropout_p=dropout_p, scale=scale

@@ -35,7 +35,8 @@ per-layer gradient norms and, on a fixed probe batch, per-layer activation RMS a
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple, Sequence
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -47,10 +48,23 @@ from .multihead import MultiHeadAttention, split_heads
 from .scoring import DotProductAttention
 
 __all__ = [
-    "inverse_sqrt_factor", "cosine_factor", "noam_lr", "warmup_inverse_sqrt", "warmup_cosine",
-    "scale_residual_init", "QKNormAttention", "use_qk_norm", "attention_logits", "attention_entropy",
-    "gumbel_softmax", "CalibrationBins", "calibration_bins", "expected_calibration_error",
-    "weight_decay_groups", "tie_output_embedding", "TrainingMonitor",
+    "inverse_sqrt_factor",
+    "cosine_factor",
+    "noam_lr",
+    "warmup_inverse_sqrt",
+    "warmup_cosine",
+    "scale_residual_init",
+    "QKNormAttention",
+    "use_qk_norm",
+    "attention_logits",
+    "attention_entropy",
+    "gumbel_softmax",
+    "CalibrationBins",
+    "calibration_bins",
+    "expected_calibration_error",
+    "weight_decay_groups",
+    "tie_output_embedding",
+    "TrainingMonitor",
 ]
 
 
@@ -79,7 +93,7 @@ def cosine_factor(step: int, warmup_steps: int, total_steps: int, min_ratio: flo
 def noam_lr(step: int, d_model: int, warmup_steps: int) -> float:
     r"""The paper's rate :math:`d^{-1/2}\min(s^{-1/2}, s\,w^{-3/2})` (Vaswani et al., 2017, eq. 3)."""
     positive_int("d_model", d_model)
-    return d_model ** -0.5 * warmup_steps ** -0.5 * inverse_sqrt_factor(step, warmup_steps)
+    return d_model**-0.5 * warmup_steps**-0.5 * inverse_sqrt_factor(step, warmup_steps)
 
 
 def warmup_inverse_sqrt(optimizer: torch.optim.Optimizer, warmup_steps: int) -> LambdaLR:
@@ -88,8 +102,9 @@ def warmup_inverse_sqrt(optimizer: torch.optim.Optimizer, warmup_steps: int) -> 
     return LambdaLR(optimizer, lambda t: inverse_sqrt_factor(t + 1, warmup_steps))  # step t + 1 uses factor(t + 1)
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int,
-                  min_ratio: float = 0.0) -> LambdaLR:
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int, min_ratio: float = 0.0
+) -> LambdaLR:
     """A scheduler (stepped once per optimizer step) that multiplies the base rate by :func:`cosine_factor`."""
     cosine_factor(1, warmup_steps, total_steps, min_ratio)  # check the arguments now
     return LambdaLR(optimizer, lambda t: cosine_factor(t + 1, warmup_steps, total_steps, min_ratio))
@@ -112,7 +127,7 @@ def scale_residual_init(model: nn.Module, num_residual: int | None = None) -> in
         raise ValueError("model has no MultiHeadAttention or PositionWiseFFN: nothing to scale")
     n = len(outputs) if num_residual is None else positive_int("num_residual", num_residual)
     for weight in outputs:
-        weight.mul_(n ** -0.5)
+        weight.mul_(n**-0.5)
     return n
 
 
@@ -134,13 +149,21 @@ class QKNormAttention(DotProductAttention):
         self.q_norm = nn.LayerNorm(head_dim, eps=eps)
         self.k_norm = nn.LayerNorm(head_dim, eps=eps)
 
-    def forward(self, queries, keys, values, valid_lens=None, attn_mask=None, return_weights=False,
-                is_causal=False):
+    def forward(self, queries, keys, values, valid_lens=None, attn_mask=None, return_weights=False, is_causal=False):
         if queries.shape[-1] != self.head_dim or keys.shape[-1] != self.head_dim:
-            raise ValueError(f"queries and keys must end in head_dim={self.head_dim}, got {tuple(queries.shape)} "
-                             f"and {tuple(keys.shape)}")
-        return super().forward(self.q_norm(queries), self.k_norm(keys), values, valid_lens=valid_lens,
-                               attn_mask=attn_mask, return_weights=return_weights, is_causal=is_causal)
+            raise ValueError(
+                f"queries and keys must end in head_dim={self.head_dim}, got {tuple(queries.shape)} "
+                f"and {tuple(keys.shape)}"
+            )
+        return super().forward(
+            self.q_norm(queries),
+            self.k_norm(keys),
+            values,
+            valid_lens=valid_lens,
+            attn_mask=attn_mask,
+            return_weights=return_weights,
+            is_causal=is_causal,
+        )
 
     def extra_repr(self) -> str:
         return f"head_dim={self.head_dim}"
@@ -178,8 +201,9 @@ def attention_entropy(weights: torch.Tensor) -> torch.Tensor:
 
 
 # -- Gumbel-softmax ---------------------------------------------------------------------------
-def gumbel_softmax(logits: torch.Tensor, tau: float = 1.0, hard: bool = False,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+def gumbel_softmax(
+    logits: torch.Tensor, tau: float = 1.0, hard: bool = False, generator: torch.Generator | None = None
+) -> torch.Tensor:
     r"""A relaxed sample :math:`\operatorname{softmax}((\mathbf{z} + \mathbf{g})/\tau)` along the last axis.
 
     ``hard=True``: the one-hot vector of :math:`\arg\max_i (z_i + g_i)` in the forward pass and the
@@ -214,8 +238,10 @@ def calibration_bins(confidences: torch.Tensor, correct: torch.Tensor, num_bins:
     conf = torch.as_tensor(confidences, dtype=torch.float64).flatten()
     hit = torch.as_tensor(correct).flatten().to(torch.float64)
     if conf.numel() == 0 or conf.shape != hit.shape:
-        raise ValueError(f"confidences and correct must be non-empty and of one shape, got {tuple(conf.shape)} "
-                         f"and {tuple(hit.shape)}")
+        raise ValueError(
+            f"confidences and correct must be non-empty and of one shape, got {tuple(conf.shape)} "
+            f"and {tuple(hit.shape)}"
+        )
     if conf.min() < 0 or conf.max() > 1:
         raise ValueError("confidences must lie in [0, 1]")
     index = (torch.ceil(conf * num_bins).long() - 1).clamp(0, num_bins - 1)  # (N,)
@@ -241,8 +267,10 @@ def weight_decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     if not isinstance(weight_decay, (int, float)) or not 0 <= weight_decay < math.inf:
         raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
     params = [p for p in model.parameters() if p.requires_grad]  # shared (tied) parameters appear once
-    return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": float(weight_decay)},
-            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": float(weight_decay)},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
 
 
 def tie_output_embedding(model: nn.Module) -> nn.Module:
@@ -254,7 +282,11 @@ def tie_output_embedding(model: nn.Module) -> nn.Module:
     """
     decoder = getattr(model, "decoder", None)
     dense, embed = getattr(decoder, "dense", None), getattr(getattr(decoder, "embed", None), "embedding", None)
-    if not isinstance(dense, nn.Linear) or not isinstance(embed, nn.Embedding) or dense.weight.shape != embed.weight.shape:
+    if (
+        not isinstance(dense, nn.Linear)
+        or not isinstance(embed, nn.Embedding)
+        or dense.weight.shape != embed.weight.shape
+    ):
         raise ValueError("model must be a Transformer whose decoder has dense (V, d) and embed.embedding (V, d)")
     dense.weight = embed.weight
     return model
@@ -276,8 +308,7 @@ class TrainingMonitor:
     itself is not changed.
     """
 
-    def __init__(self, layers: dict[str, nn.Module], every: int = 1,
-                 probe: Callable[[nn.Module], tuple] | None = None):
+    def __init__(self, layers: dict[str, nn.Module], every: int = 1, probe: Callable[[nn.Module], tuple] | None = None):
         if not isinstance(layers, dict) or not layers or not all(isinstance(m, nn.Module) for m in layers.values()):
             raise ValueError("layers must be a non-empty dict name -> nn.Module")
         self.layers, self.every, self.probe = layers, positive_int("every", every), probe
@@ -321,4 +352,5 @@ class TrainingMonitor:
         def hook(module, inputs, output):
             y = output[0] if isinstance(output, tuple) else output
             out[name] = y.detach().float().pow(2).mean().sqrt().item()
+
         return hook

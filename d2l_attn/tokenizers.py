@@ -21,7 +21,7 @@ characters (0 merges: long sequences, tiny vocabulary) and words (many merges).
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable
+from collections.abc import Iterable
 
 from ._checks import nonnegative_int
 
@@ -64,7 +64,7 @@ class BPETokenizer:
         self._cache: dict[str, tuple[str, ...]] = {}
 
     @classmethod
-    def train(cls, text: str, num_merges: int, extra_tokens: Iterable[str] = ()) -> "BPETokenizer":
+    def train(cls, text: str, num_merges: int, extra_tokens: Iterable[str] = ()) -> BPETokenizer:
         """Learn ``num_merges`` merges from ``text`` (stops early if no pair occurs twice)."""
         if not isinstance(text, str) or not text.split():
             raise ValueError("text must be a non-empty string with at least one word")

@@ -62,9 +62,10 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -93,7 +94,7 @@ class StepRecord:
     loss: float
     grad_norm: float
     lr: float
-    trainer: "Trainer"
+    trainer: Trainer
 
 
 def move_to_device(batch: Any, device: torch.device) -> Any:
@@ -210,19 +211,27 @@ class Trainer:
         if self.amp and self.device.type not in ("cuda", "cpu"):
             raise ValueError(f"amp=True needs a cuda or cpu device, got {self.device.type!r}: pass amp=False")
         if self.amp and self.device.type == "cpu" and amp_dtype != torch.bfloat16:
-            raise ValueError("amp on the CPU runs in torch.bfloat16 only: pass amp_dtype=torch.bfloat16 "
-                             f"(got {amp_dtype!r}; float16 with loss scaling is for CUDA)")
+            raise ValueError(
+                "amp on the CPU runs in torch.bfloat16 only: pass amp_dtype=torch.bfloat16 "
+                f"(got {amp_dtype!r}; float16 with loss scaling is for CUDA)"
+            )
         self.model = model.to(self.device)
         self.loss_fn = loss_fn
         self.optimizer = optimizer if optimizer is not None else torch.optim.Adam(model.parameters(), lr=lr)
         if scheduler is not None and not isinstance(scheduler, LRScheduler) and callable(scheduler):
             scheduler = scheduler(self.optimizer)
-        if scheduler is not None and (not isinstance(scheduler, LRScheduler) or isinstance(scheduler, ReduceLROnPlateau)):
-            raise ValueError("scheduler must be a torch.optim.lr_scheduler.LRScheduler stepped once per optimizer "
-                             f"step (ReduceLROnPlateau needs a metric: step it in an epoch callback), got {scheduler!r}")
+        if scheduler is not None and (
+            not isinstance(scheduler, LRScheduler) or isinstance(scheduler, ReduceLROnPlateau)
+        ):
+            raise ValueError(
+                "scheduler must be a torch.optim.lr_scheduler.LRScheduler stepped once per optimizer "
+                f"step (ReduceLROnPlateau needs a metric: step it in an epoch callback), got {scheduler!r}"
+            )
         if scheduler is not None and scheduler.optimizer is not self.optimizer:
-            raise ValueError("scheduler was built for another optimizer: build it on the trainer's optimizer "
-                             "(pass optimizer=..., or scheduler=lambda opt: ...)")
+            raise ValueError(
+                "scheduler was built for another optimizer: build it on the trainer's optimizer "
+                "(pass optimizer=..., or scheduler=lambda opt: ...)"
+            )
         self.scheduler = scheduler
         self.grad_clip = grad_clip
         self.amp_dtype = amp_dtype
@@ -277,11 +286,15 @@ class Trainer:
         loss_value, norm_value = torch.stack([loss.detach().float(), norm.float()]).tolist()
         step, epoch = self.step + 1, self.epoch + 1
         if not math.isfinite(loss_value):
-            raise FloatingPointError(f"loss became {loss_value} at step {step} (epoch {epoch}); the weights were "
-                                     "not updated; lower the learning rate?")
+            raise FloatingPointError(
+                f"loss became {loss_value} at step {step} (epoch {epoch}); the weights were "
+                "not updated; lower the learning rate?"
+            )
         if not math.isfinite(norm_value) and self.grad_scaler is None:
-            raise FloatingPointError(f"gradient norm became {norm_value} at step {step} (epoch {epoch}); the "
-                                     "weights were not updated; lower the learning rate?")
+            raise FloatingPointError(
+                f"gradient norm became {norm_value} at step {step} (epoch {epoch}); the "
+                "weights were not updated; lower the learning rate?"
+            )
         lr = float(self.optimizer.param_groups[0]["lr"])
         if self.grad_scaler is not None:
             self.grad_scaler.step(self.optimizer)  # skipped when a gradient is inf/nan
@@ -319,7 +332,7 @@ class Trainer:
         train_loader: Iterable,
         val_loader: Iterable | None = None,
         num_epochs: int = 1,
-        callbacks: Sequence[Callable[["Trainer"], None]] = (),
+        callbacks: Sequence[Callable[[Trainer], None]] = (),
     ) -> dict[str, list[float]]:
         """Train for ``num_epochs`` more epochs; returns :attr:`history`.
 
@@ -363,7 +376,9 @@ class Trainer:
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state_all()
         state = {
-            "epoch": self.epoch, "step": self.step, "rng": rng,
+            "epoch": self.epoch,
+            "step": self.step,
+            "rng": rng,
             "history": {k: list(v) for k, v in self.history.items()},
             "step_history": {k: list(v) for k, v in self.step_history.items()},
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
@@ -384,8 +399,10 @@ class Trainer:
             raise ValueError(f"{str(path)!r} holds no trainer state: it was not written by Trainer.save_checkpoint")
         if (state["scheduler"] is None) != (self.scheduler is None):
             has = "no scheduler state" if state["scheduler"] is None else "a scheduler state"
-            raise ValueError(f"{str(path)!r} holds {has}, but this trainer has scheduler={self.scheduler!r}: "
-                             "build the trainer with the same kind of scheduler as the saved run")
+            raise ValueError(
+                f"{str(path)!r} holds {has}, but this trainer has scheduler={self.scheduler!r}: "
+                "build the trainer with the same kind of scheduler as the saved run"
+            )
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         if self.scheduler is not None:
@@ -402,5 +419,7 @@ class Trainer:
         return extra
 
     def __repr__(self) -> str:
-        return (f"Trainer(model={type(self.model).__name__}, device={self.device}, epoch={self.epoch}, "
-                f"step={self.step}, grad_clip={self.grad_clip}, amp={self.amp})")
+        return (
+            f"Trainer(model={type(self.model).__name__}, device={self.device}, epoch={self.epoch}, "
+            f"step={self.step}, grad_clip={self.grad_clip}, amp={self.amp})"
+        )

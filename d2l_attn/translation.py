@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -61,9 +61,18 @@ def encode_sentences(sentences: Sequence[str] | Sequence[Sequence[str]], src_voc
     return token_lists, src, lens
 
 
-def translate(model: StepModel, sentences: Sequence[str] | Sequence[Sequence[str]], src_vocab: Vocab,
-              tgt_vocab: Vocab, num_steps: int, *, beam_size: int = 1, max_len: int | None = None,
-              batch_size: int = 256, length_penalty: float = 0.75) -> list[Translation]:
+def translate(
+    model: StepModel,
+    sentences: Sequence[str] | Sequence[Sequence[str]],
+    src_vocab: Vocab,
+    tgt_vocab: Vocab,
+    num_steps: int,
+    *,
+    beam_size: int = 1,
+    max_len: int | None = None,
+    batch_size: int = 256,
+    length_penalty: float = 0.75,
+) -> list[Translation]:
     """Translate raw sentences (strings are preprocessed like the corpus) or token lists.
 
     ``beam_size=1`` decodes greedily; ``max_len`` (default ``num_steps``) bounds the output length.
@@ -89,9 +98,17 @@ def translate(model: StepModel, sentences: Sequence[str] | Sequence[Sequence[str
     return out
 
 
-def evaluate_bleu(model: StepModel, pairs: Sequence[tuple[Sequence[str], Sequence[str]]], src_vocab: Vocab,
-                  tgt_vocab: Vocab, num_steps: int, *, beam_size: int = 1, max_len: int | None = None,
-                  max_n: int = 4) -> dict:
+def evaluate_bleu(
+    model: StepModel,
+    pairs: Sequence[tuple[Sequence[str], Sequence[str]]],
+    src_vocab: Vocab,
+    tgt_vocab: Vocab,
+    num_steps: int,
+    *,
+    beam_size: int = 1,
+    max_len: int | None = None,
+    max_n: int = 4,
+) -> dict:
     """Translate every distinct source of ``pairs`` once and score it against all its references.
 
     Returns ``{"corpus_bleu": standard BLEU-max_n (uniform weights), "mean_d2l_bleu": mean over
@@ -114,8 +131,7 @@ def evaluate_bleu(model: StepModel, pairs: Sequence[tuple[Sequence[str], Sequenc
     }
 
 
-def save_model(path: str | os.PathLike[str], model: Transformer, src_vocab: Vocab, tgt_vocab: Vocab,
-               **extra) -> Path:
+def save_model(path: str | os.PathLike[str], model: Transformer, src_vocab: Vocab, tgt_vocab: Vocab, **extra) -> Path:
     """Save weights, configuration and both vocabularies in one file (atomically).
 
     Everything is plain data, so :func:`load_model` reads it with ``torch.load(..., weights_only=True)``.

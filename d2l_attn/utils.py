@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["get_device", "seed_everything", "is_quick", "quick_or_full", "in_colab", "save_atomic",
-           "load_weights_only"]
+__all__ = ["get_device", "seed_everything", "is_quick", "quick_or_full", "in_colab", "save_atomic", "load_weights_only"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
@@ -52,8 +51,10 @@ def _available_device(value: str | torch.device, name: str) -> torch.device:
     if device.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            raise ValueError(f"{name}={value!r}, but this machine or torch build has no CUDA device "
-                             "(torch.cuda.is_available() is False): use 'cpu' or None")
+            raise ValueError(
+                f"{name}={value!r}, but this machine or torch build has no CUDA device "
+                "(torch.cuda.is_available() is False): use 'cpu' or None"
+            )
         if device.index is not None and device.index >= count:
             raise ValueError(f"{name}={value!r}, but there are only {count} CUDA devices (indices 0..{count - 1})")
     elif device.type == "mps":
@@ -123,8 +124,9 @@ def save_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def load_weights_only(path: str | os.PathLike[str], map_location: str | torch.device | None = "cpu",
-                      what: str = "file") -> Any:
+def load_weights_only(
+    path: str | os.PathLike[str], map_location: str | torch.device | None = "cpu", what: str = "file"
+) -> Any:
     """``torch.load(path, weights_only=True)``: plain data and tensors only, never arbitrary objects.
 
     A missing file raises ``ValueError("no <what> at '<path>'")``; a file that is not a complete
@@ -136,6 +138,8 @@ def load_weights_only(path: str | os.PathLike[str], map_location: str | torch.de
     if not path.is_file():
         raise ValueError(f"no {what} at {str(path)!r}")
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; its directory sits at the end
-        raise ValueError(f"the {what} at {str(path)!r} ({path.stat().st_size} bytes) is not a complete "
-                         "torch.save file: it is truncated or corrupt (e.g. an interrupted copy); save it again")
+        raise ValueError(
+            f"the {what} at {str(path)!r} ({path.stat().st_size} bytes) is not a complete "
+            "torch.save file: it is truncated or corrupt (e.g. an interrupted copy); save it again"
+        )
     return torch.load(path, map_location=map_location, weights_only=True)

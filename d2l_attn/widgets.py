@@ -38,9 +38,7 @@ __all__ = [
 ]
 
 
-def query_explorer_figure(
-    keys: torch.Tensor, values: torch.Tensor, query: float, sigma: float
-) -> Figure:
+def query_explorer_figure(keys: torch.Tensor, values: torch.Tensor, query: float, sigma: float) -> Figure:
     """Figure for chapter 1: a 1-D database of (key, value) points, one query, and its weights.
 
     Top: the (key, value) pairs with marker size proportional to the attention weight, the
@@ -57,11 +55,21 @@ def query_explorer_figure(
     w = weights[0]
     fig = Figure(figsize=(9, 4), layout="constrained")
     top, bottom = fig.subplots(2, 1, height_ratios=[3, 1])
-    top.scatter(keys, values, s=20 + 400 * w / w.max(), c=w, cmap="Reds", vmin=0, edgecolors="k", linewidths=0.4,
-                label="(key, value) pairs, size = weight")
+    top.scatter(
+        keys,
+        values,
+        s=20 + 400 * w / w.max(),
+        c=w,
+        cmap="Reds",
+        vmin=0,
+        edgecolors="k",
+        linewidths=0.4,
+        label="(key, value) pairs, size = weight",
+    )
     top.axvline(query, color="tab:blue", ls="--", label=f"query q = {query:.2f}")
-    top.scatter([query], [output.item()], marker="*", s=250, color="tab:blue", zorder=3,
-                label=f"answer = {output.item():.2f}")
+    top.scatter(
+        [query], [output.item()], marker="*", s=250, color="tab:blue", zorder=3, label=f"answer = {output.item():.2f}"
+    )
     top.set_xlabel("key")
     top.set_ylabel("value")
     top.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
@@ -73,19 +81,21 @@ def query_explorer_figure(
     return fig
 
 
-def query_explorer(keys: torch.Tensor, values: torch.Tensor, *, query: float | None = None,
-                   sigma: float = 0.5):
+def query_explorer(keys: torch.Tensor, values: torch.Tensor, *, query: float | None = None, sigma: float = 0.5):
     """Sliders for the query and the bandwidth sigma, redrawing :func:`query_explorer_figure`."""
     import ipywidgets as widgets
 
     low, high = float(keys.min()), float(keys.max())
     query = (low + high) / 2 if query is None else query
-    q_slider = widgets.FloatSlider(value=query, min=low, max=high, step=(high - low) / 100,
-                                   description="query q", continuous_update=False)
-    s_slider = widgets.FloatLogSlider(value=sigma, base=10, min=-2, max=1, step=0.05,
-                                      description="sigma", continuous_update=False)
-    image = _live_image(lambda: query_explorer_figure(keys, values, q_slider.value, s_slider.value),
-                        [q_slider, s_slider])
+    q_slider = widgets.FloatSlider(
+        value=query, min=low, max=high, step=(high - low) / 100, description="query q", continuous_update=False
+    )
+    s_slider = widgets.FloatLogSlider(
+        value=sigma, base=10, min=-2, max=1, step=0.05, description="sigma", continuous_update=False
+    )
+    image = _live_image(
+        lambda: query_explorer_figure(keys, values, q_slider.value, s_slider.value), [q_slider, s_slider]
+    )
     return widgets.VBox([widgets.HBox([q_slider, s_slider]), image])
 
 
@@ -137,10 +147,14 @@ def frame_slider(frames: dict[str, Figure], *, description: str = "", dpi: int =
     tabs = widgets.Tab(children=images)
     for i, label in enumerate(labels):
         tabs.set_title(i, label)
-    slider = widgets.SelectionSlider(options=labels, value=labels[0], description=description,
-                                     continuous_update=True,
-                                     layout=widgets.Layout(width="60%"),
-                                     style={"description_width": "initial"})
+    slider = widgets.SelectionSlider(
+        options=labels,
+        value=labels[0],
+        description=description,
+        continuous_update=True,
+        layout=widgets.Layout(width="60%"),
+        style={"description_width": "initial"},
+    )
     widgets.jslink((slider, "index"), (tabs, "selected_index"))
     tabs.selected_index = 0
     return widgets.VBox([slider, tabs])
@@ -189,6 +203,7 @@ def kernel_regression_figure(
     left.set_ylabel("y")
     left.set_title(f"{kernel} kernel, h = {bandwidth:.3g}")
     fig.legend(*left.get_legend_handles_labels(), loc="outside lower left", ncols=3, fontsize=8)
+
     # cells at the true positions: column j spans the midpoints around key j, row i around query i
     def edges(points: torch.Tensor) -> torch.Tensor:
         mid = (points[1:] + points[:-1]) / 2
@@ -216,12 +231,20 @@ def kernel_regression_explorer(
     import ipywidgets as widgets
 
     kernel_box = widgets.Dropdown(options=list(KERNELS), value=kernel, description="kernel")
-    h_slider = widgets.FloatLogSlider(value=bandwidth, base=10, min=-2, max=1, step=0.05,
-                                      description="bandwidth h", continuous_update=False,
-                                      style={"description_width": "initial"})
-    image = _live_image(lambda: kernel_regression_figure(keys, values, queries, kernel_box.value,
-                                                         h_slider.value, truth=truth),
-                        [kernel_box, h_slider])
+    h_slider = widgets.FloatLogSlider(
+        value=bandwidth,
+        base=10,
+        min=-2,
+        max=1,
+        step=0.05,
+        description="bandwidth h",
+        continuous_update=False,
+        style={"description_width": "initial"},
+    )
+    image = _live_image(
+        lambda: kernel_regression_figure(keys, values, queries, kernel_box.value, h_slider.value, truth=truth),
+        [kernel_box, h_slider],
+    )
     return widgets.VBox([widgets.HBox([kernel_box, h_slider]), image])
 
 
@@ -272,17 +295,17 @@ def positional_explorer(encoding: torch.Tensor, *, position: int = 10, dim: int 
     import ipywidgets as widgets
 
     max_len, d = encoding.shape
-    p_slider = widgets.IntSlider(value=position, min=0, max=max_len - 1, description="position p",
-                                 continuous_update=False)
-    j_slider = widgets.IntSlider(value=dim, min=0, max=d - 1, description="dimension j",
-                                 continuous_update=False)
-    image = _live_image(lambda: positional_explorer_figure(encoding, p_slider.value, j_slider.value),
-                        [p_slider, j_slider])
+    p_slider = widgets.IntSlider(
+        value=position, min=0, max=max_len - 1, description="position p", continuous_update=False
+    )
+    j_slider = widgets.IntSlider(value=dim, min=0, max=d - 1, description="dimension j", continuous_update=False)
+    image = _live_image(
+        lambda: positional_explorer_figure(encoding, p_slider.value, j_slider.value), [p_slider, j_slider]
+    )
     return widgets.VBox([widgets.HBox([p_slider, j_slider]), image])
 
 
-def scaling_explorer_figure(d: int, *, num_keys: int = 32, num_samples: int = 4000,
-                            seed: int = 0) -> Figure:
+def scaling_explorer_figure(d: int, *, num_keys: int = 32, num_samples: int = 4000, seed: int = 0) -> Figure:
     r"""Figure for chapter 3: why dot-product scores are divided by :math:`\sqrt{d}`.
 
     Queries and keys have ``d`` independent standard-normal entries. Left: histograms of the
@@ -311,19 +334,29 @@ def scaling_explorer_figure(d: int, *, num_keys: int = 32, num_samples: int = 40
     left, right = fig.subplots(1, 2)
     limit = 4 * max(math.sqrt(d), 1.0)
     bins = torch.linspace(-limit, limit, 61).numpy()
-    left.hist(raw.numpy(), bins=bins, alpha=0.6, color="tab:red",
-              label=f"q.k: variance {raw.var().item():.3g}")
-    left.hist(scaled.numpy(), bins=bins, alpha=0.6, color="tab:blue",
-              label=f"q.k / sqrt(d): variance {scaled.var().item():.3g}")
+    left.hist(raw.numpy(), bins=bins, alpha=0.6, color="tab:red", label=f"q.k: variance {raw.var().item():.3g}")
+    left.hist(
+        scaled.numpy(),
+        bins=bins,
+        alpha=0.6,
+        color="tab:blue",
+        label=f"q.k / sqrt(d): variance {scaled.var().item():.3g}",
+    )
     left.set_xlabel("score")
     left.set_ylabel("count")
     left.set_title(f"Scores of random pairs, d = {d}")
     left.legend(fontsize=8, loc="upper left")
     positions = torch.arange(num_keys).numpy()
-    right.bar(positions - 0.2, w_raw.numpy(), width=0.4, color="tab:red",
-              label=f"softmax(q.k): max {w_raw[0].item():.2f}")
-    right.bar(positions + 0.2, w_scaled.numpy(), width=0.4, color="tab:blue",
-              label=f"softmax(q.k / sqrt(d)): max {w_scaled[0].item():.2f}")
+    right.bar(
+        positions - 0.2, w_raw.numpy(), width=0.4, color="tab:red", label=f"softmax(q.k): max {w_raw[0].item():.2f}"
+    )
+    right.bar(
+        positions + 0.2,
+        w_scaled.numpy(),
+        width=0.4,
+        color="tab:blue",
+        label=f"softmax(q.k / sqrt(d)): max {w_scaled[0].item():.2f}",
+    )
     right.set_ylim(0, 1.05)
     right.set_xlabel("keys, sorted by weight")
     right.set_ylabel("attention weight")
@@ -339,8 +372,6 @@ def scaling_explorer(d_values=(1, 4, 16, 64, 256, 1024), *, d: int = 64, num_key
     options = [int(v) for v in d_values]
     if d not in options:
         raise ValueError(f"d must be one of d_values {options}, got {d!r}")
-    slider = widgets.SelectionSlider(options=options, value=d, description="d",
-                                     continuous_update=False)
-    image = _live_image(lambda: scaling_explorer_figure(slider.value, num_keys=num_keys),
-                        [slider])
+    slider = widgets.SelectionSlider(options=options, value=d, description="d", continuous_update=False)
+    image = _live_image(lambda: scaling_explorer_figure(slider.value, num_keys=num_keys), [slider])
     return widgets.VBox([slider, image])

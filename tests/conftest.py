@@ -26,11 +26,11 @@ def offline_env(monkeypatch, tmp_path):
 class _CountingHandler(http.server.SimpleHTTPRequestHandler):
     requests: list[str]
 
-    def do_GET(self):  # noqa: N802 (http.server's naming)
+    def do_GET(self):
         self.server.requests.append(self.path)  # type: ignore[attr-defined]
         return super().do_GET()
 
-    def log_message(self, format, *args):  # noqa: A002 (silence the per-request log)
+    def log_message(self, format, *args):
         pass
 
 

@@ -16,22 +16,106 @@ from d2l_attn.exercises import all_exercises
 from d2l_attn.exercises.web import answer_text, web_kind
 
 MALFORMED = [
-    "", "   ", "\t\n", "abc", "1+1", "2**10", "__import__('os').system('echo hacked')", "eval('1')",
-    "1e200000000", "1e400", "-1e400", "1e-400", "1E999", "1e1000", "1e0005", "9" * 101, "1" + " " * 200,
-    "1+2j", "3j", "-2.5J", "1-1i", "1/0", "0/0", "-0/7", "1/4/2", "1.5/2", "1234567890123456/7",
-    "nan", "NaN", "inf", "-inf", "Infinity", "\u221e", "1,5", "1.2.3", "\u00bd", "\u0663", "\uff11", "0x10", "1e", "e5",
-    ".", "+", "-", "%", "5%%", "\u2212 0.5", "1_000", " 25 % ", "1 / 4", "+.5", "5.", "\u00a01\u202f000\u2009",
-    "\U0001f600", "a\U0001f600c", "[1, 2", "[1, 2]]", "[[1, 2], [3]]", "[]", "[[]]", "[,1]", "[1,,2]", "[1,]",
-    "[[1 2] [3 4]]", "tensor([[1, 2]])", "array([1.])", "tensor(1)", "[[[[[[[[[[1]]]]]]]]]]",
-    "[" + ", ".join(["1"] * 1001) + "]", "a, z", "(a)", "A", "a b", "a;c", "a,,c", ",", "()", "a and c", "z",
-    "a, a", "A, C", "(a), (b)", "abc, d", "\u0430", "\u212a", "\u0130",
+    "",
+    "   ",
+    "\t\n",
+    "abc",
+    "1+1",
+    "2**10",
+    "__import__('os').system('echo hacked')",
+    "eval('1')",
+    "1e200000000",
+    "1e400",
+    "-1e400",
+    "1e-400",
+    "1E999",
+    "1e1000",
+    "1e0005",
+    "9" * 101,
+    "1" + " " * 200,
+    "1+2j",
+    "3j",
+    "-2.5J",
+    "1-1i",
+    "1/0",
+    "0/0",
+    "-0/7",
+    "1/4/2",
+    "1.5/2",
+    "1234567890123456/7",
+    "nan",
+    "NaN",
+    "inf",
+    "-inf",
+    "Infinity",
+    "\u221e",
+    "1,5",
+    "1.2.3",
+    "\u00bd",
+    "\u0663",
+    "\uff11",
+    "0x10",
+    "1e",
+    "e5",
+    ".",
+    "+",
+    "-",
+    "%",
+    "5%%",
+    "\u2212 0.5",
+    "1_000",
+    " 25 % ",
+    "1 / 4",
+    "+.5",
+    "5.",
+    "\u00a01\u202f000\u2009",
+    "\U0001f600",
+    "a\U0001f600c",
+    "[1, 2",
+    "[1, 2]]",
+    "[[1, 2], [3]]",
+    "[]",
+    "[[]]",
+    "[,1]",
+    "[1,,2]",
+    "[1,]",
+    "[[1 2] [3 4]]",
+    "tensor([[1, 2]])",
+    "array([1.])",
+    "tensor(1)",
+    "[[[[[[[[[[1]]]]]]]]]]",
+    "[" + ", ".join(["1"] * 1001) + "]",
+    "a, z",
+    "(a)",
+    "A",
+    "a b",
+    "a;c",
+    "a,,c",
+    ",",
+    "()",
+    "a and c",
+    "z",
+    "a, a",
+    "A, C",
+    "(a), (b)",
+    "abc, d",
+    "\u0430",
+    "\u212a",
+    "\u0130",
 ]
 
 
 def _number_forms(rng: random.Random, value: float) -> list[str]:
     frac = Fraction(value).limit_denominator(10**6)
-    forms = [repr(value), f"{value:.3f}", f"{value:.6e}", f"{value:.2E}", f"{value * 100:.4f}%",
-             f"{frac.numerator}/{frac.denominator}", f"{value:,.4f}".replace(",", "_")]
+    forms = [
+        repr(value),
+        f"{value:.3f}",
+        f"{value:.6e}",
+        f"{value:.2E}",
+        f"{value * 100:.4f}%",
+        f"{frac.numerator}/{frac.denominator}",
+        f"{value:,.4f}".replace(",", "_"),
+    ]
     text = rng.choice(forms)
     if rng.random() < 0.3:  # spaces, thin spaces, a unicode minus, a plus sign
         i = rng.randrange(len(text) + 1)
@@ -51,8 +135,15 @@ def _number_cases(rng: random.Random, ex) -> list[str]:
     for k in (-1.0, 1.0, 0.5, 2.0):  # around the absolute tolerance
         out.append(repr(s + k * ex.atol))
     for _ in range(10):
-        value = rng.choice([s, s * (1 + rng.uniform(-3, 3) * ex.rtol), rng.uniform(-2, 2) * (abs(s) + 1),
-                            round(s, rng.randrange(0, 5)), -s])
+        value = rng.choice(
+            [
+                s,
+                s * (1 + rng.uniform(-3, 3) * ex.rtol),
+                rng.uniform(-2, 2) * (abs(s) + 1),
+                round(s, rng.randrange(0, 5)),
+                -s,
+            ]
+        )
         out += _number_forms(rng, value)
     alphabet = "0123456789.eE+-/% _j\u2212"
     out += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 12))) for _ in range(8)]
@@ -85,7 +176,9 @@ def _tensor_cases(rng: random.Random, ex) -> list[str]:
         for i in range(flat.size):
             mode = rng.random()
             if mode < 0.15:
-                flat[i] = flat[i] * (1 + rng.choice([-2, -1, -0.5, 0.5, 1, 2]) * ex.rtol) + rng.choice([0, ex.atol, -ex.atol])
+                flat[i] = flat[i] * (1 + rng.choice([-2, -1, -0.5, 0.5, 1, 2]) * ex.rtol) + rng.choice(
+                    [0, ex.atol, -ex.atol]
+                )
             elif mode < 0.25:
                 flat[i] = rng.uniform(-1, 1)
         digits = rng.choice([None, 4, 6, 2])
@@ -95,7 +188,7 @@ def _tensor_cases(rng: random.Random, ex) -> list[str]:
             if isinstance(x, list):
                 inner = [fmt(v) for v in x]
                 return "[" + rng.choice([", ", ",", " "]).join(inner) + "]"
-            return repr(x) if digits is None else f"{x:.{digits}f}"
+            return repr(x) if digits is None else f"{x:.{digits}f}"  # noqa: B023 (called within this iteration)
 
         text = fmt(nested)
         roll = rng.random()
@@ -107,7 +200,7 @@ def _tensor_cases(rng: random.Random, ex) -> list[str]:
             text = fmt(values.reshape(-1).tolist()) if rng.random() < 0.5 else fmt(values.T.tolist())
         elif roll < 0.42:  # a malformed one
             i = rng.randrange(len(text))
-            text = text[:i] + rng.choice(["", "]", "[", ",,", "x"]) + text[i + 1:]
+            text = text[:i] + rng.choice(["", "]", "[", ",,", "x"]) + text[i + 1 :]
         out.append(text)
     out += ["".join(rng.choice("[]0123456789., -e") for _ in range(rng.randrange(1, 16))) for _ in range(8)]
     return out

@@ -14,14 +14,27 @@ empty-but-valid masks).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import torch
 
-from d2l_attn import blocks, decoding, embeddings, losses, masking, metrics, multihead, pooling, positional, scoring
-from d2l_attn import translation, utils
+from d2l_attn import (
+    blocks,
+    decoding,
+    embeddings,
+    losses,
+    masking,
+    metrics,
+    multihead,
+    pooling,
+    positional,
+    scoring,
+    translation,
+    utils,
+)
 from d2l_attn.data import Vocab, synthetic, truncate_pad
 from d2l_attn.models import Seq2Seq, Transformer, TransformerConfig
 
@@ -35,8 +48,13 @@ BAD = {
     "positive_float": [0.0, -1.0, NAN, INF, "1", None],
     "bool_mask": [torch.ones(2, 3), "mask", torch.ones(5, 5, 5, 5, 5, dtype=torch.bool)],
     "lens": [torch.tensor([1.5, 2.0]), torch.tensor([-1, 2]), torch.tensor([99, 1]), "3", torch.tensor([True, False])],
-    "tokens": [torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), torch.full((2, 3), 999), torch.full((2, 3), -1),
-               [[1, 2, 3]]],
+    "tokens": [
+        torch.zeros(2, 3),
+        torch.zeros(2, dtype=torch.long),
+        torch.full((2, 3), 999),
+        torch.full((2, 3), -1),
+        [[1, 2, 3]],
+    ],
 }
 
 
@@ -60,8 +78,9 @@ def _randn(*shape: int, seed: int = 0) -> torch.Tensor:
 SRC_VOCAB = Vocab([[f"s{i}" for i in range(9)]], reserved_tokens=["<pad>", "<bos>", "<eos>"])
 TGT_VOCAB = Vocab([[f"t{i}" for i in range(11)]], reserved_tokens=["<pad>", "<bos>", "<eos>"])
 torch.manual_seed(0)
-TRANSFORMER = Transformer.from_vocabs(SRC_VOCAB, TGT_VOCAB, d_model=16, num_heads=2, d_ff=32, num_layers=1,
-                                      dropout=0.0).eval()
+TRANSFORMER = Transformer.from_vocabs(
+    SRC_VOCAB, TGT_VOCAB, d_model=16, num_heads=2, d_ff=32, num_layers=1, dropout=0.0
+).eval()
 GRU = Seq2Seq.from_vocabs(SRC_VOCAB, TGT_VOCAB, embed_size=8, num_hiddens=8).eval()
 SRC = torch.tensor([[4, 5, 6], [7, 8, 0]])
 SRC_LENS = torch.tensor([3, 2])
@@ -74,116 +93,290 @@ def _entries() -> list[Entry]:
     x8 = _randn(2, 3, 8)
     return [
         # masking
-        Entry("masking.sequence_mask", masking.sequence_mask, dict(valid_lens=torch.tensor([1, 3]), max_len=4),
-              dict(valid_lens="lens", max_len="nonnegative_int")),
-        Entry("masking.padding_mask", masking.padding_mask,
-              dict(valid_lens=torch.tensor([1, 3]), num_queries=2, num_keys=4),
-              dict(valid_lens="lens", num_queries="nonnegative_int", num_keys="nonnegative_int")),
-        Entry("masking.causal_mask", masking.causal_mask, dict(num_queries=3, num_keys=4),
-              dict(num_queries="nonnegative_int", num_keys=[-1, 2, 1.5, "4"])),
-        Entry("masking.masked_softmax", masking.masked_softmax, dict(scores=_randn(2, 3, 4), valid_lens=torch.tensor([1, 4])),
-              dict(scores=[torch.zeros(2, 3, 4, dtype=torch.long), "s", torch.zeros(())], valid_lens="lens")),
+        Entry(
+            "masking.sequence_mask",
+            masking.sequence_mask,
+            dict(valid_lens=torch.tensor([1, 3]), max_len=4),
+            dict(valid_lens="lens", max_len="nonnegative_int"),
+        ),
+        Entry(
+            "masking.padding_mask",
+            masking.padding_mask,
+            dict(valid_lens=torch.tensor([1, 3]), num_queries=2, num_keys=4),
+            dict(valid_lens="lens", num_queries="nonnegative_int", num_keys="nonnegative_int"),
+        ),
+        Entry(
+            "masking.causal_mask",
+            masking.causal_mask,
+            dict(num_queries=3, num_keys=4),
+            dict(num_queries="nonnegative_int", num_keys=[-1, 2, 1.5, "4"]),
+        ),
+        Entry(
+            "masking.masked_softmax",
+            masking.masked_softmax,
+            dict(scores=_randn(2, 3, 4), valid_lens=torch.tensor([1, 4])),
+            dict(scores=[torch.zeros(2, 3, 4, dtype=torch.long), "s", torch.zeros(())], valid_lens="lens"),
+        ),
         # pooling
-        Entry("pooling.nadaraya_watson", pooling.nadaraya_watson,
-              dict(queries=torch.rand(5), keys=torch.rand(7), values=torch.rand(7), kernel="gaussian", bandwidth=0.5),
-              dict(bandwidth="positive_float", kernel=["cosine", 3, None],
-                   keys=[torch.zeros(0), torch.rand(7, 2), "k", torch.zeros(7, dtype=torch.complex64)],
-                   values=[torch.rand(6), "v"])),
-        Entry("pooling.soft_lookup", pooling.soft_lookup,
-              dict(queries=torch.rand(5), keys=torch.rand(7), values=torch.rand(7), sigma=0.5),
-              dict(sigma="positive_float", values=[torch.rand(6)], keys=[torch.zeros(0)])),
+        Entry(
+            "pooling.nadaraya_watson",
+            pooling.nadaraya_watson,
+            dict(queries=torch.rand(5), keys=torch.rand(7), values=torch.rand(7), kernel="gaussian", bandwidth=0.5),
+            dict(
+                bandwidth="positive_float",
+                kernel=["cosine", 3, None],
+                keys=[torch.zeros(0), torch.rand(7, 2), "k", torch.zeros(7, dtype=torch.complex64)],
+                values=[torch.rand(6), "v"],
+            ),
+        ),
+        Entry(
+            "pooling.soft_lookup",
+            pooling.soft_lookup,
+            dict(queries=torch.rand(5), keys=torch.rand(7), values=torch.rand(7), sigma=0.5),
+            dict(sigma="positive_float", values=[torch.rand(6)], keys=[torch.zeros(0)]),
+        ),
         Entry("pooling.leave_one_out_mask", pooling.leave_one_out_mask, dict(n=4), dict(n="positive_int")),
-        Entry("pooling.NadarayaWatson", pooling.NadarayaWatson, dict(kernel="gaussian", bandwidth=1.0),
-              dict(bandwidth="positive_float", kernel=["nope", 1])),
+        Entry(
+            "pooling.NadarayaWatson",
+            pooling.NadarayaWatson,
+            dict(kernel="gaussian", bandwidth=1.0),
+            dict(bandwidth="positive_float", kernel=["nope", 1]),
+        ),
         # scoring
-        Entry("scoring.AdditiveAttention", scoring.AdditiveAttention,
-              dict(query_dim=4, key_dim=5, num_hiddens=6, dropout=0.1),
-              dict(query_dim="positive_int", key_dim="positive_int", num_hiddens="positive_int", dropout="probability")),
-        Entry("scoring.DotProductAttention.forward", scoring.DotProductAttention(),
-              dict(queries=_randn(2, 3, 4), keys=_randn(2, 5, 4), values=_randn(2, 5, 6), valid_lens=torch.tensor([5, 2])),
-              dict(queries=[_randn(2, 3, 5), _randn(3, 4), "q"], keys=[_randn(2, 5, 3), _randn(3, 5, 4)],
-                   values=[_randn(2, 4, 6)], valid_lens="lens", attn_mask="bool_mask")),
-        Entry("scoring.DotProductAttention", scoring.DotProductAttention, dict(dropout=0.0), dict(dropout="probability")),
+        Entry(
+            "scoring.AdditiveAttention",
+            scoring.AdditiveAttention,
+            dict(query_dim=4, key_dim=5, num_hiddens=6, dropout=0.1),
+            dict(query_dim="positive_int", key_dim="positive_int", num_hiddens="positive_int", dropout="probability"),
+        ),
+        Entry(
+            "scoring.DotProductAttention.forward",
+            scoring.DotProductAttention(),
+            dict(
+                queries=_randn(2, 3, 4), keys=_randn(2, 5, 4), values=_randn(2, 5, 6), valid_lens=torch.tensor([5, 2])
+            ),
+            dict(
+                queries=[_randn(2, 3, 5), _randn(3, 4), "q"],
+                keys=[_randn(2, 5, 3), _randn(3, 5, 4)],
+                values=[_randn(2, 4, 6)],
+                valid_lens="lens",
+                attn_mask="bool_mask",
+            ),
+        ),
+        Entry(
+            "scoring.DotProductAttention", scoring.DotProductAttention, dict(dropout=0.0), dict(dropout="probability")
+        ),
         # multihead
-        Entry("multihead.MultiHeadAttention", multihead.MultiHeadAttention, dict(d_model=8, num_heads=2),
-              dict(d_model="positive_int", num_heads=[0, -2, 3, 1.5, None], dropout="probability",
-                   key_dim=[0, -1, 1.5], value_dim=[0, -1, "4"])),
-        Entry("multihead.MultiHeadAttention.forward", MHA, dict(queries=x8, keys=x8, values=x8),
-              dict(queries=[_randn(2, 3, 7), _randn(3, 8), "q"], keys=[_randn(2, 4, 7), _randn(1, 3, 8)],
-                   values=[_randn(2, 4, 8)], valid_lens="lens", attn_mask="bool_mask")),
-        Entry("multihead.split_heads", multihead.split_heads, dict(x=x8, num_heads=2),
-              dict(x=[_randn(8), "x"], num_heads=[0, 3, -1, None])),
+        Entry(
+            "multihead.MultiHeadAttention",
+            multihead.MultiHeadAttention,
+            dict(d_model=8, num_heads=2),
+            dict(
+                d_model="positive_int",
+                num_heads=[0, -2, 3, 1.5, None],
+                dropout="probability",
+                key_dim=[0, -1, 1.5],
+                value_dim=[0, -1, "4"],
+            ),
+        ),
+        Entry(
+            "multihead.MultiHeadAttention.forward",
+            MHA,
+            dict(queries=x8, keys=x8, values=x8),
+            dict(
+                queries=[_randn(2, 3, 7), _randn(3, 8), "q"],
+                keys=[_randn(2, 4, 7), _randn(1, 3, 8)],
+                values=[_randn(2, 4, 8)],
+                valid_lens="lens",
+                attn_mask="bool_mask",
+            ),
+        ),
+        Entry(
+            "multihead.split_heads",
+            multihead.split_heads,
+            dict(x=x8, num_heads=2),
+            dict(x=[_randn(8), "x"], num_heads=[0, 3, -1, None]),
+        ),
         # positional and embeddings
-        Entry("positional.sinusoidal_encoding", positional.sinusoidal_encoding, dict(max_len=5, d_model=8),
-              dict(max_len="positive_int", d_model=[0, 7, -2, 1.5, None])),
-        Entry("positional.SinusoidalPositionalEncoding", positional.SinusoidalPositionalEncoding,
-              dict(d_model=8, max_len=10, dropout=0.1),
-              dict(d_model=[0, 7, None], max_len="positive_int", dropout="probability", base=[0.0, -1.0, NAN, 1.0])),
-        Entry("positional.SinusoidalPositionalEncoding.forward", positional.SinusoidalPositionalEncoding(8, 10),
-              dict(x=x8, offset=2), dict(x=[_randn(2, 11, 8), _randn(2, 3, 7), "x"], offset=[-1, 8, 1.5])),
-        Entry("positional.RotaryPositionalEncoding", positional.RotaryPositionalEncoding, dict(dim=8),
-              dict(dim=[0, 7, None], base=[0.0, -1.0, NAN])),
-        Entry("embeddings.TokenEmbedding", embeddings.TokenEmbedding, dict(vocab_size=10, d_model=8, max_len=20),
-              dict(vocab_size="positive_int", d_model="positive_int", max_len="positive_int", dropout="probability",
-                   positions=["relative", None])),
+        Entry(
+            "positional.sinusoidal_encoding",
+            positional.sinusoidal_encoding,
+            dict(max_len=5, d_model=8),
+            dict(max_len="positive_int", d_model=[0, 7, -2, 1.5, None]),
+        ),
+        Entry(
+            "positional.SinusoidalPositionalEncoding",
+            positional.SinusoidalPositionalEncoding,
+            dict(d_model=8, max_len=10, dropout=0.1),
+            dict(d_model=[0, 7, None], max_len="positive_int", dropout="probability", base=[0.0, -1.0, NAN, 1.0]),
+        ),
+        Entry(
+            "positional.SinusoidalPositionalEncoding.forward",
+            positional.SinusoidalPositionalEncoding(8, 10),
+            dict(x=x8, offset=2),
+            dict(x=[_randn(2, 11, 8), _randn(2, 3, 7), "x"], offset=[-1, 8, 1.5]),
+        ),
+        Entry(
+            "positional.RotaryPositionalEncoding",
+            positional.RotaryPositionalEncoding,
+            dict(dim=8),
+            dict(dim=[0, 7, None], base=[0.0, -1.0, NAN]),
+        ),
+        Entry(
+            "embeddings.TokenEmbedding",
+            embeddings.TokenEmbedding,
+            dict(vocab_size=10, d_model=8, max_len=20),
+            dict(
+                vocab_size="positive_int",
+                d_model="positive_int",
+                max_len="positive_int",
+                dropout="probability",
+                positions=["relative", None],
+            ),
+        ),
         # blocks
-        Entry("blocks.PositionWiseFFN", blocks.PositionWiseFFN, dict(d_model=8, d_ff=16),
-              dict(d_model="positive_int", d_ff="positive_int", dropout="probability", activation=["tanh", None])),
-        Entry("blocks.SelfAttentionBlock", blocks.SelfAttentionBlock, dict(d_model=8, num_heads=2, d_ff=16),
-              dict(d_model="positive_int", num_heads=[0, 3], d_ff="positive_int", dropout="probability")),
-        Entry("blocks.SelfAttentionBlock.forward", BLOCK, dict(x=x8, valid_lens=torch.tensor([3, 1])),
-              dict(x=[_randn(2, 3, 7), _randn(3, 8), "x"], valid_lens="lens")),
-        Entry("blocks.TransformerDecoderBlock.forward", DEC_BLOCK,
-              dict(x=x8, memory=_randn(2, 4, 8), memory_valid_lens=torch.tensor([4, 2])),
-              dict(x=[_randn(2, 3, 7)], memory=[_randn(2, 4, 7), _randn(3, 4, 8)], memory_valid_lens="lens"),
-              # the block hands it to the cross-attention as valid_lens (one check per call, not per block)
-              aliases=dict(memory_valid_lens="valid_lens")),
+        Entry(
+            "blocks.PositionWiseFFN",
+            blocks.PositionWiseFFN,
+            dict(d_model=8, d_ff=16),
+            dict(d_model="positive_int", d_ff="positive_int", dropout="probability", activation=["tanh", None]),
+        ),
+        Entry(
+            "blocks.SelfAttentionBlock",
+            blocks.SelfAttentionBlock,
+            dict(d_model=8, num_heads=2, d_ff=16),
+            dict(d_model="positive_int", num_heads=[0, 3], d_ff="positive_int", dropout="probability"),
+        ),
+        Entry(
+            "blocks.SelfAttentionBlock.forward",
+            BLOCK,
+            dict(x=x8, valid_lens=torch.tensor([3, 1])),
+            dict(x=[_randn(2, 3, 7), _randn(3, 8), "x"], valid_lens="lens"),
+        ),
+        Entry(
+            "blocks.TransformerDecoderBlock.forward",
+            DEC_BLOCK,
+            dict(x=x8, memory=_randn(2, 4, 8), memory_valid_lens=torch.tensor([4, 2])),
+            dict(x=[_randn(2, 3, 7)], memory=[_randn(2, 4, 7), _randn(3, 4, 8)], memory_valid_lens="lens"),
+            # the block hands it to the cross-attention as valid_lens (one check per call, not per block)
+            aliases=dict(memory_valid_lens="valid_lens"),
+        ),
         # models
-        Entry("models.TransformerConfig", TransformerConfig, dict(d_model=16, num_heads=2),
-              dict(d_model=[0, 15, -16, None], num_heads=[0, 3], d_ff="positive_int", num_layers="positive_int",
-                   dropout="probability", max_len="positive_int", activation=["tanh"])),
-        Entry("models.Transformer.forward", TRANSFORMER, dict(src=SRC, src_valid_lens=SRC_LENS, tgt_in=SRC),
-              dict(src="tokens", src_valid_lens="lens", tgt_in="tokens")),
-        Entry("models.Seq2Seq.forward", GRU, dict(src=SRC, src_valid_lens=SRC_LENS, tgt_in=SRC),
-              dict(src="tokens", src_valid_lens=["lens", torch.tensor([0, 2])], tgt_in="tokens")),
+        Entry(
+            "models.TransformerConfig",
+            TransformerConfig,
+            dict(d_model=16, num_heads=2),
+            dict(
+                d_model=[0, 15, -16, None],
+                num_heads=[0, 3],
+                d_ff="positive_int",
+                num_layers="positive_int",
+                dropout="probability",
+                max_len="positive_int",
+                activation=["tanh"],
+            ),
+        ),
+        Entry(
+            "models.Transformer.forward",
+            TRANSFORMER,
+            dict(src=SRC, src_valid_lens=SRC_LENS, tgt_in=SRC),
+            dict(src="tokens", src_valid_lens="lens", tgt_in="tokens"),
+        ),
+        Entry(
+            "models.Seq2Seq.forward",
+            GRU,
+            dict(src=SRC, src_valid_lens=SRC_LENS, tgt_in=SRC),
+            dict(src="tokens", src_valid_lens=["lens", torch.tensor([0, 2])], tgt_in="tokens"),
+        ),
         # losses
-        Entry("losses.shift_right", losses.shift_right, dict(targets=SRC, bos_id=2),
-              dict(targets=[torch.zeros(2, 3), "t"], bos_id=[-1, 1.5, None, True])),
-        Entry("losses.masked_cross_entropy", losses.masked_cross_entropy,
-              dict(logits=_randn(2, 3, 15), targets=SRC, valid_lens=torch.tensor([3, 1])),
-              dict(logits=[_randn(2, 15), "z"], targets=[torch.zeros(2, 3), SRC[:, :2], torch.full((2, 3), 15)],
-                   valid_lens=["lens", torch.tensor([0, 0])], label_smoothing="probability")),
+        Entry(
+            "losses.shift_right",
+            losses.shift_right,
+            dict(targets=SRC, bos_id=2),
+            dict(targets=[torch.zeros(2, 3), "t"], bos_id=[-1, 1.5, None, True]),
+        ),
+        Entry(
+            "losses.masked_cross_entropy",
+            losses.masked_cross_entropy,
+            dict(logits=_randn(2, 3, 15), targets=SRC, valid_lens=torch.tensor([3, 1])),
+            dict(
+                logits=[_randn(2, 15), "z"],
+                targets=[torch.zeros(2, 3), SRC[:, :2], torch.full((2, 3), 15)],
+                valid_lens=["lens", torch.tensor([0, 0])],
+                label_smoothing="probability",
+            ),
+        ),
         # decoding
-        Entry("decoding.greedy_decode", decoding.greedy_decode,
-              dict(model=TRANSFORMER, src=SRC, src_valid_lens=SRC_LENS, max_len=4),
-              dict(model=[torch.nn.Linear(2, 2), "m", None], src="tokens", src_valid_lens="lens",
-                   max_len="positive_int")),
-        Entry("decoding.beam_search", decoding.beam_search,
-              dict(model=GRU, src=SRC, src_valid_lens=SRC_LENS, max_len=4, beam_size=2),
-              dict(beam_size="positive_int", length_penalty=[NAN, INF, -1.0, "a", None], src="tokens")),
-        Entry("decoding.sample", decoding.sample, dict(model=TRANSFORMER, src=SRC, src_valid_lens=SRC_LENS, max_len=3),
-              dict(temperature="positive_float", top_k=[0, -1, 1.5, True, "3"], top_p=[0.0, 1.5, NAN, "a"],
-                   generator=["g", 3])),
+        Entry(
+            "decoding.greedy_decode",
+            decoding.greedy_decode,
+            dict(model=TRANSFORMER, src=SRC, src_valid_lens=SRC_LENS, max_len=4),
+            dict(model=[torch.nn.Linear(2, 2), "m", None], src="tokens", src_valid_lens="lens", max_len="positive_int"),
+        ),
+        Entry(
+            "decoding.beam_search",
+            decoding.beam_search,
+            dict(model=GRU, src=SRC, src_valid_lens=SRC_LENS, max_len=4, beam_size=2),
+            dict(beam_size="positive_int", length_penalty=[NAN, INF, -1.0, "a", None], src="tokens"),
+        ),
+        Entry(
+            "decoding.sample",
+            decoding.sample,
+            dict(model=TRANSFORMER, src=SRC, src_valid_lens=SRC_LENS, max_len=3),
+            dict(
+                temperature="positive_float",
+                top_k=[0, -1, 1.5, True, "3"],
+                top_p=[0.0, 1.5, NAN, "a"],
+                generator=["g", 3],
+            ),
+        ),
         # translation and metrics
-        Entry("translation.translate", translation.translate,
-              dict(model=GRU, sentences=["s1 s2"], src_vocab=SRC_VOCAB, tgt_vocab=TGT_VOCAB, num_steps=4),
-              dict(sentences=["s1 s2", [""]], num_steps="positive_int", beam_size="positive_int",
-                   model=[torch.nn.Linear(2, 2)])),
-        Entry("metrics.bleu", metrics.bleu, dict(pred="a b c", label="a b d", k=2),
-              dict(k="positive_int", pred=[3, None], label=[3, None])),
-        Entry("metrics.corpus_bleu", metrics.corpus_bleu,
-              dict(preds=[["a", "b"]], references=[[["a", "b"]]]),
-              dict(preds=["a b", 3], max_n="positive_int")),
+        Entry(
+            "translation.translate",
+            translation.translate,
+            dict(model=GRU, sentences=["s1 s2"], src_vocab=SRC_VOCAB, tgt_vocab=TGT_VOCAB, num_steps=4),
+            dict(
+                sentences=["s1 s2", [""]],
+                num_steps="positive_int",
+                beam_size="positive_int",
+                model=[torch.nn.Linear(2, 2)],
+            ),
+        ),
+        Entry(
+            "metrics.bleu",
+            metrics.bleu,
+            dict(pred="a b c", label="a b d", k=2),
+            dict(k="positive_int", pred=[3, None], label=[3, None]),
+        ),
+        Entry(
+            "metrics.corpus_bleu",
+            metrics.corpus_bleu,
+            dict(preds=[["a", "b"]], references=[[["a", "b"]]]),
+            dict(preds=["a b", 3], max_n="positive_int"),
+        ),
         # data
-        Entry("data.Vocab", Vocab, dict(tokens=[["a", "b"]], min_freq=1),
-              dict(tokens=["hello world", [1, 2], [["a", 3]]], min_freq="positive_int",
-                   reserved_tokens=[["<unk>"], ["a", "a"], [1]])),
-        Entry("data.truncate_pad", truncate_pad, dict(line=[1, 2], num_steps=4, padding_token=0),
-              dict(num_steps="positive_int")),
-        Entry("data.synthetic.copy_task", synthetic.copy_task,
-              dict(batch_size=2, length=3, vocab_size=5, generator=torch.Generator().manual_seed(0)),
-              dict(batch_size="positive_int", length="positive_int", vocab_size=[1, 0, 2.5, None],
-                   generator=[None, 0])),
+        Entry(
+            "data.Vocab",
+            Vocab,
+            dict(tokens=[["a", "b"]], min_freq=1),
+            dict(
+                tokens=["hello world", [1, 2], [["a", 3]]],
+                min_freq="positive_int",
+                reserved_tokens=[["<unk>"], ["a", "a"], [1]],
+            ),
+        ),
+        Entry(
+            "data.truncate_pad",
+            truncate_pad,
+            dict(line=[1, 2], num_steps=4, padding_token=0),
+            dict(num_steps="positive_int"),
+        ),
+        Entry(
+            "data.synthetic.copy_task",
+            synthetic.copy_task,
+            dict(batch_size=2, length=3, vocab_size=5, generator=torch.Generator().manual_seed(0)),
+            dict(batch_size="positive_int", length="positive_int", vocab_size=[1, 0, 2.5, None], generator=[None, 0]),
+        ),
         # utils
         Entry("utils.seed_everything", utils.seed_everything, dict(seed=0), dict(seed=[-1, 1.5, "0", True, None])),
     ]
@@ -213,8 +406,11 @@ CASES = _cases()
 @pytest.mark.parametrize("entry", _entries(), ids=lambda e: e.name)
 def test_the_valid_call_works(entry):
     out = entry.call(**entry.args)
-    tensors = [out] if isinstance(out, torch.Tensor) else [t for t in (out if isinstance(out, tuple) else ())
-                                                          if isinstance(t, torch.Tensor)]
+    tensors = (
+        [out]
+        if isinstance(out, torch.Tensor)
+        else [t for t in (out if isinstance(out, tuple) else ()) if isinstance(t, torch.Tensor)]
+    )
     for t in tensors:
         if t.is_floating_point():
             assert torch.isfinite(t).all(), entry.name
@@ -233,13 +429,26 @@ def test_a_bad_argument_gets_a_clear_error_naming_it(case):
 
 # edge inputs that must work -----------------------------------------------------------------------
 EDGE = [
-    ("fused attention with NaN in a padded key is finite", lambda: scoring.DotProductAttention()(
-        _randn(1, 2, 4), torch.cat([_randn(1, 2, 4), torch.full((1, 1, 4), NAN)], 1), _randn(1, 3, 4),
-        torch.tensor([2]))),
-    ("float64 inputs to multi-head attention", lambda: multihead.MultiHeadAttention(8, 2).double()(
-        _randn(2, 3, 8).double(), _randn(2, 3, 8).double(), _randn(2, 3, 8).double())),
+    (
+        "fused attention with NaN in a padded key is finite",
+        lambda: scoring.DotProductAttention()(
+            _randn(1, 2, 4),
+            torch.cat([_randn(1, 2, 4), torch.full((1, 1, 4), NAN)], 1),
+            _randn(1, 3, 4),
+            torch.tensor([2]),
+        ),
+    ),
+    (
+        "float64 inputs to multi-head attention",
+        lambda: multihead.MultiHeadAttention(8, 2).double()(
+            _randn(2, 3, 8).double(), _randn(2, 3, 8).double(), _randn(2, 3, 8).double()
+        ),
+    ),
     ("a single token through a Transformer", lambda: TRANSFORMER(SRC[:1, :1], torch.tensor([1]), SRC[:1, :1])),
-    ("a query whose keys are all masked gets zeros", lambda: masking.masked_softmax(_randn(1, 1, 3), torch.tensor([0]))),
+    (
+        "a query whose keys are all masked gets zeros",
+        lambda: masking.masked_softmax(_randn(1, 1, 3), torch.tensor([0])),
+    ),
     ("beam search with length_penalty 0", lambda: decoding.beam_search(GRU, SRC, SRC_LENS, 3, length_penalty=0.0)),
     ("NW with one key", lambda: pooling.nadaraya_watson(torch.rand(3), torch.rand(1), torch.rand(1))[0]),
 ]
@@ -248,8 +457,11 @@ EDGE = [
 @pytest.mark.parametrize("name, call", EDGE, ids=[e[0] for e in EDGE])
 def test_edge_inputs_work_and_are_finite(name, call):
     out = call()
-    values = out if isinstance(out, torch.Tensor) else torch.tensor(
-        [float(v) for seq in out for v in (seq if isinstance(seq, list) else [0])])
+    values = (
+        out
+        if isinstance(out, torch.Tensor)
+        else torch.tensor([float(v) for seq in out for v in (seq if isinstance(seq, list) else [0])])
+    )
     if isinstance(values, torch.Tensor) and values.is_floating_point():
         assert torch.isfinite(values).all(), name
 

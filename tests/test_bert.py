@@ -71,9 +71,17 @@ def test_bad_inputs():
 def test_loads_hugging_face_bert(cls_name):
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
-    cfg = transformers.BertConfig(vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                  intermediate_size=64, max_position_embeddings=24, hidden_dropout_prob=0.0,
-                                  attention_probs_dropout_prob=0.0, attn_implementation="eager")
+    cfg = transformers.BertConfig(
+        vocab_size=40,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=24,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        attn_implementation="eager",
+    )
     hf = getattr(transformers, cls_name)(cfg).eval()
     with torch.no_grad():
         for name, p in hf.named_parameters():

@@ -44,12 +44,15 @@ def test_ffn_does_not_mix_positions():
     assert changed[3] > 0 and torch.all(changed[torch.arange(6) != 3] == 0)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(d_model=0, d_ff=4), "d_model"),
-    (dict(d_model=4, d_ff=-1), "d_ff"),
-    (dict(d_model=4, d_ff=4, activation="tanh"), "activation"),
-    (dict(d_model=4, d_ff=4, dropout=1.0), "dropout"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(d_model=0, d_ff=4), "d_model"),
+        (dict(d_model=4, d_ff=-1), "d_ff"),
+        (dict(d_model=4, d_ff=4, activation="tanh"), "activation"),
+        (dict(d_model=4, d_ff=4, dropout=1.0), "dropout"),
+    ],
+)
 def test_ffn_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         PositionWiseFFN(**kwargs)
@@ -176,7 +179,7 @@ def test_decoder_step_with_kv_cache_equals_full_forward(norm_first):
     assert cache.self_attn.k.shape == (3, H, 0, D // H) and cache.memory.k.shape == (3, H, 5, D // H)
     outs = []
     for t in range(6):  # one token at a time
-        out, cache = block.step(x[:, t:t + 1], cache, lens)
+        out, cache = block.step(x[:, t : t + 1], cache, lens)
         outs.append(out)
     assert cache.self_attn.k.shape == (3, H, 6, D // H)
     torch.testing.assert_close(torch.cat(outs, 1), full, atol=1e-5, rtol=1e-5)
@@ -247,8 +250,9 @@ def test_encoder_block_is_the_bidirectional_self_attention_block():
 @pytest.mark.parametrize("norm_first", [False, True])
 def test_encoder_block_matches_torch(norm_first, fused):
     torch.manual_seed(0)
-    ref = nn.TransformerEncoderLayer(D, H, FF, dropout=0.0, activation="relu", batch_first=True,
-                                     norm_first=norm_first).eval()
+    ref = nn.TransformerEncoderLayer(
+        D, H, FF, dropout=0.0, activation="relu", batch_first=True, norm_first=norm_first
+    ).eval()
     ours = TransformerEncoderBlock(D, H, FF, norm_first=norm_first, fused=fused).eval()
     ours.load_torch_weights(ref)
     x, lens = randn(3, 6, D), torch.tensor([6, 3, 1])
@@ -266,8 +270,9 @@ def test_encoder_block_matches_torch(norm_first, fused):
 @pytest.mark.parametrize("norm_first", [False, True])
 def test_decoder_block_matches_torch(norm_first, fused):
     torch.manual_seed(0)
-    ref = nn.TransformerDecoderLayer(D, H, FF, dropout=0.0, activation="relu", batch_first=True,
-                                     norm_first=norm_first).eval()
+    ref = nn.TransformerDecoderLayer(
+        D, H, FF, dropout=0.0, activation="relu", batch_first=True, norm_first=norm_first
+    ).eval()
     ours = TransformerDecoderBlock(D, H, FF, norm_first=norm_first, fused=fused).eval()
     ours.load_torch_weights(ref)
     x, memory, lens = randn(3, 5, D), randn(3, 6, D, seed=1), torch.tensor([6, 2, 4])

@@ -62,8 +62,9 @@ def test_bool_mask_rejects_masks_that_would_enlarge_the_result():
     with pytest.raises(ValueError, match=r"mask of shape \(5, 2, 3, 4\) does not broadcast to \(2, 3, 4\)"):
         masking.masked_softmax(scores, mask=too_big)
     with pytest.raises(ValueError, match=r"attn_mask of shape \(5, 2, 3, 4\) does not broadcast"):
-        scoring.DotProductAttention()(torch.zeros(2, 3, 8), torch.zeros(2, 4, 8), torch.zeros(2, 4, 8),
-                                      attn_mask=too_big)
+        scoring.DotProductAttention()(
+            torch.zeros(2, 3, 8), torch.zeros(2, 4, 8), torch.zeros(2, 4, 8), attn_mask=too_big
+        )
     with pytest.raises(ValueError, match=r"mask must be a boolean tensor .* got torch.float32"):
         masking.masked_softmax(scores, mask=torch.ones(3, 4))
     q, k = torch.zeros(3, 1), torch.zeros(4, 1)

@@ -12,8 +12,18 @@ import math
 
 import pytest
 import torch
-from tiny_models import (BOS, EOS, T_EOS, T_PAD, ScriptedModel, TableModel, TGT_VOCAB, padded_sources, tiny_gru,
-                         tiny_transformer)
+from tiny_models import (
+    BOS,
+    EOS,
+    T_EOS,
+    T_PAD,
+    TGT_VOCAB,
+    ScriptedModel,
+    TableModel,
+    padded_sources,
+    tiny_gru,
+    tiny_transformer,
+)
 from torch import nn
 
 from d2l_attn.decoding import beam_search, greedy_decode, sample, sequence_log_prob
@@ -62,8 +72,13 @@ def test_beam_search_with_a_full_beam_is_exhaustive_search(seed, alpha):
         assert lp.item() == pytest.approx(model.log_prob(s, best), abs=1e-5)
 
 
-@pytest.mark.parametrize("make", [lambda: tiny_gru(seed=7, tgt_vocab_size=6),
-                                  lambda: tiny_transformer(seed=7, d_model=8, num_heads=2, num_layers=1)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: tiny_gru(seed=7, tgt_vocab_size=6),
+        lambda: tiny_transformer(seed=7, d_model=8, num_heads=2, num_layers=1),
+    ],
+)
 def test_full_beam_finds_the_most_likely_output_of_a_real_model(make):
     """The same on a real (untrained) model, scored by its teacher-forced forward pass."""
     model = make()
@@ -119,8 +134,9 @@ def test_the_length_penalty_flips_the_winner():
     # alpha = 0: log .5 = -0.693 > log .3645 = -1.009;  alpha = 1: -0.693 / 1 < -1.009 / 3 = -0.336
     assert beam_search(model, src, lens, 3, beam_size=2, length_penalty=0.0) == [[]]
     assert beam_search(model, src, lens, 3, beam_size=2, length_penalty=1.0) == [[A, B]]
-    lp = sequence_log_prob(model, src.expand(2, -1), lens.expand(2), torch.tensor([[T_EOS, 0, 0], [A, B, T_EOS]]),
-                           [1, 3])
+    lp = sequence_log_prob(
+        model, src.expand(2, -1), lens.expand(2), torch.tensor([[T_EOS, 0, 0], [A, B, T_EOS]]), [1, 3]
+    )
     torch.testing.assert_close(lp, torch.tensor([math.log(0.5), math.log(0.45 * 0.9 * 0.9)]))
 
 
@@ -159,13 +175,16 @@ def test_beam_and_greedy_weights_are_those_of_the_returned_hypothesis():
     model = TableModel.random(num_sources=4, vocab_size=6, max_len=max_len, seed=3, src_len=5)
     src, lens = sources(0, 1, 2, 3, src_len=5)
     lens = torch.tensor([5, 2, 4, 1])
-    for decode in (lambda: greedy_decode(model, src, lens, max_len, return_weights=True),
-                   lambda: beam_search(model, src, lens, max_len, beam_size=4, return_weights=True)):
+    for decode in (
+        lambda: greedy_decode(model, src, lens, max_len, return_weights=True),
+        lambda: beam_search(model, src, lens, max_len, beam_size=4, return_weights=True),
+    ):
         outputs, mats = decode()
         for s, (tokens, mat) in enumerate(zip(outputs, mats)):
             y = with_eos(tokens, max_len)
-            _, teacher = sequence_log_prob(model, src[s : s + 1], lens[s : s + 1], torch.tensor([y]),
-                                           return_weights=True)  # (1, len(y), T)
+            _, teacher = sequence_log_prob(
+                model, src[s : s + 1], lens[s : s + 1], torch.tensor([y]), return_weights=True
+            )  # (1, len(y), T)
             assert mat.shape == (len(y), int(lens[s]))
             torch.testing.assert_close(mat, teacher[0, :, : int(lens[s])])
 
@@ -190,8 +209,10 @@ def test_table_model_decodes_a_batch_like_each_sentence_alone():
     model = TableModel.random(num_sources=5, vocab_size=6, max_len=4, seed=5, src_len=6)
     src, _ = sources(0, 1, 2, 3, 4, src_len=6)
     lens = torch.tensor([6, 1, 3, 2, 5])
-    for decode in (lambda s, n: greedy_decode(model, s, n, 4, return_weights=True),
-                   lambda s, n: beam_search(model, s, n, 4, beam_size=3, return_weights=True)):
+    for decode in (
+        lambda s, n: greedy_decode(model, s, n, 4, return_weights=True),
+        lambda s, n: beam_search(model, s, n, 4, beam_size=3, return_weights=True),
+    ):
         batched, batched_w = decode(src, lens)
         for b in range(5):
             alone, alone_w = decode(src[b : b + 1, : lens[b]], lens[b : b + 1])
@@ -203,8 +224,10 @@ def test_table_model_decodes_a_batch_like_each_sentence_alone():
 def test_real_models_decode_a_padded_batch_like_each_sentence_alone(make):
     model = make()
     src, lens = padded_sources(seed=5, batch_size=5, num_steps=6)
-    for decode in (lambda s, n: greedy_decode(model, s, n, 6),
-                   lambda s, n: beam_search(model, s, n, 6, beam_size=3, length_penalty=0.0)):
+    for decode in (
+        lambda s, n: greedy_decode(model, s, n, 6),
+        lambda s, n: beam_search(model, s, n, 6, beam_size=3, length_penalty=0.0),
+    ):
         batched = decode(src, lens)
         for b in range(5):
             assert decode(src[b : b + 1, : lens[b]], lens[b : b + 1]) == batched[b : b + 1]
@@ -217,8 +240,11 @@ def test_rows_that_finished_stay_finished():
     table[1, :, T_EOS] = -30.0  # source 1 never stops
     model = TableModel(table)
     src, lens = sources(0, 1)
-    for out in (greedy_decode(model, src, lens, 4), beam_search(model, src, lens, 4, beam_size=2),
-                sample(model, src, lens, 4, generator=torch.Generator().manual_seed(0))):
+    for out in (
+        greedy_decode(model, src, lens, 4),
+        beam_search(model, src, lens, 4, beam_size=2),
+        sample(model, src, lens, 4, generator=torch.Generator().manual_seed(0)),
+    ):
         assert out[0] == [] and len(out[1]) == 4 and T_EOS not in out[1]
 
 
@@ -297,14 +323,24 @@ def nucleus(probs: torch.Tensor, top_p: float) -> set[int]:
     return kept
 
 
-@pytest.mark.parametrize("temperature, top_k, top_p", [(1.0, None, None), (0.5, None, None), (2.0, None, None),
-                                                        (1.0, 3, None), (0.7, None, 0.6), (1.3, 4, 0.8)])
+@pytest.mark.parametrize(
+    "temperature, top_k, top_p",
+    [(1.0, None, None), (0.5, None, None), (2.0, None, None), (1.0, 3, None), (0.7, None, 0.6), (1.3, 4, 0.8)],
+)
 def test_sampled_first_tokens_follow_the_filtered_tempered_softmax(temperature, top_k, top_p):
     model = first_token_model(FIRST_LOGITS)
     n = 20_000
     src, lens = sources(*[0] * n)
-    out = sample(model, src, lens, 1, temperature=temperature, top_k=top_k, top_p=top_p,
-                 generator=torch.Generator().manual_seed(1))
+    out = sample(
+        model,
+        src,
+        lens,
+        1,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        generator=torch.Generator().manual_seed(1),
+    )
     first = torch.tensor([o[0] if o else T_EOS for o in out])
     counts = torch.bincount(first, minlength=len(FIRST_LOGITS)).double()
     probs = (torch.tensor(FIRST_LOGITS, dtype=torch.float64) / temperature).softmax(-1)
@@ -325,8 +361,9 @@ def test_sampled_first_tokens_follow_the_filtered_tempered_softmax(temperature, 
 
 
 @pytest.mark.parametrize("make", [lambda: tiny_gru(2, seed=6), lambda: tiny_transformer(seed=6)])
-@pytest.mark.parametrize("kwargs", [dict(temperature=1e-6), dict(top_k=1), dict(top_p=1e-9),
-                                    dict(temperature=3.0, top_k=1)])
+@pytest.mark.parametrize(
+    "kwargs", [dict(temperature=1e-6), dict(top_k=1), dict(top_p=1e-9), dict(temperature=3.0, top_k=1)]
+)
 def test_sampling_that_leaves_one_choice_is_greedy(make, kwargs):
     model = make()
     src, lens = padded_sources(seed=6, batch_size=6, num_steps=6)
@@ -392,14 +429,23 @@ SRC, LENS = torch.ones(2, 3, dtype=torch.long) * 4, torch.tensor([3, 2])
         (lambda m: greedy_decode(m, SRC, LENS, max_len=0), "max_len must be a positive int"),
         (lambda m: beam_search(m, SRC, LENS, 3, beam_size=0), "beam_size must be a positive int"),
         (lambda m: beam_search(m, SRC, LENS, 3, beam_size=2.0), "beam_size must be a positive int"),
-        *[(lambda m, a=a: beam_search(m, SRC, LENS, 3, 2, length_penalty=a), r"length_penalty must be a number in \[0")
-          for a in (math.nan, math.inf, -1, "a", None, True)],
-        *[(lambda m, t=t: sample(m, SRC, LENS, 3, temperature=t), r"temperature must be a number in \(0")
-          for t in (0, -1.0, math.nan, math.inf, "1")],
+        *[
+            (
+                lambda m, a=a: beam_search(m, SRC, LENS, 3, 2, length_penalty=a),
+                r"length_penalty must be a number in \[0",
+            )
+            for a in (math.nan, math.inf, -1, "a", None, True)
+        ],
+        *[
+            (lambda m, t=t: sample(m, SRC, LENS, 3, temperature=t), r"temperature must be a number in \(0")
+            for t in (0, -1.0, math.nan, math.inf, "1")
+        ],
         (lambda m: sample(m, SRC, LENS, 3, top_k=0), "top_k must be a positive int"),
         (lambda m: sample(m, SRC, LENS, 3, top_k=1.5), "top_k must be a positive int"),
-        *[(lambda m, p=p: sample(m, SRC, LENS, 3, top_p=p), r"top_p must be a number in \(0.0, 1.0\]")
-          for p in (0, 0.0, 1.5, math.nan, -0.2)],
+        *[
+            (lambda m, p=p: sample(m, SRC, LENS, 3, top_p=p), r"top_p must be a number in \(0.0, 1.0\]")
+            for p in (0, 0.0, 1.5, math.nan, -0.2)
+        ],
         (lambda m: sample(m, SRC, LENS, 3, generator=0), "generator must be a torch.Generator"),
         (lambda m: greedy_decode(m, SRC.float(), LENS, 3), "src must be an int64 tensor of token ids"),
         (lambda m: beam_search(m, SRC[0], LENS, 3), r"src must be an int64 tensor of token ids with shape \(B, T\)"),
@@ -439,7 +485,11 @@ class Incomplete(nn.Module):
 @pytest.mark.parametrize("bad", [nn.Linear(2, 2), "model", None, Incomplete()])
 def test_decoders_reject_a_model_that_is_not_a_step_model(bad):
     src, lens = torch.zeros(1, 3, dtype=torch.long), torch.tensor([3])
-    for call in (lambda: greedy_decode(bad, src, lens, 4), lambda: beam_search(bad, src, lens, 4),
-                 lambda: sample(bad, src, lens, 4), lambda: sequence_log_prob(bad, src, lens, src)):
+    for call in (
+        lambda: greedy_decode(bad, src, lens, 4),
+        lambda: beam_search(bad, src, lens, 4),
+        lambda: sample(bad, src, lens, 4),
+        lambda: sequence_log_prob(bad, src, lens, src),
+    ):
         with pytest.raises(ValueError, match=r"model must be an nn.Module with init_state"):
             call()

@@ -38,7 +38,7 @@ def loop_softmax_attention(q, k, v, keep):
     out = torch.zeros(*q.shape[:-1], v.shape[-1], dtype=q.dtype)
     for i in range(q.shape[-2]):
         idx = keep[i].nonzero().flatten()
-        s = (q[..., i:i + 1, :] * k[..., idx, :]).sum(-1) / math.sqrt(q.shape[-1])  # (..., n_i)
+        s = (q[..., i : i + 1, :] * k[..., idx, :]).sum(-1) / math.sqrt(q.shape[-1])  # (..., n_i)
         out[..., i, :] = (torch.softmax(s, -1).unsqueeze(-1) * v[..., idx, :]).sum(-2)
     return out
 
@@ -63,12 +63,15 @@ def test_block_sparse_mask_by_definition():
     assert keep.sum() < 64  # sparse
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: window_mask(4, window=0), "window"),
-    (lambda: window_mask(4, 2, window=1), "num_keys >= num_queries"),
-    (lambda: block_sparse_mask(4, 0), "block_size"),
-    (lambda: block_sparse_mask(4, 2, num_global=5), "num_global"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: window_mask(4, window=0), "window"),
+        (lambda: window_mask(4, 2, window=1), "num_keys >= num_queries"),
+        (lambda: block_sparse_mask(4, 0), "block_size"),
+        (lambda: block_sparse_mask(4, 2, num_global=5), "num_global"),
+    ],
+)
 def test_masks_reject_bad_arguments(call, message):
     with pytest.raises(ValueError, match=message):
         call()
@@ -134,7 +137,7 @@ def test_linear_attention_equals_loop(causal):
     expected = torch.zeros(2, 7, 5, dtype=torch.float64)
     for i in range(7):
         last = i + 1 if causal else 7
-        sims = (phi(q[:, i:i + 1]) * phi(k[:, :last])).sum(-1)  # (B, last)
+        sims = (phi(q[:, i : i + 1]) * phi(k[:, :last])).sum(-1)  # (B, last)
         expected[:, i] = (sims.unsqueeze(-1) * v[:, :last]).sum(1) / sims.sum(1, keepdim=True)
     layer = LinearAttention(eps=0.0)
     torch.testing.assert_close(layer(q, k, v, is_causal=causal), expected)
@@ -206,32 +209,37 @@ def test_tiled_memory_is_linear_and_naive_quadratic():
     peaks = {}
     for n in (1024, 4096):
         q, k, v = qkv(1, n, 64, dtype=torch.float32)
-        peaks[n] = (peak_tensor_memory(naive, q, k, v)[1],
-                    peak_tensor_memory(tiled_attention, q, k, v, block_q=64, block_k=64)[1])
+        peaks[n] = (
+            peak_tensor_memory(naive, q, k, v)[1],
+            peak_tensor_memory(tiled_attention, q, k, v, block_q=64, block_k=64)[1],
+        )
     naive_slope = math.log(peaks[4096][0] / peaks[1024][0]) / math.log(4)
     tiled_slope = math.log(peaks[4096][1] / peaks[1024][1]) / math.log(4)
     assert 1.8 < naive_slope < 2.1 and 0.8 < tiled_slope < 1.2, (naive_slope, tiled_slope)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda x: tiled_attention(x, x, x, block_q=5), "divisible"),
-    (lambda x: tiled_attention(x, x, x, block_k=0), "block_k"),
-    (lambda x: TiledAttention()(x, x, x, return_weights=True), "return_weights"),
-    (lambda x: TiledAttention()(x, x, x, valid_lens=[3]), "valid_lens"),
-    (lambda x: LocalAttention(0), "window"),
-    (lambda x: LowRankAttention(16, 0), "rank"),
-    (lambda x: LowRankAttention(8, 2)(x, x, x), "seq_len"),
-    (lambda x: LowRankAttention(16, 2)(x, x, x, is_causal=True), "is_causal"),
-    (lambda x: LinearAttention()(x, x, x, attn_mask=torch.ones(16, 16, dtype=torch.bool)), "attn_mask"),
-    (lambda x: PerformerAttention(8, 0), "num_features"),
-    (lambda x: LinearAttention(eps=-1.0), "eps"),
-    (lambda x: LinearAttention()(x, x[:, :8], x[:, :8], is_causal=True), "T_q == T_k"),
-    (lambda x: LocalAttention(2)(x, x, x, valid_lens=[99]), "valid_lens"),
-    (lambda x: PerformerAttention(4, 8)(x, x, x), "head_dim"),
-    (lambda x: BlockSparseAttention(4, num_global=-1), "num_global"),
-    (lambda x: GroupedQueryAttention(8, 4, 3), "num_kv_heads"),
-    (lambda x: MultiHeadAttention(8, 2, attention="tiled"), "attention"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda x: tiled_attention(x, x, x, block_q=5), "divisible"),
+        (lambda x: tiled_attention(x, x, x, block_k=0), "block_k"),
+        (lambda x: TiledAttention()(x, x, x, return_weights=True), "return_weights"),
+        (lambda x: TiledAttention()(x, x, x, valid_lens=[3]), "valid_lens"),
+        (lambda x: LocalAttention(0), "window"),
+        (lambda x: LowRankAttention(16, 0), "rank"),
+        (lambda x: LowRankAttention(8, 2)(x, x, x), "seq_len"),
+        (lambda x: LowRankAttention(16, 2)(x, x, x, is_causal=True), "is_causal"),
+        (lambda x: LinearAttention()(x, x, x, attn_mask=torch.ones(16, 16, dtype=torch.bool)), "attn_mask"),
+        (lambda x: PerformerAttention(8, 0), "num_features"),
+        (lambda x: LinearAttention(eps=-1.0), "eps"),
+        (lambda x: LinearAttention()(x, x[:, :8], x[:, :8], is_causal=True), "T_q == T_k"),
+        (lambda x: LocalAttention(2)(x, x, x, valid_lens=[99]), "valid_lens"),
+        (lambda x: PerformerAttention(4, 8)(x, x, x), "head_dim"),
+        (lambda x: BlockSparseAttention(4, num_global=-1), "num_global"),
+        (lambda x: GroupedQueryAttention(8, 4, 3), "num_kv_heads"),
+        (lambda x: MultiHeadAttention(8, 2, attention="tiled"), "attention"),
+    ],
+)
 def test_bad_arguments_are_refused_by_name(call, message):
     x = torch.randn(1, 16, 8)
     with pytest.raises(ValueError, match=message):
@@ -247,8 +255,9 @@ def test_variants_plug_into_multihead_attention(variant):
     swapped.load_state_dict(reference.state_dict())
     x = torch.randn(2, 16, 16)
     torch.testing.assert_close(swapped(x, x, x), reference(x, x, x), rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(swapped(x, x, x, is_causal=True), reference(x, x, x, is_causal=True),
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        swapped(x, x, x, is_causal=True), reference(x, x, x, is_causal=True), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_grouped_query_with_all_heads_is_multihead_and_mqa_shares_keys():
@@ -296,11 +305,32 @@ def test_scaling_benchmark_runs_and_reports_slopes(tmp_path):
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "attention_scaling.py"
     plot = tmp_path / "scaling.png"
     result = subprocess.run(
-        [sys.executable, str(script), "--min-n", "128", "--max-n", "512", "--repeats", "1", "--fit-from", "128",
-         "--plot", str(plot), "--device", "cpu"],
-        capture_output=True, text=True, timeout=300, check=True)
+        [
+            sys.executable,
+            str(script),
+            "--min-n",
+            "128",
+            "--max-n",
+            "512",
+            "--repeats",
+            "1",
+            "--fit-from",
+            "128",
+            "--plot",
+            str(plot),
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     assert "GPU (bf16, flash backend) numbers are not measured" in result.stdout
-    slopes = {line.split()[0]: float(line.split()[-1]) for line in result.stdout.splitlines()
-              if "memory" in line and line.split()[0] in ("naive", "tiled", "linear")}
+    slopes = {
+        line.split()[0]: float(line.split()[-1])
+        for line in result.stdout.splitlines()
+        if "memory" in line and line.split()[0] in ("naive", "tiled", "linear")
+    }
     assert slopes["naive"] > 1.5 and slopes["linear"] < 1.3, slopes
     assert plot.exists()

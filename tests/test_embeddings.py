@@ -41,8 +41,9 @@ def test_offset_positions_equal_slicing_the_full_sequence(positions):
     full = tokens(num_steps=9)
     whole = embed(full)  # (B, 9, d)
     for offset, length in [(0, 9), (4, 5), (8, 1)]:
-        torch.testing.assert_close(embed(full[:, offset:offset + length], offset=offset),
-                                   whole[:, offset:offset + length])
+        torch.testing.assert_close(
+            embed(full[:, offset : offset + length], offset=offset), whole[:, offset : offset + length]
+        )
     # the positions matter: the same token at another position gets another vector
     same = torch.full((1, 2), 3)
     assert not torch.allclose(embed(same)[0, 0], embed(same)[0, 1])
@@ -74,14 +75,17 @@ def test_dropout_only_in_training():
     assert (out == 0).float().mean() > 0.3  # about half the entries are dropped
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(vocab_size=0, d_model=8), "vocab_size"),
-    (dict(vocab_size=5, d_model=0), "d_model"),
-    (dict(vocab_size=5, d_model=8, dropout=1.0), "dropout"),
-    (dict(vocab_size=5, d_model=8, positions="rotary"), "positions must be 'sinusoidal' or 'learned'"),
-    (dict(vocab_size=5, d_model=7), "d_model must be even"),
-    (dict(vocab_size=5, d_model=8, max_len=0), "max_len"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(vocab_size=0, d_model=8), "vocab_size"),
+        (dict(vocab_size=5, d_model=0), "d_model"),
+        (dict(vocab_size=5, d_model=8, dropout=1.0), "dropout"),
+        (dict(vocab_size=5, d_model=8, positions="rotary"), "positions must be 'sinusoidal' or 'learned'"),
+        (dict(vocab_size=5, d_model=7), "d_model must be even"),
+        (dict(vocab_size=5, d_model=8, max_len=0), "max_len"),
+    ],
+)
 def test_bad_constructor_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TokenEmbedding(**kwargs)

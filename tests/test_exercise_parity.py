@@ -17,9 +17,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from exercise_cases import parity_cases, python_verdict
 
 from d2l_attn.exercises import web
-from exercise_cases import parity_cases, python_verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = ROOT / "tests" / "exercise_checker.cjs"
@@ -31,8 +31,9 @@ def run_node(cases: list[dict], tmp_path: Path) -> list[dict]:
         pytest.skip("Node.js is not installed (the README's setup needs it for npm)")
     data = tmp_path / "data.js"
     data.write_text(web.to_script(web.export()), encoding="utf-8")
-    result = subprocess.run([node, str(HARNESS), str(data)], input=json.dumps(cases), capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [node, str(HARNESS), str(data)], input=json.dumps(cases), capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -48,7 +49,8 @@ def test_browser_checker_gives_the_python_verdicts(tmp_path):
     mismatches = [(c, python_verdict(c), j) for c, j in zip(cases, js) if python_verdict(c) != j]
     assert not mismatches, f"{len(mismatches)} of {len(cases)} verdicts differ, e.g.:\n" + "\n".join(
         f"{c['id']} {c['text']!r} (wrong before: {c['wrong_before']})\n  python: {p}\n  js:     {j}"
-        for c, p, j in mismatches[:8])
+        for c, p, j in mismatches[:8]
+    )
     statuses = collections.Counter(python_verdict(c)["status"] for c in cases)
     # the cases exercise every outcome, and every solution is correct in both
     assert statuses["correct"] >= 60 and statuses["wrong"] >= 300 and statuses["invalid"] >= 1500, statuses
@@ -67,8 +69,9 @@ def test_parity_test_can_fail(tmp_path):
     node = shutil.which("node") or pytest.skip("Node.js is not installed")
     path = tmp_path / "data.js"
     path.write_text(web.to_script(data), encoding="utf-8")
-    result = subprocess.run([node, str(HARNESS), str(path)], input=json.dumps(cases), capture_output=True,
-                            text=True, timeout=60, check=True)
+    result = subprocess.run(
+        [node, str(HARNESS), str(path)], input=json.dumps(cases), capture_output=True, text=True, timeout=60, check=True
+    )
     js = json.loads(result.stdout)
     assert any(python_verdict(c) != j for c, j in zip(cases, js))
 

@@ -84,8 +84,9 @@ def test_malicious_text_is_feedback_not_execution(capfd):
 
 
 def test_choice_by_letters_text_and_lists():
-    ex = ChoiceExercise(id="ch99-c", prompt="?", options=["red", "green", "blue"], solution={"a", "c"},
-                        wrong_answers=["a"])
+    ex = ChoiceExercise(
+        id="ch99-c", prompt="?", options=["red", "green", "blue"], solution={"a", "c"}, wrong_answers=["a"]
+    )
     assert ex.check("a, c").passed and ex.check("(c) (a)").passed and ex.check(["red", "blue"]).passed
     assert not ex.check("a").passed
     fb = ex.check("a, z")
@@ -108,8 +109,13 @@ def test_tensor_exercise_messages():
 
 
 def test_function_exercise_reports_exceptions_and_shapes():
-    ex = FunctionExercise(id="ch99-f", prompt="?", solution=lambda x: x * 2, make_inputs=lambda s: (torch.ones(3),),
-                          wrong_answers=[lambda x: x])
+    ex = FunctionExercise(
+        id="ch99-f",
+        prompt="?",
+        solution=lambda x: x * 2,
+        make_inputs=lambda s: (torch.ones(3),),
+        wrong_answers=[lambda x: x],
+    )
 
     def boom(x):
         raise RuntimeError("oops")
@@ -127,8 +133,13 @@ def test_function_exercise_inputs_are_copied():
         x.add_(100)
         return x
 
-    ex = FunctionExercise(id="ch99-g", prompt="?", solution=lambda x: x.clone(),
-                          make_inputs=lambda s: (seen.append(torch.ones(2)) or seen[-1],), wrong_answers=[mutating])
+    ex = FunctionExercise(
+        id="ch99-g",
+        prompt="?",
+        solution=lambda x: x.clone(),
+        make_inputs=lambda s: (seen.append(torch.ones(2)) or seen[-1],),
+        wrong_answers=[mutating],
+    )
     assert not ex.check(mutating).passed
     assert torch.equal(seen[0], torch.ones(2))
 
@@ -170,8 +181,14 @@ def test_widgets_build_for_number_and_choice():
 
 
 def test_invalid_and_starter_answers_are_not_attempts():
-    ex = TensorExercise(id="ch99-s", prompt="?", solution=torch.eye(2), wrong_answers=[torch.ones(2, 2)],
-                        starter=torch.zeros(2, 2), hints=["nudge", "more"])
+    ex = TensorExercise(
+        id="ch99-s",
+        prompt="?",
+        solution=torch.eye(2),
+        wrong_answers=[torch.ones(2, 2)],
+        starter=torch.zeros(2, 2),
+        hints=["nudge", "more"],
+    )
     fb = ex.check(torch.zeros(2, 2))
     assert fb.status == "starter" and not fb.hint and "starter" in fb.message
     assert ex.check("[[1, 0], [0").status == "invalid"
@@ -225,11 +242,22 @@ def test_choice_feedback_does_not_allow_answering_by_elimination(exercise_id):
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text, words", [
-    ("1e200000000", "exponent"), ("1e400", "too large"), ("-1e400", "too large"), ("9" * 10**6, "too long"),
-    ("1+2j", "complex"), ("3j", "complex"), ("1/0", "divides by zero"), ("12345678901234567/3", "at most 15 digits"),
-    ("nan", "Could not read"), ("inf", "Could not read"), ("", "Type an answer"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("1e200000000", "exponent"),
+        ("1e400", "too large"),
+        ("-1e400", "too large"),
+        ("9" * 10**6, "too long"),
+        ("1+2j", "complex"),
+        ("3j", "complex"),
+        ("1/0", "divides by zero"),
+        ("12345678901234567/3", "at most 15 digits"),
+        ("nan", "Could not read"),
+        ("inf", "Could not read"),
+        ("", "Type an answer"),
+    ],
+)
 def test_absurd_numbers_are_refused_fast(text, words):
     import time
 
@@ -258,9 +286,15 @@ def test_numbers_read_exactly():
         parse_number(float("nan"))
 
 
-@pytest.mark.parametrize("answer", [
-    torch.tensor([[1 + 1j, 0], [0, 1]]), torch.eye(2, dtype=torch.complex64), np.eye(2) + 1j, [[1 + 1j, 0], [0, 1]],
-])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        torch.tensor([[1 + 1j, 0], [0, 1]]),
+        torch.eye(2, dtype=torch.complex64),
+        np.eye(2) + 1j,
+        [[1 + 1j, 0], [0, 1]],
+    ],
+)
 def test_complex_tensors_are_refused_not_truncated(answer):
     ex = TensorExercise(id="ch99-c", prompt="?", solution=torch.eye(2), wrong_answers=[torch.zeros(2, 2)])
     fb = ex.check(answer)
@@ -268,8 +302,13 @@ def test_complex_tensors_are_refused_not_truncated(answer):
 
 
 def test_a_function_returning_complex_values_fails():
-    ex = FunctionExercise(id="ch99-z", prompt="?", solution=lambda x: x * 2, make_inputs=lambda s: (torch.ones(3),),
-                          wrong_answers=[lambda x: x])
+    ex = FunctionExercise(
+        id="ch99-z",
+        prompt="?",
+        solution=lambda x: x * 2,
+        make_inputs=lambda s: (torch.ones(3),),
+        wrong_answers=[lambda x: x],
+    )
     fb = ex.check(lambda x: (x * 2).to(torch.complex64))
     assert not fb.passed and "complex" in fb.message
 
@@ -282,12 +321,17 @@ def test_a_function_returning_complex_values_fails():
 def _global_state():
     import random
 
-    return (torch.get_rng_state().clone(), np.random.get_state()[1].copy(), random.getstate(),
-            torch.is_grad_enabled(), torch.get_default_dtype())
+    return (
+        torch.get_rng_state().clone(),
+        np.random.get_state()[1].copy(),
+        random.getstate(),
+        torch.is_grad_enabled(),
+        torch.get_default_dtype(),
+    )
 
 
 def _same(a, b):
-    return (torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2] and a[3:] == b[3:])
+    return torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2] and a[3:] == b[3:]
 
 
 @pytest.mark.parametrize("exercise_id", sorted(ALL))
@@ -310,8 +354,13 @@ def test_the_readers_function_cannot_change_global_state_through_the_checker():
         torch.set_default_dtype(torch.float64)
         return x * 2
 
-    ex = FunctionExercise(id="ch99-m", prompt="?", solution=lambda x: x * 2,
-                          make_inputs=lambda s: (torch.ones(3),), wrong_answers=[lambda x: x])
+    ex = FunctionExercise(
+        id="ch99-m",
+        prompt="?",
+        solution=lambda x: x * 2,
+        make_inputs=lambda s: (torch.ones(3),),
+        wrong_answers=[lambda x: x],
+    )
     before = _global_state()
     assert ex.check(meddling).passed
     assert _same(before, _global_state())
@@ -321,9 +370,11 @@ def test_importing_the_exercises_does_not_move_the_global_rng():
     import subprocess
     import sys
 
-    code = ("import torch; torch.manual_seed(0); s = torch.get_rng_state().clone(); "
-            "from d2l_attn import exercises; exercises.all_exercises(); "
-            "assert torch.equal(s, torch.get_rng_state()), 'importing the exercises moved the RNG'")
+    code = (
+        "import torch; torch.manual_seed(0); s = torch.get_rng_state().clone(); "
+        "from d2l_attn import exercises; exercises.all_exercises(); "
+        "assert torch.equal(s, torch.get_rng_state()), 'importing the exercises moved the RNG'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
@@ -348,8 +399,12 @@ def test_forbidden_library_calls_are_caught_however_they_are_reached():
 
     ex = ALL["ch03-masked-softmax-fn"]
     alias = masking.masked_softmax
-    for answer in [masking.masked_softmax, functools.partial(masking.masked_softmax),
-                   lambda s, v: alias(s, v), lambda s, v: masking.masked_softmax(s, valid_lens=v)]:
+    for answer in [
+        masking.masked_softmax,
+        functools.partial(masking.masked_softmax),
+        lambda s, v: alias(s, v),
+        lambda s, v: masking.masked_softmax(s, valid_lens=v),
+    ]:
         fb = ex.check(answer)
         assert not fb.passed and "d2l_attn.masking.masked_softmax" in fb.message, fb
 

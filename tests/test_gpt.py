@@ -78,11 +78,13 @@ def test_beam_search_reorders_the_cache():
 def test_sampling_is_seeded_and_top_k_1_is_greedy():
     model = tiny()
     prompt = torch.randint(0, 23, (2, 3))
-    g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    g = lambda: torch.Generator().manual_seed(5)
     a = sample(model, prompt, lens(prompt), 8, temperature=1.0, top_p=0.9, generator=g())
     b = sample(model, prompt, lens(prompt), 8, temperature=1.0, top_p=0.9, generator=g())
     assert a == b
-    assert sample(model, prompt, lens(prompt), 8, top_k=1, generator=g()) == greedy_decode(model, prompt, lens(prompt), 8)
+    assert sample(model, prompt, lens(prompt), 8, top_k=1, generator=g()) == greedy_decode(
+        model, prompt, lens(prompt), 8
+    )
 
 
 def test_lm_loss_of_untrained_model_is_near_ln_v_and_training_lowers_it():
@@ -121,8 +123,9 @@ def test_bad_inputs():
 def test_loads_hugging_face_gpt2_logits_equal():
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
-    cfg = transformers.GPT2Config(vocab_size=50, n_positions=20, n_embd=32, n_layer=2, n_head=4,
-                                  resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    cfg = transformers.GPT2Config(
+        vocab_size=50, n_positions=20, n_embd=32, n_layer=2, n_head=4, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0
+    )
     hf = transformers.GPT2LMHeadModel(cfg).eval()
     with torch.no_grad():  # non-trivial LayerNorm parameters and biases, so that a wrong mapping shows
         for name, p in hf.named_parameters():

@@ -130,20 +130,32 @@ def test_fashion_mnist_bad_labels_and_mismatched_files(tmp_path):
     payload = idx_bytes(np.full(12, 10))  # label 10 is not a class
     (www / "train-labels-idx1-ubyte.gz").write_bytes(payload)
     with pytest.raises(ValueError, match="label 10"):
-        load_fashion_mnist(base_url=www.as_uri(), checksums=dict(sums, **{"train-labels-idx1-ubyte.gz": md5(payload)}),
-                           cache_dir=tmp_path / "c1")
+        load_fashion_mnist(
+            base_url=www.as_uri(),
+            checksums=dict(sums, **{"train-labels-idx1-ubyte.gz": md5(payload)}),
+            cache_dir=tmp_path / "c1",
+        )
     payload = idx_bytes(np.zeros(11))  # 11 labels for 12 images
     (www / "train-labels-idx1-ubyte.gz").write_bytes(payload)
     with pytest.raises(ValueError, match="do not match"):
-        load_fashion_mnist(base_url=www.as_uri(), checksums=dict(sums, **{"train-labels-idx1-ubyte.gz": md5(payload)}),
-                           cache_dir=tmp_path / "c2")
+        load_fashion_mnist(
+            base_url=www.as_uri(),
+            checksums=dict(sums, **{"train-labels-idx1-ubyte.gz": md5(payload)}),
+            cache_dir=tmp_path / "c2",
+        )
     with pytest.raises(ValueError, match="checksums"):
         load_fashion_mnist(checksums={"x": "0" * 32})
 
 
 def test_published_checksums_are_md5s_of_the_four_files():
-    assert sorted(FASHION_MNIST_MD5) == sorted(["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                                                "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"])
+    assert sorted(FASHION_MNIST_MD5) == sorted(
+        [
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+        ]
+    )
     assert all(len(v) == 32 and int(v, 16) >= 0 for v in FASHION_MNIST_MD5.values())
 
 

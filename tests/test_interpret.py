@@ -25,8 +25,9 @@ def batch():
 
 def transformer(dropout=0.3):
     torch.manual_seed(0)
-    return Transformer.from_vocabs(SRC_VOCAB, TGT_VOCAB, d_model=16, num_heads=HEADS, d_ff=32,
-                                   num_layers=LAYERS, dropout=dropout)
+    return Transformer.from_vocabs(
+        SRC_VOCAB, TGT_VOCAB, d_model=16, num_heads=HEADS, d_ff=32, num_layers=LAYERS, dropout=dropout
+    )
 
 
 @pytest.mark.parametrize("training", [True, False])

@@ -27,6 +27,7 @@ def test_ruff_lint_passes():
 
 
 def test_ruff_format_is_applied():
-    result = subprocess.run([*_ruff(), "format", "--check", "--no-cache", *TARGETS], cwd=ROOT, capture_output=True,
-                            text=True)
+    result = subprocess.run(
+        [*_ruff(), "format", "--check", "--no-cache", *TARGETS], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, "run `ruff format` on:\n" + result.stdout + result.stderr

@@ -194,8 +194,12 @@ def test_seq2seq_loss_label_smoothing_is_the_smoothed_cross_entropy():
 
     torch.manual_seed(0)
     model = Toy()
-    batch = (torch.zeros(2, 3, dtype=torch.long), torch.tensor([3, 3]),
-             torch.tensor([[2, 3, 4], [5, 2, 0]]), torch.tensor([3, 2]))
+    batch = (
+        torch.zeros(2, 3, dtype=torch.long),
+        torch.tensor([3, 3]),
+        torch.tensor([[2, 3, 4], [5, 2, 0]]),
+        torch.tensor([3, 2]),
+    )
     loss, n = seq2seq_loss(model, batch, label_smoothing=0.1)
     logits = model.emb(shift_right(batch[2], 1))
     logp = logits.log_softmax(-1)

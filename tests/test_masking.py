@@ -24,9 +24,7 @@ def reference_masked_softmax(scores, keep):
 
 def test_sequence_mask_values():
     mask = sequence_mask(torch.tensor([0, 2, 4]), 4)
-    expected = torch.tensor(
-        [[False] * 4, [True, True, False, False], [True] * 4]
-    )
+    expected = torch.tensor([[False] * 4, [True, True, False, False], [True] * 4])
     assert torch.equal(mask, expected)
 
 

@@ -92,8 +92,7 @@ def test_masked_softmax_equals_softmax_over_kept_keys_only(case):
     for row in range(flat_s.shape[0]):
         kept = flat_k[row]
         if kept.any():
-            torch.testing.assert_close(flat_w[row, kept], torch.softmax(flat_s[row, kept], -1),
-                                       **tol(scores.dtype))
+            torch.testing.assert_close(flat_w[row, kept], torch.softmax(flat_s[row, kept], -1), **tol(scores.dtype))
 
 
 @settings(max_examples=40, deadline=None)

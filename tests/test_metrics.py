@@ -95,8 +95,7 @@ def test_corpus_bleu_equals_sacrebleu_on_random_corpora():
     for _ in range(100):
         n = rng.randint(1, 6)
         preds = [" ".join(rng.choices(words, k=rng.randint(1, 9))) for _ in range(n)]
-        refs = [[" ".join(rng.choices(words, k=rng.randint(1, 9))) for _ in range(rng.randint(1, 3))]
-                for _ in range(n)]
+        refs = [[" ".join(rng.choices(words, k=rng.randint(1, 9))) for _ in range(rng.randint(1, 3))] for _ in range(n)]
         assert corpus_bleu(preds, refs) == pytest.approx(sacre_corpus(preds, refs), abs=1e-9)
 
 
@@ -108,7 +107,8 @@ def test_corpus_bleu_properties():
     assert one == pytest.approx(bleu("je suis chez moi .", "je suis chez moi .", k=2))
     # a single sentence with one reference and d2l weights is D2L's sentence BLEU
     assert corpus_bleu(["il est riche ."], [["il est calme ."]], max_n=2, weights="d2l") == pytest.approx(
-        bleu("il est riche .", "il est calme .", k=2))
+        bleu("il est riche .", "il est calme .", k=2)
+    )
     # token lists and strings are the same
     assert corpus_bleu([["va", "!"]], [[["va", "!"]]]) == corpus_bleu(["va !"], [["va !"]])
 

@@ -22,8 +22,11 @@ def _pair(d_model=12, num_heads=3, kdim=None, vdim=None, bias=True, seed=0):
 
 def _inputs(batch_size=2, t_q=5, t_k=7, d_q=12, d_k=12, d_v=12, seed=1):
     g = torch.Generator().manual_seed(seed)
-    return (torch.randn(batch_size, t_q, d_q, generator=g), torch.randn(batch_size, t_k, d_k, generator=g),
-            torch.randn(batch_size, t_k, d_v, generator=g))
+    return (
+        torch.randn(batch_size, t_q, d_q, generator=g),
+        torch.randn(batch_size, t_k, d_k, generator=g),
+        torch.randn(batch_size, t_k, d_v, generator=g),
+    )
 
 
 @pytest.mark.parametrize("bias", [True, False])
@@ -147,8 +150,8 @@ def test_fused_and_reference_paths_agree_with_masks_and_grads():
     torch.testing.assert_close(out_f, out_r, rtol=1e-5, atol=1e-5)
     assert torch.isfinite(out_f).all()
     torch.testing.assert_close(out_f[1], fused.W_o.bias.expand(6, 16))  # zero heads -> only W_o's bias
-    grad_f, = torch.autograd.grad(out_f.sum(), x)
-    grad_r, = torch.autograd.grad(out_r.sum(), x)
+    (grad_f,) = torch.autograd.grad(out_f.sum(), x)
+    (grad_r,) = torch.autograd.grad(out_r.sum(), x)
     torch.testing.assert_close(grad_f, grad_r, rtol=1e-4, atol=1e-5)
 
 
@@ -179,8 +182,8 @@ def test_self_attention_packs_the_projections_and_equals_three_products():
     copies = x.clone()
     separate = mha(x, copies, copies.clone(), valid_lens=lens)  # three tensors: three products
     torch.testing.assert_close(packed, separate, rtol=1e-5, atol=1e-6)
-    grad_packed, = torch.autograd.grad(packed.square().sum(), x)
-    grad_separate, = torch.autograd.grad(separate.square().sum(), x)
+    (grad_packed,) = torch.autograd.grad(packed.square().sum(), x)
+    (grad_separate,) = torch.autograd.grad(separate.square().sum(), x)
     torch.testing.assert_close(grad_packed, grad_separate, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(mha.self_attend(x, mha.mask(lens, None, 2, 5, 5)), packed)
 
@@ -200,8 +203,9 @@ def test_nan_in_masked_keys_does_not_reach_the_output(fused):
     torch.testing.assert_close(out[0], clean[0])
     q = torch.randn(2, 3, 8)
     torch.testing.assert_close(mha(q, poisoned, poisoned, valid_lens=lens), mha(q, x, x, valid_lens=lens))
-    torch.testing.assert_close(mha.attend(q, mha.project(poisoned, poisoned), valid_lens=lens),
-                               mha(q, x, x, valid_lens=lens))
+    torch.testing.assert_close(
+        mha.attend(q, mha.project(poisoned, poisoned), valid_lens=lens), mha(q, x, x, valid_lens=lens)
+    )
 
 
 def test_unchecked_paths_run_a_replacement_attention_through_its_forward():
@@ -211,8 +215,9 @@ def test_unchecked_paths_run_a_replacement_attention_through_its_forward():
     calls = []
 
     class Recording(DotProductAttention):
-        def forward(self, queries, keys, values, valid_lens=None, attn_mask=None, return_weights=False,
-                    is_causal=False):
+        def forward(
+            self, queries, keys, values, valid_lens=None, attn_mask=None, return_weights=False, is_causal=False
+        ):
             calls.append(attn_mask)
             return 2 * super().forward(queries, keys, values, valid_lens, attn_mask, return_weights, is_causal)
 

@@ -55,7 +55,7 @@ def test_colab_setup_cell(path):
         if line and not line.startswith((" ", "\t")):
             break  # the guarded block ends at the first unindented line
         block.append(line)
-    rest = after.splitlines()[1 + len(block):]
+    rest = after.splitlines()[1 + len(block) :]
     assert "pip" in "\n".join(block), "pip install must be inside the Colab guard"
     assert "pip" not in before and "pip" not in "\n".join(rest), "nothing is installed outside Colab"
     assert "from d2l_attn" in first_code or "import d2l_attn" in first_code

@@ -14,15 +14,21 @@ import d2l_attn
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES = sorted(
-    name for _, name, _ in pkgutil.walk_packages(d2l_attn.__path__, prefix="d2l_attn.")
+    name
+    for _, name, _ in pkgutil.walk_packages(d2l_attn.__path__, prefix="d2l_attn.")
     if not name.rsplit(".", 1)[-1].startswith("_")
 )
 
 
 def test_the_module_list_is_complete():
     # the walk found the subpackages and their modules, not just the top level
-    for expected in ("d2l_attn.models.transformer", "d2l_attn.data.nmt", "d2l_attn.exercises.ch07",
-                     "d2l_attn.decoding", "d2l_attn.multihead"):
+    for expected in (
+        "d2l_attn.models.transformer",
+        "d2l_attn.data.nmt",
+        "d2l_attn.exercises.ch07",
+        "d2l_attn.decoding",
+        "d2l_attn.multihead",
+    ):
         assert expected in MODULES
 
 

@@ -62,8 +62,7 @@ def heat_axes(fig):
 def test_attention_grid_rows_are_layers_and_columns_are_heads():
     rc_before, figs_before = dict(matplotlib.rcParams), plt.get_fignums()
     weights = torch.rand(2, 3, 4, 5)  # (L, h, T_q, T_k)
-    fig = plotting.show_attention_grid(weights, title="encoder", xticklabels=list("abcde"),
-                                       yticklabels=list("wxyz"))
+    fig = plotting.show_attention_grid(weights, title="encoder", xticklabels=list("abcde"), yticklabels=list("wxyz"))
     axes = heat_axes(fig)
     assert len(axes) == 6
     for layer in range(2):
@@ -112,8 +111,11 @@ def test_query_explorer_widget_redraws_with_the_slider_values(monkeypatch):
     pytest.importorskip("ipywidgets")
     calls = []
     real = widgets.query_explorer_figure
-    monkeypatch.setattr(widgets, "query_explorer_figure",
-                        lambda k, v, query, sigma: calls.append((query, sigma)) or real(k, v, query, sigma))
+    monkeypatch.setattr(
+        widgets,
+        "query_explorer_figure",
+        lambda k, v, query, sigma: calls.append((query, sigma)) or real(k, v, query, sigma),
+    )
     keys = torch.linspace(0, 1, 5)
     explorer = widgets.query_explorer(keys, keys**2, query=0.5, sigma=0.2)
     q_slider, s_slider = explorer.children[0].children
@@ -138,8 +140,11 @@ def test_live_explorers_redraw_an_image_not_an_output_widget():
     before = bytes(image.value)
     q_slider.value = 0.9
     assert bytes(image.value) != before, "moving the slider must redraw the figure"
-    boxes = [explorer, widgets.positional_explorer(torch.zeros(8, 4), position=1, dim=1),
-             widgets.scaling_explorer(d_values=(1, 4), d=4)]
+    boxes = [
+        explorer,
+        widgets.positional_explorer(torch.zeros(8, 4), position=1, dim=1),
+        widgets.scaling_explorer(d_values=(1, 4), d=4),
+    ]
     for box in boxes:
         stack = list(box.children)
         while stack:

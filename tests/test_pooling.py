@@ -13,7 +13,7 @@ def test_gaussian_scores_formula_1d_and_nd():
     torch.testing.assert_close(gaussian_scores(q, k, 0.5), expected)
     g = torch.Generator().manual_seed(0)
     qs, ks = torch.randn(2, 4, 3, generator=g), torch.randn(2, 5, 3, generator=g)
-    expected = -torch.cdist(qs, ks) ** 2 / 2
+    expected = -(torch.cdist(qs, ks) ** 2) / 2
     torch.testing.assert_close(gaussian_scores(qs, ks), expected, rtol=1e-5, atol=1e-5)
 
 

@@ -83,7 +83,7 @@ def test_epanechnikov_is_not_triangular_not_even_after_rescaling():
 def test_get_kernel_names_callables_and_errors():
     assert get_kernel("Gaussian") is gaussian_kernel
     assert get_kernel(" epanechnikov ") is epanechnikov_kernel
-    custom = lambda u: (u.abs() < 2).double()  # noqa: E731
+    custom = lambda u: (u.abs() < 2).double()
     assert get_kernel(custom) is custom
     with pytest.raises(ValueError, match="kernel must be one of 'gaussian'"):
         get_kernel("cosine")
@@ -234,7 +234,9 @@ def test_bad_masks():
 # -- bad inputs --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bandwidth", [0, 0.0, -1.0, float("nan"), float("inf"), "1", None, True, torch.tensor([1.0, 2.0])])
+@pytest.mark.parametrize(
+    "bandwidth", [0, 0.0, -1.0, float("nan"), float("inf"), "1", None, True, torch.tensor([1.0, 2.0])]
+)
 def test_bad_bandwidth(bandwidth):
     x, y = regression_data(n=5)
     with pytest.raises(ValueError, match="bandwidth must be a positive finite number"):
@@ -316,7 +318,7 @@ def test_learnable_bandwidth_lowers_the_leave_one_out_loss(name):
 
 def test_without_leave_one_out_the_training_loss_rewards_memorization():
     x, y = regression_data(n=50, seed=1, dtype=torch.float32)
-    mse = lambda h, mask=None: ((nadaraya_watson(x, x, y, "gaussian", h, mask=mask)[0] - y) ** 2).mean()  # noqa: E731
+    mse = lambda h, mask=None: ((nadaraya_watson(x, x, y, "gaussian", h, mask=mask)[0] - y) ** 2).mean()
     hs = [0.001, 0.05, 0.2, 1.0]
     plain = [mse(h).item() for h in hs]
     assert plain == sorted(plain) and plain[0] < 1e-3  # smaller h, smaller training loss
@@ -347,8 +349,9 @@ def test_kernel_regression_explorer_redraws_with_the_chosen_kernel_and_bandwidth
     pytest.importorskip("ipywidgets")
     calls = []
     real = widgets.kernel_regression_figure
-    monkeypatch.setattr(widgets, "kernel_regression_figure",
-                        lambda *args, **kwargs: calls.append(args[3:5]) or real(*args, **kwargs))
+    monkeypatch.setattr(
+        widgets, "kernel_regression_figure", lambda *args, **kwargs: calls.append(args[3:5]) or real(*args, **kwargs)
+    )
     x, y = regression_data(n=20, dtype=torch.float32)
     box = widgets.kernel_regression_explorer(x, y, torch.linspace(0, 5, 25), kernel="boxcar", bandwidth=0.3)
     kernel_box, slider = box.children[0].children

@@ -14,15 +14,37 @@ import pytest
 from d2l_attn.data import data_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-ARGS = ["--steps", "6", "--batch-size", "4", "--block-size", "16", "--layers", "1", "--heads", "2",
-        "--d-model", "32", "--threads", "1", "--log-every", "100", "--lr", "3e-3", "--warmup", "2",
-        "--eval-batches", "2"]
+ARGS = [
+    "--steps",
+    "6",
+    "--batch-size",
+    "4",
+    "--block-size",
+    "16",
+    "--layers",
+    "1",
+    "--heads",
+    "2",
+    "--d-model",
+    "32",
+    "--threads",
+    "1",
+    "--log-every",
+    "100",
+    "--lr",
+    "3e-3",
+    "--warmup",
+    "2",
+    "--eval-batches",
+    "2",
+]
 
 
 def run(cmd: list[str], out: Path) -> list[float]:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    proc = subprocess.run(cmd + ARGS + ["--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        cmd + ARGS + ["--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     return json.loads(out.read_text())["losses"]
 
@@ -31,8 +53,18 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
     if not (data_dir() / "tinyshakespeare" / "input.txt").is_file():
         pytest.skip("no local Tiny Shakespeare copy (the script would download it)")
     single = run([sys.executable, "-m", "d2l_attn.pretrain"], tmp_path / "single.json")
-    ddp = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               "-m", "d2l_attn.pretrain"], tmp_path / "ddp.json")
+    ddp = run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "d2l_attn.pretrain",
+        ],
+        tmp_path / "ddp.json",
+    )
     assert json.loads((tmp_path / "ddp.json").read_text())["world_size"] == 2
     assert len(single) == len(ddp) == 6
     assert single[-1] < single[0]  # it trains

@@ -24,8 +24,9 @@ def test_lm_loss_scores_next_token_and_skips_padding():
 
 
 def test_uniform_logits_give_ln_v():
-    assert math.isclose(float(lm_loss(torch.zeros(1, 4, 13), torch.zeros(1, 4, dtype=torch.long))), math.log(13),
-                        rel_tol=1e-6)
+    assert math.isclose(
+        float(lm_loss(torch.zeros(1, 4, 13), torch.zeros(1, 4, dtype=torch.long))), math.log(13), rel_tol=1e-6
+    )
     assert math.isclose(float(nsp_loss(torch.zeros(4, 2), torch.tensor([0, 1, 0, 1]))), math.log(2), rel_tol=1e-6)
 
 
@@ -51,8 +52,14 @@ def test_masking_rate_and_80_10_10_split():
     assert abs(masked - 0.8) < 0.02 and abs(kept - 0.1) < 0.02 and abs(random_ - 0.1) < 0.02
     # seeded: same generator seed, same corruption; global RNG untouched
     state = torch.get_rng_state()
-    again = mask_tokens(tokens, mask_id=mask_id, vocab_size=V, special_ids=[cls_id], valid_lens=lens,
-                        generator=torch.Generator().manual_seed(0))
+    again = mask_tokens(
+        tokens,
+        mask_id=mask_id,
+        vocab_size=V,
+        special_ids=[cls_id],
+        valid_lens=lens,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert torch.equal(again.inputs, out.inputs) and torch.equal(torch.get_rng_state(), state)
 
 

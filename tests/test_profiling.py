@@ -19,8 +19,17 @@ D, D_FF, LAYERS = 16, 32, 2
 
 def make_model(norm_first=False, fused=False, dropout=0.0, num_layers=LAYERS) -> Transformer:
     torch.manual_seed(0)
-    return Transformer.from_vocabs(SRC_VOCAB, TGT_VOCAB, d_model=D, num_heads=4, d_ff=D_FF, num_layers=num_layers,
-                                   dropout=dropout, norm_first=norm_first, fused=fused)
+    return Transformer.from_vocabs(
+        SRC_VOCAB,
+        TGT_VOCAB,
+        d_model=D,
+        num_heads=4,
+        d_ff=D_FF,
+        num_layers=num_layers,
+        dropout=dropout,
+        norm_first=norm_first,
+        fused=fused,
+    )
 
 
 def make_batch(batch_size, src_len, tgt_len):
@@ -73,7 +82,7 @@ def test_training_flops_equal_flop_counter_on_the_reference_path(norm_first, siz
     assert profiling.training_flops(model, *sizes) == counted
     # the T^2 term matters: without it the count is short by exactly the attention products
     batch_size, src_len, tgt_len = sizes
-    attention = 3 * 4 * batch_size * D * LAYERS * (src_len ** 2 + tgt_len ** 2 + tgt_len * src_len)
+    attention = 3 * 4 * batch_size * D * LAYERS * (src_len**2 + tgt_len**2 + tgt_len * src_len)
     assert profiling.training_flops(model, *sizes, attention=False) == counted - attention
 
 
@@ -88,7 +97,10 @@ def test_training_flops_with_fused_attention():
     with sdpa_kernel(SDPBackend.MATH):
         assert counted_training_flops(model, make_batch(*sizes)) == profiling.training_flops(model, *sizes)
     counted = counted_training_flops(model, make_batch(*sizes))  # whatever backend PyTorch picks
-    assert counted in (profiling.training_flops(model, *sizes), profiling.training_flops(model, *sizes, attention=False))
+    assert counted in (
+        profiling.training_flops(model, *sizes),
+        profiling.training_flops(model, *sizes, attention=False),
+    )
 
 
 def test_training_flops_scale_with_the_sizes():

@@ -89,10 +89,14 @@ def test_training_learns_a_tiny_copy_task():
     [
         (lambda m: GRUEncoder(0, 4, 4), "vocab_size must be a positive int"),
         (lambda m: AttentionDecoder(5, 4, 4, dropout=1.0), "dropout must be a number in"),
-        (lambda m: Seq2Seq(GRUEncoder(5, 4, 4), AttentionDecoder(5, 4, 8), bos_id=0, eos_id=1, pad_id=2),
-         "same num_hiddens"),
-        (lambda m: Seq2Seq(GRUEncoder(5, 4, 4), AttentionDecoder(5, 4, 4), bos_id=9, eos_id=1, pad_id=2),
-         "bos_id must be a token id"),
+        (
+            lambda m: Seq2Seq(GRUEncoder(5, 4, 4), AttentionDecoder(5, 4, 8), bos_id=0, eos_id=1, pad_id=2),
+            "same num_hiddens",
+        ),
+        (
+            lambda m: Seq2Seq(GRUEncoder(5, 4, 4), AttentionDecoder(5, 4, 4), bos_id=9, eos_id=1, pad_id=2),
+            "bos_id must be a token id",
+        ),
         (lambda m: m.encoder(torch.zeros(2, 3), torch.tensor([1, 2])), "int64 tensor of token ids"),
         (lambda m: m.encoder(torch.zeros(2, 3, dtype=torch.long), torch.tensor([0, 2])), "must be >= 1"),
         (lambda m: m.encoder(torch.zeros(2, 3, dtype=torch.long), torch.tensor([1, 4])), r"\[0, 3\]"),

@@ -68,9 +68,7 @@ def test_dot_product_paths_agree_without_masks(dtype, lead, T_q, T_k, d, d_v):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize(
-    "mask_kind", ["lens_1d", "lens_2d", "bool_batch", "causal_2d", "lens_and_causal", "bool_full"]
-)
+@pytest.mark.parametrize("mask_kind", ["lens_1d", "lens_2d", "bool_batch", "causal_2d", "lens_and_causal", "bool_full"])
 @pytest.mark.parametrize("lead", [(3,), (3, 2)])
 def test_dot_product_paths_agree_with_masks(dtype, mask_kind, lead):
     T_q, T_k, d, d_v = 4, 4, 8, 5
@@ -336,7 +334,7 @@ def test_gradients_flow_through_both_modules():
     q, k, v = make_qkv((2,), 3, 5, 4, 6, torch.float64, seed=13)
     for attn in (AdditiveAttention(4, 4, 8).double(), DotProductAttention(fused=False), DotProductAttention()):
         inputs = [t.clone().requires_grad_(True) for t in (q, k, v)]
-        assert torch.autograd.gradcheck(lambda a, b, c: attn(a, b, c, torch.tensor([2, 5])), inputs)
+        assert torch.autograd.gradcheck(lambda a, b, c: attn(a, b, c, torch.tensor([2, 5])), inputs)  # noqa: B023
 
 
 # ------------------------------------------------------------------------------------------

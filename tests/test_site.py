@@ -107,11 +107,16 @@ def built_book(tmp_path_factory) -> Path:
     ARTIFACT_ROOT.mkdir(parents=True, exist_ok=True)
     (ARTIFACT_ROOT / "site-build.log").write_text(
         f"{' '.join(command)}\nrc={result.returncode} in {time.monotonic() - started:.0f} s\n\n"
-        f"{result.stdout}\n--- stderr ---\n{result.stderr}", encoding="utf-8")
+        f"{result.stdout}\n--- stderr ---\n{result.stderr}",
+        encoding="utf-8",
+    )
     log = result.stdout[-6000:] + result.stderr[-6000:]
     assert result.returncode == 0, f"jupyter-book build -W failed:\n{log}"
-    warnings = [line for line in result.stderr.splitlines() if "warning" in line.lower()
-                and "Kernel is running over TCP" not in line]
+    warnings = [
+        line
+        for line in result.stderr.splitlines()
+        if "warning" in line.lower() and "Kernel is running over TCP" not in line
+    ]
     assert not warnings, log
     return out / "_build" / "html"
 
@@ -219,8 +224,15 @@ def browser():
 
     # The flags keep Chromium from phoning home (component updates, sync, DNS for Google hosts),
     # which on a closed network floods the log with refused connections.
-    flags = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    flags = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=executable, args=flags)
         yield chromium
@@ -239,9 +251,14 @@ class PageLog:
         page.on("pageerror", lambda e: self.console_errors.append(f"uncaught: {e}"))
         page.on("requestfailed", lambda r: self.failed.append(f"{r.url} ({r.failure})"))
         page.on("response", lambda r: self.failed.append(f"{r.url} (HTTP {r.status})") if r.status >= 400 else None)
-        page.on("request", lambda r: self.external.append(r.url)
+        page.on(
+            "request",
+            lambda r: (
+                self.external.append(r.url)
                 if urlparse(r.url).scheme in ("http", "https", "ws", "wss") and urlparse(r.url).netloc != host
-                else None)
+                else None
+            ),
+        )
 
     def unexpected_console_errors(self) -> list[str]:
         return [m for m in self.console_errors if not any(allowed in m for allowed, _ in CONSOLE_ALLOW)]
@@ -310,7 +327,8 @@ def test_static_interactive_figure_responds(browser, site, nb):
         handle.press("ArrowRight")
         page.wait_for_function(
             "([el, tab]) => el.querySelector('.lm-TabBar-tab.lm-mod-current')?.textContent !== tab",
-            arg=[frame_slider.element_handle(), before["tab"]], timeout=5_000,
+            arg=[frame_slider.element_handle(), before["tab"]],
+            timeout=5_000,
         )
         after = frame_slider.evaluate(state)
         assert after["tab"] != before["tab"], (before, after)
@@ -326,11 +344,13 @@ def test_static_interactive_figure_responds(browser, site, nb):
 def test_architecture_figure_loads_with_alt_text(browser, site, name):
     context, page, log = _open(browser, f"{site}/{FIGURES[name]}.html")
     try:
-        found = page.evaluate("""(file) => Array.from(document.images)
+        found = page.evaluate(
+            """(file) => Array.from(document.images)
             .filter(i => (i.getAttribute('src') || '').endsWith(file))
             .map(i => ({loaded: i.complete && i.naturalWidth > 0, alt: i.getAttribute('alt') || '',
                         caption: i.closest('figure')?.querySelector('figcaption')?.textContent || ''}))""",
-                              f"{name}.svg")
+            f"{name}.svg",
+        )
         assert len(found) == 1, f"{name}.svg is not shown once on {FIGURES[name]}: {found}"
         assert found[0]["loaded"], f"{name}.svg did not load"
         assert len(found[0]["alt"].split()) >= 10, f"{name}.svg needs alt text that describes it"
@@ -354,6 +374,7 @@ def test_search_finds_a_term(browser, site):
 # --------------------------------------------------------------------------------------------
 # Exercises that answer back on the static page (book/_ext/exercises.js, web_exercises.py)
 # --------------------------------------------------------------------------------------------
+
 
 def _chapter_exercises(nb):
     from d2l_attn.exercises import all_exercises
@@ -434,8 +455,9 @@ def _answer_every_exercise(page, nb):
             assert link.get_attribute("href").endswith(f"/blob/{CONFIG['repository']['branch']}/chapters/{nb.name}")
             assert link.get_attribute("href").startswith("https://colab.research.google.com/github/")
             continue
-        wrong = [t for t in (_typed(ex, w) for w in ex.wrong_answers) if t is not None
-                 and ex.evaluate(t).status == "wrong"]
+        wrong = [
+            t for t in (_typed(ex, w) for w in ex.wrong_answers) if t is not None and ex.evaluate(t).status == "wrong"
+        ]
         assert wrong, f"{eid}: no listed wrong answer can be entered on the page"
         for attempt, text in enumerate([wrong[0], wrong[-1]]):
             _enter(view, ex, text)
@@ -458,8 +480,11 @@ def _screenshot_section(page, selector: str, path: Path) -> None:
     """The section as it lies on the full page, scrolled to the top first (an element screenshot
     scrolls, and the theme's fixed header would then be painted across the section)."""
     page.evaluate("() => { document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0); }")
-    box = page.evaluate("""sel => { const r = document.querySelector(sel).getBoundingClientRect();
-        return {x: r.left + scrollX, y: r.top + scrollY, width: r.width, height: r.height}; }""", selector)
+    box = page.evaluate(
+        """sel => { const r = document.querySelector(sel).getBoundingClientRect();
+        return {x: r.left + scrollX, y: r.top + scrollY, width: r.width, height: r.height}; }""",
+        selector,
+    )
     page.screenshot(path=str(path), full_page=True, clip=box)
 
 
@@ -534,13 +559,16 @@ def test_browser_checker_gives_the_python_verdicts_in_chromium(browser, site):
     context, page, log = _open(browser, f"{site}/chapters/{NOTEBOOKS[0].stem}.html")
     try:
         cases = parity_cases()
-        js = page.evaluate("""cases => {
+        js = page.evaluate(
+            """cases => {
             const checker = D2LExercises.makeChecker(window.D2L_ATTN_EXERCISES);
             return cases.map(c => {
                 const fb = checker.check(c.id, c.text, c.wrong_before);
                 return {status: fb.status, message: fb.message, hint: fb.hint};
             });
-        }""", [{k: c[k] for k in ("id", "text", "wrong_before")} for c in cases])
+        }""",
+            [{k: c[k] for k in ("id", "text", "wrong_before")} for c in cases],
+        )
         mismatches = [(c, python_verdict(c), j) for c, j in zip(cases, js) if python_verdict(c) != j]
         assert not mismatches, f"{len(mismatches)} of {len(cases)} differ, e.g. {mismatches[:3]}"
         assert len(cases) > 3000

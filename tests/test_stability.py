@@ -16,19 +16,24 @@ from d2l_attn.multihead import MultiHeadAttention
 def test_noam_lr_is_the_papers_formula(warmup):
     d = 512
     for s in range(1, 50):
-        paper = d ** -0.5 * min(s ** -0.5, s * warmup ** -1.5)
+        paper = d**-0.5 * min(s**-0.5, s * warmup**-1.5)
         assert math.isclose(stability.noam_lr(s, d, warmup), paper, rel_tol=1e-12)
 
 
 def test_warmup_inverse_sqrt_scheduler_in_the_trainer_records_the_papers_rates():
     d, warmup = 64, 5
     model = nn.Linear(3, 1)
-    trainer = training.Trainer(model, lambda m, b: m(b).pow(2).mean(), lr=d ** -0.5 * warmup ** -0.5,
-                               device="cpu", progress=False,
-                               scheduler=lambda opt: stability.warmup_inverse_sqrt(opt, warmup))
+    trainer = training.Trainer(
+        model,
+        lambda m, b: m(b).pow(2).mean(),
+        lr=d**-0.5 * warmup**-0.5,
+        device="cpu",
+        progress=False,
+        scheduler=lambda opt: stability.warmup_inverse_sqrt(opt, warmup),
+    )
     for _ in range(12):
         trainer.train_step(torch.ones(2, 3))
-    expected = [d ** -0.5 * min(s ** -0.5, s * warmup ** -1.5) for s in range(1, 13)]
+    expected = [d**-0.5 * min(s**-0.5, s * warmup**-1.5) for s in range(1, 13)]
     for got, want in zip(trainer.step_history["lr"], expected):
         assert math.isclose(got, want, rel_tol=1e-9)
     assert max(trainer.step_history["lr"]) == trainer.step_history["lr"][warmup - 1]  # peak at step w
@@ -51,16 +56,21 @@ def test_cosine_factor_formula_and_endpoints():
         rates.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
-    assert all(math.isclose(a, 2.0 * stability.cosine_factor(s, w, total, r)) for s, a in zip(range(1, total + 1), rates))
+    assert all(
+        math.isclose(a, 2.0 * stability.cosine_factor(s, w, total, r)) for s, a in zip(range(1, total + 1), rates)
+    )
 
 
-@pytest.mark.parametrize("call, name", [
-    (lambda: stability.inverse_sqrt_factor(0, 4), "step"),
-    (lambda: stability.inverse_sqrt_factor(3, 0), "warmup_steps"),
-    (lambda: stability.cosine_factor(3, 10, 10), "warmup_steps must be < total_steps"),
-    (lambda: stability.cosine_factor(3, 2, 10, 1.5), "min_ratio"),
-    (lambda: stability.noam_lr(3, -1, 4), "d_model"),
-])
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: stability.inverse_sqrt_factor(0, 4), "step"),
+        (lambda: stability.inverse_sqrt_factor(3, 0), "warmup_steps"),
+        (lambda: stability.cosine_factor(3, 10, 10), "warmup_steps must be < total_steps"),
+        (lambda: stability.cosine_factor(3, 2, 10, 1.5), "min_ratio"),
+        (lambda: stability.noam_lr(3, -1, 4), "d_model"),
+    ],
+)
 def test_schedule_bad_inputs(call, name):
     with pytest.raises(ValueError, match=name):
         call()
@@ -210,8 +220,9 @@ def test_monitor_records_per_layer_grad_norms_before_clipping_and_probe_statisti
     probe_x = torch.randn(2, 5, 8)
     layers = {f"block {i}": b for i, b in enumerate(stack)}
     monitor = stability.TrainingMonitor(layers, every=2, probe=lambda m: m(probe_x, return_weights=True))
-    trainer = training.Trainer(model, lambda m, x: m(x).pow(2).mean() * 100, device="cpu", grad_clip=1e-3,
-                               progress=False, step_hooks=[monitor])
+    trainer = training.Trainer(
+        model, lambda m, x: m(x).pow(2).mean() * 100, device="cpu", grad_clip=1e-3, progress=False, step_hooks=[monitor]
+    )
     x = torch.randn(4, 5, 8)
     trainer.train_step(x)
     assert monitor.history["step"] == []  # every=2

@@ -69,15 +69,18 @@ def test_same_generator_state_gives_the_same_data_and_the_global_state_is_untouc
     assert torch.equal(torch.get_rng_state(), state)
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: sine_regression(0, gen()), "n"),
-    (lambda: sine_regression(5, 0), "generator"),
-    (lambda: sine_regression(5, gen(), noise_std=-1.0), "noise_std"),
-    (lambda: neighbor_lookup(2, 0, 2, gen()), "num_tokens"),
-    (lambda: copy_task(2, 3, 1, gen()), "vocab_size"),
-    (lambda: copy_task(2, 3, 5, gen(), separator=5), "separator"),
-    (lambda: associative_recall(2, 6, 5, 3, gen()), "num_pairs"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: sine_regression(0, gen()), "n"),
+        (lambda: sine_regression(5, 0), "generator"),
+        (lambda: sine_regression(5, gen(), noise_std=-1.0), "noise_std"),
+        (lambda: neighbor_lookup(2, 0, 2, gen()), "num_tokens"),
+        (lambda: copy_task(2, 3, 1, gen()), "vocab_size"),
+        (lambda: copy_task(2, 3, 5, gen(), separator=5), "separator"),
+        (lambda: associative_recall(2, 6, 5, 3, gen()), "num_pairs"),
+    ],
+)
 def test_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-import torch
 import pytest
+import torch
+from net_helpers import closed_port_url, sha1, zip_bytes
 
 from d2l_attn.data import data_dir, sha1_of_file
-from d2l_attn.data.text import (TINY_SHAKESPEARE_SHA1, WIKITEXT2_SHA1, lm_batch, load_tiny_shakespeare,
-                                bert_batch, load_wikitext2, nsp_pairs, bert_pair, span_corrupt,
-                                wikitext_paragraphs)
-from net_helpers import closed_port_url, sha1, zip_bytes
+from d2l_attn.data.text import (
+    TINY_SHAKESPEARE_SHA1,
+    WIKITEXT2_SHA1,
+    bert_batch,
+    bert_pair,
+    lm_batch,
+    load_tiny_shakespeare,
+    load_wikitext2,
+    nsp_pairs,
+    span_corrupt,
+    wikitext_paragraphs,
+)
 
 
 def test_local_wikitext2_says_which_splits_it_used():
@@ -30,7 +39,9 @@ def test_local_wikitext2_says_which_splits_it_used():
 
 def test_wikitext2_download_from_local_server(http_server, tmp_path, offline_env):
     base, www, server = http_server
-    members = {f"wikitext-2/wiki.{s}.tokens": f" = T =\n {s} one . two .\n".encode() for s in ("train", "valid", "test")}
+    members = {
+        f"wikitext-2/wiki.{s}.tokens": f" = T =\n {s} one . two .\n".encode() for s in ("train", "valid", "test")
+    }
     payload = zip_bytes(tmp_path, members)
     (www / "wikitext-2-v1.zip").write_bytes(payload)
     cache = tmp_path / "cache"
@@ -141,8 +152,14 @@ def test_bert_batch_pads_and_masks_end_to_end():
     assert (batch.tokens[:, 0] == cls_id).all()
     for row, n in zip(batch.tokens, batch.valid_lens.tolist()):
         assert row[n - 1] == sep_id and (row[n:] == tok.pad_id).all()
-    masked = mask_tokens(batch.tokens, mask_id=mask_id, vocab_size=len(tok), special_ids=[cls_id, sep_id],
-                         valid_lens=batch.valid_lens, generator=torch.Generator().manual_seed(0))
+    masked = mask_tokens(
+        batch.tokens,
+        mask_id=mask_id,
+        vocab_size=len(tok),
+        special_ids=[cls_id, sep_id],
+        valid_lens=batch.valid_lens,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert ((masked.labels != IGNORE_INDEX) & ((batch.tokens == cls_id) | (batch.tokens == sep_id))).sum() == 0
     torch.manual_seed(0)
     model = BERT(BERTConfig(vocab_size=len(tok), max_len=24, num_layers=1, num_heads=2, d_model=16))

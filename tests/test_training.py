@@ -63,8 +63,7 @@ def test_gradient_clipping_bounds_the_update():
     model = nn.Linear(1, 1, bias=False)
     nn.init.zeros_(model.weight)
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
-    trainer = Trainer(model, lambda m, b: (m(b[0]) * 1000).sum(), opt, device="cpu", grad_clip=0.5,
-                      progress=False)
+    trainer = Trainer(model, lambda m, b: (m(b[0]) * 1000).sum(), opt, device="cpu", grad_clip=0.5, progress=False)
     trainer.train_step((torch.ones(1, 1),))
     # the gradient is 1000; clipped to norm 0.5, one SGD step moves the weight by exactly 0.5
     assert model.weight.item() == pytest.approx(-0.5)
@@ -73,7 +72,9 @@ def test_gradient_clipping_bounds_the_update():
 def test_callbacks_run_after_every_epoch():
     train, val = regression_task()
     seen = []
-    make_trainer().fit(train, val, num_epochs=3, callbacks=[lambda t: seen.append((t.epoch, t.history["val_loss"][-1]))])
+    make_trainer().fit(
+        train, val, num_epochs=3, callbacks=[lambda t: seen.append((t.epoch, t.history["val_loss"][-1]))]
+    )
     assert [e for e, _ in seen] == [1, 2, 3]
 
 
@@ -158,8 +159,9 @@ def test_amp_float16_on_cpu_is_rejected():
 
 
 def test_non_finite_loss_raises():
-    trainer = Trainer(nn.Linear(1, 1), lambda m, b: torch.tensor(float("nan"), requires_grad=True), device="cpu",
-                      progress=False)
+    trainer = Trainer(
+        nn.Linear(1, 1), lambda m, b: torch.tensor(float("nan"), requires_grad=True), device="cpu", progress=False
+    )
     with pytest.raises(FloatingPointError, match=r"loss became nan at step 1 \(epoch 1\)"):
         trainer.train_step((torch.ones(1, 1),))
 
@@ -282,8 +284,9 @@ def test_grad_norm_history_is_the_global_norm_before_clipping(grad_clip):
     expected = torch.sqrt(sum((g**2).sum() for g in grads))  # sqrt(sum over all parameters of |g_p|^2)
     assert expected > 1.0  # far above the clip threshold
     before = [p.detach().clone() for p in model.parameters()]
-    trainer = Trainer(model, mse, torch.optim.SGD(model.parameters(), lr=1.0), device="cpu",
-                      grad_clip=grad_clip, progress=False)
+    trainer = Trainer(
+        model, mse, torch.optim.SGD(model.parameters(), lr=1.0), device="cpu", grad_clip=grad_clip, progress=False
+    )
     trainer.train_step(batch)
     assert trainer.step_history["grad_norm"][0] == pytest.approx(expected.item(), rel=1e-6)
     update = torch.sqrt(sum(((b - p.detach()) ** 2).sum() for b, p in zip(before, model.parameters())))
@@ -334,8 +337,15 @@ def test_non_finite_loss_stops_training_at_its_step_and_leaves_everything_untouc
     torch.manual_seed(0)
     model = nn.Linear(4, 1)
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
-    trainer = Trainer(model, mse, opt, device="cpu", progress=False, scheduler=StepLR(opt, 1, gamma=0.9),
-                      step_hooks=[lambda r: snapshots.append((copy_state(r.trainer.model), copy_state(opt)))])
+    trainer = Trainer(
+        model,
+        mse,
+        opt,
+        device="cpu",
+        progress=False,
+        scheduler=StepLR(opt, 1, gamma=0.9),
+        step_hooks=[lambda r: snapshots.append((copy_state(r.trainer.model), copy_state(opt)))],
+    )
     trainer.fit(train, num_epochs=1)
     x, y = train[2]
     bad = train[:2] + [(x, torch.full_like(y, float("nan")))] + train[3:]
@@ -453,8 +463,14 @@ def test_grad_scaler_skips_non_finite_steps_and_its_state_is_checkpointed(tmp_pa
         model = nn.Linear(1, 1, bias=False)
         nn.init.zeros_(model.weight)
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        trainer = Trainer(model, lambda m, b: (torch.sqrt(m.weight.abs() + b[0]) + m.weight).sum(), opt, device="cpu",
-                          progress=False, scheduler=StepLR(opt, 1, gamma=0.5))
+        trainer = Trainer(
+            model,
+            lambda m, b: (torch.sqrt(m.weight.abs() + b[0]) + m.weight).sum(),
+            opt,
+            device="cpu",
+            progress=False,
+            scheduler=StepLR(opt, 1, gamma=0.5),
+        )
         trainer.grad_scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
         return trainer
 

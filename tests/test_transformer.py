@@ -72,8 +72,8 @@ def test_padded_source_tokens_change_nothing(fused):
     torch.testing.assert_close(model(src, lens, tgt), model(other, lens, tgt))
     # a sentence alone gives the same logits as inside the padded batch
     i = int(torch.argmin(lens))
-    alone = model(src[i:i + 1, :lens[i]], lens[i:i + 1], tgt[i:i + 1])
-    torch.testing.assert_close(alone, model(src, lens, tgt)[i:i + 1], atol=1e-5, rtol=1e-5)
+    alone = model(src[i : i + 1, : lens[i]], lens[i : i + 1], tgt[i : i + 1])
+    torch.testing.assert_close(alone, model(src, lens, tgt)[i : i + 1], atol=1e-5, rtol=1e-5)
 
 
 # -- generation with the key/value cache ---------------------------------------------------------
@@ -95,10 +95,6 @@ def test_incremental_decoding_equals_full_recomputation(norm_first):
     # the step's weights are the last layer's cross-attention averaged over heads
     _, w = model(src, lens, tgt, return_weights=True)
     torch.testing.assert_close(weights, w.decoder_cross[:, -1, :, -1].mean(1), atol=1e-6, rtol=1e-5)
-
-
-
-
 
 
 def test_reorder_state_repeats_caches():
@@ -124,7 +120,7 @@ def copy_task(num=64, steps=5, seed=0):
 def test_training_reduces_loss_on_a_tiny_task(tmp_path):
     model = make_model(d_model=32, d_ff=64)
     data = copy_task()
-    loader = [tuple(t[i:i + 16] for t in data) for i in range(0, 64, 16)]
+    loader = [tuple(t[i : i + 16] for t in data) for i in range(0, 64, 16)]
     trainer = Trainer(model, losses.seq2seq_loss, lr=3e-3, device="cpu", progress=False)
     history = trainer.fit(loader, loader, num_epochs=8)
     assert history["train_loss"][-1] < 0.5 * history["train_loss"][0], history["train_loss"]
@@ -134,8 +130,6 @@ def test_training_reduces_loss_on_a_tiny_task(tmp_path):
     load_checkpoint(path, clone)
     src, lens, tgt, _ = data
     torch.testing.assert_close(clone.eval()(src, lens, tgt), model.eval()(src, lens, tgt))
-
-
 
 
 def test_bf16_autocast_and_device_moves_on_cpu():
@@ -168,9 +162,13 @@ def test_bad_arguments_are_rejected_clearly():
     with pytest.raises(ValueError, match="num_layers"):
         TransformerDecoder(10, d_model=8, num_heads=2, num_layers=0)
     with pytest.raises(ValueError, match="same d_model"):
-        Transformer(TransformerEncoder(13, d_model=16), TransformerDecoder(15, d_model=32), bos_id=2, eos_id=3, pad_id=1)
+        Transformer(
+            TransformerEncoder(13, d_model=16), TransformerDecoder(15, d_model=32), bos_id=2, eos_id=3, pad_id=1
+        )
     with pytest.raises(ValueError, match="bos_id"):
-        Transformer(TransformerEncoder(13, d_model=16), TransformerDecoder(15, d_model=16), bos_id=15, eos_id=3, pad_id=1)
+        Transformer(
+            TransformerEncoder(13, d_model=16), TransformerDecoder(15, d_model=16), bos_id=15, eos_id=3, pad_id=1
+        )
     with pytest.raises(ValueError, match="<bos>"):
         Transformer.from_vocabs(SRC_VOCAB, Vocab([["a"]], reserved_tokens=["<pad>", "<eos>"]))
     with pytest.raises(ValueError, match="Vocab"):
@@ -223,8 +221,18 @@ def test_lengths_are_checked_once_per_call_not_once_per_block(monkeypatch):
 # -- the benchmark script -------------------------------------------------------------------------
 def test_benchmark_smoke():
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "transformer_throughput.py"), "--tiny", "--steps", "2",
-           "--warmup", "1", "--device", "cpu", "--amp"]
+    cmd = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "transformer_throughput.py"),
+        "--tiny",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--device",
+        "cpu",
+        "--amp",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     out = result.stdout

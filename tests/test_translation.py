@@ -63,8 +63,13 @@ def test_translate_bad_arguments(call, match):
 
 # -- evaluate_bleu --------------------------------------------------------------------------------
 def test_a_model_that_emits_a_reference_scores_bleu_1():
-    model = scripted({"a": "il est calme .".split(), "b": "elle est calme ce soir .".split(),
-                      "c": "calme calme calme calme calme calme .".split()})
+    model = scripted(
+        {
+            "a": "il est calme .".split(),
+            "b": "elle est calme ce soir .".split(),
+            "c": "calme calme calme calme calme calme .".split(),
+        }
+    )
     result = translation.evaluate_bleu(model, PAIRS, SOURCES, WORDS, num_steps=4, max_len=8)
     assert result["num_sentences"] == 3 and result["sources"] == [["a"], ["b"], ["c"]]
     assert result["references"][0] == [PAIRS[0][1], PAIRS[1][1]]

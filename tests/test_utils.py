@@ -6,6 +6,7 @@ import torch
 
 from d2l_attn import utils
 
+
 def test_get_device_and_env(monkeypatch):
     monkeypatch.setenv("D2L_ATTN_DEVICE", "cpu")
     assert utils.get_device() == torch.device("cpu")
@@ -112,7 +113,10 @@ def test_load_weights_only_explains_a_truncated_file(tmp_path):
     for size in (0, 1, 100, len(data) // 2, len(data) - 1):
         cut = tmp_path / f"cut{size}.pt"
         cut.write_bytes(data[:size])
-        with pytest.raises(ValueError, match=rf"checkpoint at '.*cut{size}\.pt' \({size} bytes\) is not a "
-                                             "complete torch.save file: it is truncated or corrupt"):
+        with pytest.raises(
+            ValueError,
+            match=rf"checkpoint at '.*cut{size}\.pt' \({size} bytes\) is not a "
+            "complete torch.save file: it is truncated or corrupt",
+        ):
             utils.load_weights_only(cut, what="checkpoint")
     assert utils.load_weights_only(path)["step"] == 3  # the whole file still loads

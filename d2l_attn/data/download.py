@@ -42,8 +42,6 @@ _SHA1_RE = re.compile(r"[0-9a-f]{40}")
 _MD5_RE = re.compile(r"[0-9a-f]{32}")
 
 
-
-
 def data_dir() -> Path:
     """The data directory: ``$D2L_ATTN_DATA`` if set, else ``$XDG_CACHE_HOME/d2l_attn`` or ``~/.cache/d2l_attn``.
 
@@ -152,8 +150,7 @@ def download(
         handle, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=directory)
     except OSError as exc:  # e.g. a read-only cache directory
         raise RuntimeError(
-            f"cannot write to the data directory {str(directory)!r} ({exc}); set D2L_ATTN_DATA to a writable "
-            "directory"
+            f"cannot write to the data directory {str(directory)!r} ({exc}); set D2L_ATTN_DATA to a writable directory"
         ) from exc
     tmp_path = Path(tmp_name)
     digest = hashlib.new(algorithm)
@@ -192,8 +189,9 @@ def _is_symlink(info: zipfile.ZipInfo) -> bool:
 MAX_EXTRACTED_BYTES = 256 * 2**20
 
 
-def extract_zip(zip_path: str | os.PathLike[str], target_dir: str | os.PathLike[str],
-                max_bytes: int = MAX_EXTRACTED_BYTES) -> Path:
+def extract_zip(
+    zip_path: str | os.PathLike[str], target_dir: str | os.PathLike[str], max_bytes: int = MAX_EXTRACTED_BYTES
+) -> Path:
     """Extract the zip archive ``zip_path`` into ``target_dir`` safely and return ``target_dir``.
 
     Before anything is written, every member is checked: a member whose path resolves outside
@@ -217,14 +215,11 @@ def extract_zip(zip_path: str | os.PathLike[str], target_dir: str | os.PathLike[
                 if _is_symlink(info):
                     raise ValueError(f"refusing to extract {str(zip_path)!r}: member {name!r} is a symbolic link")
                 if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
-                    raise ValueError(
-                        f"refusing to extract {str(zip_path)!r}: member {name!r} has an absolute path"
-                    )
+                    raise ValueError(f"refusing to extract {str(zip_path)!r}: member {name!r} has an absolute path")
                 destination = (root / name).resolve()
                 if destination != root and root not in destination.parents:
                     raise ValueError(
-                        f"refusing to extract {str(zip_path)!r}: member {name!r} would be written "
-                        f"outside {str(root)!r}"
+                        f"refusing to extract {str(zip_path)!r}: member {name!r} would be written outside {str(root)!r}"
                     )
             total = sum(info.file_size for info in members)
             if total > max_bytes:

@@ -32,8 +32,17 @@ import torch
 from .._checks import nonnegative_int
 from .download import download
 
-__all__ = ["ImageData", "load_digits_data", "read_idx", "FASHION_MNIST_URL", "FASHION_MNIST_MD5",
-           "FASHION_MNIST_CLASSES", "load_fashion_mnist", "subset", "random_shift"]
+__all__ = [
+    "ImageData",
+    "load_digits_data",
+    "read_idx",
+    "FASHION_MNIST_URL",
+    "FASHION_MNIST_MD5",
+    "FASHION_MNIST_CLASSES",
+    "load_fashion_mnist",
+    "subset",
+    "random_shift",
+]
 
 #: Where the maintainers publish the files (zalandoresearch/fashion-mnist, README "Get the Data").
 FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -44,8 +53,18 @@ FASHION_MNIST_MD5 = {
     "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
     "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
 }
-FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
-                         "Bag", "Ankle boot")
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 #: the largest file is 26 MB compressed and 47 MB (60,000 x 28 x 28 bytes + header) unpacked
 _MAX_DOWNLOAD_BYTES = 32 * 2**20
 _MAX_IDX_BYTES = 64 * 2**20
@@ -68,13 +87,19 @@ class ImageData:
         return tuple(self.train_images.shape[1:])
 
     def __repr__(self) -> str:
-        return (f"ImageData({self.name!r}, train={len(self.train_labels)}, test={len(self.test_labels)}, "
-                f"image_shape={self.image_shape}, classes={len(self.classes)})")
+        return (
+            f"ImageData({self.name!r}, train={len(self.train_labels)}, test={len(self.test_labels)}, "
+            f"image_shape={self.image_shape}, classes={len(self.classes)})"
+        )
 
 
 def _check_fraction(name: str, value, *, allow_one: bool) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value and (
-        value <= 1 if allow_one else value < 1)
+    ok = (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and 0 < value
+        and (value <= 1 if allow_one else value < 1)
+    )
     if not ok:
         interval = "(0, 1]" if allow_one else "(0, 1)"
         raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
@@ -115,8 +140,7 @@ def load_digits_data(test_fraction: float = 0.25, seed: int = 0) -> ImageData:
     labels = torch.tensor(bunch.target, dtype=torch.long)  # (N,)
     test_idx, train_idx = _stratified_split(labels, test_fraction, torch.Generator().manual_seed(seed))
     train, test = _standardize(images[train_idx], images[test_idx])
-    return ImageData("digits", train, labels[train_idx], test, labels[test_idx],
-                     tuple(str(i) for i in range(10)))
+    return ImageData("digits", train, labels[train_idx], test, labels[test_idx], tuple(str(i) for i in range(10)))
 
 
 _IDX_DTYPES = {0x08: np.uint8}
@@ -158,13 +182,20 @@ def read_idx(source: str | os.PathLike[str] | bytes, *, name: str | None = None)
     expected = int(np.prod(shape))
     actual = len(raw) - 4 - 4 * ndim
     if actual != expected:
-        raise ValueError(f"{label!r}: the header promises {expected:,} bytes of shape {shape}, "
-                         f"the file holds {actual:,} (truncated or corrupt)")
+        raise ValueError(
+            f"{label!r}: the header promises {expected:,} bytes of shape {shape}, "
+            f"the file holds {actual:,} (truncated or corrupt)"
+        )
     return np.frombuffer(raw, dtype=_IDX_DTYPES[dtype_code], offset=4 + 4 * ndim).reshape(shape)
 
 
-def load_fashion_mnist(*, base_url: str = FASHION_MNIST_URL, checksums: dict[str, str] | None = None,
-                       cache_dir: str | os.PathLike[str] | None = None, timeout: float = 30) -> ImageData:
+def load_fashion_mnist(
+    *,
+    base_url: str = FASHION_MNIST_URL,
+    checksums: dict[str, str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    timeout: float = 30,
+) -> ImageData:
     """Fashion-MNIST as ``(N, 1, 28, 28)`` tensors: 60,000 training and 10,000 test images.
 
     The four files are fetched with :func:`d2l_attn.data.download` into ``cache_dir`` (default
@@ -179,8 +210,14 @@ def load_fashion_mnist(*, base_url: str = FASHION_MNIST_URL, checksums: dict[str
     base = base_url if base_url.endswith("/") else base_url + "/"
     arrays = {}
     for filename, md5 in checksums.items():
-        path = download(base + filename, md5=md5, cache_dir=cache_dir, timeout=timeout,
-                        max_bytes=_MAX_DOWNLOAD_BYTES, offline_name=filename)
+        path = download(
+            base + filename,
+            md5=md5,
+            cache_dir=cache_dir,
+            timeout=timeout,
+            max_bytes=_MAX_DOWNLOAD_BYTES,
+            offline_name=filename,
+        )
         arrays[filename.split("-idx")[0]] = read_idx(path)
     images, labels = {}, {}
     for split in ("train", "t10k"):
@@ -201,8 +238,10 @@ def subset(images: torch.Tensor, labels: torch.Tensor, fraction: float, seed: in
     fraction = _check_fraction("fraction", fraction, allow_one=True)
     nonnegative_int("seed", seed)
     if not isinstance(labels, torch.Tensor) or labels.dim() != 1 or len(labels) != len(images):
-        raise ValueError(f"labels must be a 1-D tensor with one label per image, got "
-                         f"{tuple(getattr(labels, 'shape', ()))} for {len(images)} images")
+        raise ValueError(
+            f"labels must be a 1-D tensor with one label per image, got "
+            f"{tuple(getattr(labels, 'shape', ()))} for {len(images)} images"
+        )
     if fraction == 1:
         return images, labels
     idx, _ = _stratified_split(labels, fraction, torch.Generator().manual_seed(seed))

@@ -30,9 +30,10 @@ from __future__ import annotations
 import os
 import random
 import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, NamedTuple, Sequence
+from typing import NamedTuple
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
@@ -84,9 +85,7 @@ def load_fra_eng_text(
         archive = download(url, sha1, cache_dir=directory, filename="fra-eng.zip", offline_name="fra-eng/fra.txt")
         extract_zip(archive, directory)
         if not text_path.is_file():
-            raise ValueError(
-                f"the archive {str(archive)!r} from {url} does not contain fra-eng/fra.txt"
-            )
+            raise ValueError(f"the archive {str(archive)!r} from {url} does not contain fra-eng/fra.txt")
     return text_path.read_text(encoding="utf-8")
 
 
@@ -161,9 +160,7 @@ def split_by_source(
     val_frac = unit_interval("val_frac", val_frac)
     test_frac = unit_interval("test_frac", test_frac)
     if val_frac + test_frac >= 1.0:
-        raise ValueError(
-            f"val_frac + test_frac must be < 1 to leave training data, got {val_frac} + {test_frac}"
-        )
+        raise ValueError(f"val_frac + test_frac must be < 1 to leave training data, got {val_frac} + {test_frac}")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ValueError(f"seed must be an int, got {seed!r}")
     keys = [tuple(src) for src, _ in pairs]
@@ -196,9 +193,7 @@ def group_references(pairs: Iterable[Pair]) -> dict[tuple[str, ...], list[list[s
     return references
 
 
-def build_array_nmt(
-    lines: Sequence[Sequence[str]], vocab: Vocab, num_steps: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def build_array_nmt(lines: Sequence[Sequence[str]], vocab: Vocab, num_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Token lists -> ``(array (N, num_steps) int64, valid_len (N,) int64)``.
 
     Each line gets ``<eos>`` appended, is mapped to indices, and is truncated or padded with
@@ -265,8 +260,7 @@ class NMTData:
         """Raw sentences (e.g. ``["Go.", "I won!"]``) -> preprocessed, tokenized, padded arrays."""
         paired_lists("src_sentences", src_sentences, "tgt_sentences", tgt_sentences)
         pairs = [
-            (preprocess_nmt(src).split(), preprocess_nmt(tgt).split())
-            for src, tgt in zip(src_sentences, tgt_sentences)
+            (preprocess_nmt(src).split(), preprocess_nmt(tgt).split()) for src, tgt in zip(src_sentences, tgt_sentences)
         ]
         return self.arrays(pairs)
 

@@ -31,8 +31,9 @@ def _generator(generator: object) -> torch.Generator:
     return generator
 
 
-def sine_regression(n: int, generator: torch.Generator, *, noise_std: float = 0.5, high: float = 5.0,
-                    sort: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def sine_regression(
+    n: int, generator: torch.Generator, *, noise_std: float = 0.5, high: float = 5.0, sort: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     r"""``n`` points :math:`x \sim U(0, \text{high})`, :math:`y = 2\sin x + x^{0.8} + \epsilon`, :math:`\epsilon \sim \mathcal{N}(0, \sigma^2)`.
 
     Draws ``x`` first, then the noise (the order chapter 2 uses). ``sort`` sorts the ``x`` (and
@@ -49,8 +50,9 @@ def sine_regression(n: int, generator: torch.Generator, *, noise_std: float = 0.
     return x, y
 
 
-def neighbor_lookup(batch_size: int, num_tokens: int, part_size: int,
-                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def neighbor_lookup(
+    batch_size: int, num_tokens: int, part_size: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Chapter 5's two-lookup task (cyclic neighbours).
 
     Token :math:`i` is :math:`[a_i; b_i; e_i]`: two random content parts of ``part_size`` and the
@@ -68,8 +70,9 @@ def neighbor_lookup(batch_size: int, num_tokens: int, part_size: int,
     return x, torch.cat([a_left, b_right], dim=-1)  # (B, T, 2C + T), (B, T, 2C)
 
 
-def copy_task(batch_size: int, length: int, vocab_size: int, generator: torch.Generator, *,
-              separator: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def copy_task(
+    batch_size: int, length: int, vocab_size: int, generator: torch.Generator, *, separator: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Sequences ``[s_1..s_n, sep, s_1..s_n]`` for next-token prediction; the symbols ``s_i`` are
     uniform over every id except ``separator``.
 
@@ -103,8 +106,9 @@ class RecallBatch(NamedTuple):
     source: torch.Tensor
 
 
-def associative_recall(batch_size: int, num_pairs: int, num_keys: int, num_values: int,
-                       generator: torch.Generator) -> RecallBatch:
+def associative_recall(
+    batch_size: int, num_pairs: int, num_keys: int, num_values: int, generator: torch.Generator
+) -> RecallBatch:
     """``k_1 v_1 k_2 v_2 ... k_P v_P q`` with distinct keys; the answer is the value stored after key ``q``.
 
     Keys are ids ``0..num_keys-1``; values are ids ``num_keys..num_keys+num_values-1`` (one shared

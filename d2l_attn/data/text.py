@@ -17,18 +17,32 @@ r"""Real text for pretraining (chapter 9): WikiText-2 and Tiny Shakespeare.
 from __future__ import annotations
 
 import os
-from typing import Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
 from .._checks import positive_int
 from .download import data_dir, download, extract_zip
 
-__all__ = ["WIKITEXT2_URL", "WIKITEXT2_SHA1", "TINY_SHAKESPEARE_URL", "TINY_SHAKESPEARE_SHA1",
-           "WikiText2", "load_wikitext2", "wikitext_paragraphs", "load_tiny_shakespeare", "lm_batch",
-           "nsp_pairs", "bert_pair", "BERTBatch", "bert_batch", "span_corrupt"]
+__all__ = [
+    "WIKITEXT2_URL",
+    "WIKITEXT2_SHA1",
+    "TINY_SHAKESPEARE_URL",
+    "TINY_SHAKESPEARE_SHA1",
+    "WikiText2",
+    "load_wikitext2",
+    "wikitext_paragraphs",
+    "load_tiny_shakespeare",
+    "lm_batch",
+    "nsp_pairs",
+    "bert_pair",
+    "BERTBatch",
+    "bert_batch",
+    "span_corrupt",
+]
 
 WIKITEXT2_URL = "https://d2l-data.s3-accelerate.amazonaws.com/wikitext-2-v1.zip"
 WIKITEXT2_SHA1 = "3c914d17d80b1459be871a5039ac23e752a53cbe"
@@ -67,8 +81,13 @@ class WikiText2:
         raise ValueError(f"need train+valid or valid+test splits, found {list(self.splits)}")
 
 
-def load_wikitext2(*, cache_dir: str | os.PathLike[str] | None = None, download_missing: bool = True,
-                   url: str = WIKITEXT2_URL, sha1: str = WIKITEXT2_SHA1) -> WikiText2:
+def load_wikitext2(
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    download_missing: bool = True,
+    url: str = WIKITEXT2_URL,
+    sha1: str = WIKITEXT2_SHA1,
+) -> WikiText2:
     """Read the WikiText-2 splits present in ``<dir>/wikitext-2/`` (``dir`` = ``cache_dir`` or :func:`data_dir`).
 
     If the training split is missing and ``download_missing`` is true, ``wikitext-2-v1.zip`` is
@@ -81,18 +100,28 @@ def load_wikitext2(*, cache_dir: str | os.PathLike[str] | None = None, download_
     downloaded = False
     if download_missing and not (folder / "wiki.train.tokens").is_file():
         try:
-            archive = download(url, sha1, cache_dir=directory, filename="wikitext-2-v1.zip",
-                               offline_name="wikitext-2/wiki.train.tokens")
+            archive = download(
+                url,
+                sha1,
+                cache_dir=directory,
+                filename="wikitext-2-v1.zip",
+                offline_name="wikitext-2/wiki.train.tokens",
+            )
             extract_zip(archive, directory)
             downloaded = True
         except RuntimeError:
             if not any((folder / f"wiki.{s}.tokens").is_file() for s in _SPLITS):
                 raise
-    texts = {s: (folder / f"wiki.{s}.tokens").read_text(encoding="utf-8")
-             for s in _SPLITS if (folder / f"wiki.{s}.tokens").is_file()}
+    texts = {
+        s: (folder / f"wiki.{s}.tokens").read_text(encoding="utf-8")
+        for s in _SPLITS
+        if (folder / f"wiki.{s}.tokens").is_file()
+    }
     if not texts:
-        raise RuntimeError(f"no WikiText-2 split found in {str(folder)!r}; place wiki.*.tokens there, "
-                           "set D2L_ATTN_DATA, or allow the download")
+        raise RuntimeError(
+            f"no WikiText-2 split found in {str(folder)!r}; place wiki.*.tokens there, "
+            "set D2L_ATTN_DATA, or allow the download"
+        )
     return WikiText2(texts, folder, downloaded)
 
 
@@ -109,17 +138,27 @@ def wikitext_paragraphs(text: str, min_sentences: int = 1) -> list[list[str]]:
     return paragraphs
 
 
-def load_tiny_shakespeare(*, cache_dir: str | os.PathLike[str] | None = None, url: str = TINY_SHAKESPEARE_URL,
-                          sha1: str = TINY_SHAKESPEARE_SHA1) -> str:
+def load_tiny_shakespeare(
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    url: str = TINY_SHAKESPEARE_URL,
+    sha1: str = TINY_SHAKESPEARE_SHA1,
+) -> str:
     """The text of ``<dir>/tinyshakespeare/input.txt``, downloaded (SHA-1 verified) if not already there."""
     directory = Path(cache_dir) if cache_dir is not None else data_dir()
-    path = download(url, sha1, cache_dir=directory / "tinyshakespeare", filename="input.txt",
-                    offline_name="tinyshakespeare/input.txt")
+    path = download(
+        url,
+        sha1,
+        cache_dir=directory / "tinyshakespeare",
+        filename="input.txt",
+        offline_name="tinyshakespeare/input.txt",
+    )
     return path.read_text(encoding="utf-8")
 
 
-def lm_batch(data: torch.Tensor, block_size: int, batch_size: int,
-             generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def lm_batch(
+    data: torch.Tensor, block_size: int, batch_size: int, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``batch_size`` random windows of a 1-D token stream: ``x = data[i : i+T]``, ``y = data[i+1 : i+T+1]``, each ``(B, T)``."""
     if not isinstance(data, torch.Tensor) or data.dim() != 1:
         raise ValueError(f"data must be a 1-D tensor of token ids, got {getattr(data, 'shape', type(data).__name__)}")
@@ -154,8 +193,9 @@ def nsp_pairs(paragraphs: list[list[str]], generator: torch.Generator | None = N
     return out
 
 
-def bert_pair(tokens_a: Sequence[int], tokens_b: Sequence[int], cls_id: int, sep_id: int,
-              max_len: int) -> tuple[list[int], list[int]]:
+def bert_pair(
+    tokens_a: Sequence[int], tokens_b: Sequence[int], cls_id: int, sep_id: int, max_len: int
+) -> tuple[list[int], list[int]]:
     """``[CLS] A [SEP] B [SEP]`` and its segment ids ``0 ... 0 1 ... 1``, the longer of A and B
     truncated from the end until the pair fits in ``max_len`` tokens."""
     positive_int("max_len", max_len)
@@ -178,8 +218,15 @@ class BERTBatch(NamedTuple):
     is_next: torch.Tensor
 
 
-def bert_batch(pairs: Sequence[tuple[str, str, int]], encode: Callable[[str], list[int]], *, cls_id: int,
-               sep_id: int, pad_id: int, max_len: int) -> BERTBatch:
+def bert_batch(
+    pairs: Sequence[tuple[str, str, int]],
+    encode: Callable[[str], list[int]],
+    *,
+    cls_id: int,
+    sep_id: int,
+    pad_id: int,
+    max_len: int,
+) -> BERTBatch:
     """Encode ``(A, B, label)`` pairs with ``encode`` (text -> ids), lay them out with :func:`bert_pair`
     and pad on the right to the longest pair. Masking is applied afterwards (:func:`d2l_attn.losses.mask_tokens`),
     so every epoch can draw new masks."""
@@ -201,8 +248,13 @@ def _random_partition(total: int, parts: int, generator: torch.Generator | None)
     return [hi - lo for lo, hi in zip(bounds, bounds[1:])]
 
 
-def span_corrupt(tokens: Sequence[int], sentinel_ids: Sequence[int], rate: float = 0.15, mean_span: float = 3.0,
-                 generator: torch.Generator | None = None) -> tuple[list[int], list[int]]:
+def span_corrupt(
+    tokens: Sequence[int],
+    sentinel_ids: Sequence[int],
+    rate: float = 0.15,
+    mean_span: float = 3.0,
+    generator: torch.Generator | None = None,
+) -> tuple[list[int], list[int]]:
     r"""T5's span corruption of one token sequence: ``(inputs, targets)``.
 
     :math:`m = \max(1, \operatorname{round}(\text{rate}\cdot n))` of the :math:`n` tokens are dropped, in
@@ -228,8 +280,8 @@ def span_corrupt(tokens: Sequence[int], sentinel_ids: Sequence[int], rate: float
     keep = _random_partition(n - num_noise, num_spans, generator)
     inputs, targets, i = [], [], 0
     for span, (kept, dropped) in enumerate(zip(keep, noise)):
-        inputs += tokens[i:i + kept] + [sentinel_ids[span]]
+        inputs += tokens[i : i + kept] + [sentinel_ids[span]]
         i += kept
-        targets += [sentinel_ids[span]] + tokens[i:i + dropped]
+        targets += [sentinel_ids[span]] + tokens[i : i + dropped]
         i += dropped
     return inputs, targets

@@ -7,15 +7,13 @@ at index 0; :func:`truncate_pad` cuts or pads a list of indices to a fixed lengt
 from __future__ import annotations
 
 import collections
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 
 from .._checks import positive_int
 
 __all__ = ["Vocab", "truncate_pad"]
-
-
 
 
 def _flatten(tokens: Iterable[str] | Iterable[Sequence[str]]) -> list[str]:
@@ -124,8 +122,11 @@ class Vocab:
         missing = [t for t in ("<bos>", "<eos>", "<pad>") if t not in self]
         if missing:
             raise ValueError(f"{name} must contain {', '.join(map(repr, missing))} (build it with reserved_tokens=...)")
-        return {"bos_id": self.token_to_idx["<bos>"], "eos_id": self.token_to_idx["<eos>"],
-                "pad_id": self.token_to_idx["<pad>"]}
+        return {
+            "bos_id": self.token_to_idx["<bos>"],
+            "eos_id": self.token_to_idx["<eos>"],
+            "pad_id": self.token_to_idx["<pad>"],
+        }
 
     def __repr__(self) -> str:
         head = ", ".join(repr(t) for t in self.idx_to_token[:8])

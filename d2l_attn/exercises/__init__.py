@@ -48,6 +48,7 @@ __all__ = [
     "parse_number",
 ]
 
+
 def _discover_chapters() -> tuple[str, ...]:
     import pkgutil
 

@@ -24,10 +24,37 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
-__all__ = ["message", "fail", "strip", "echo", "ascii_lower", "format_shape", "parse_number_text", "option_key", "split_choice_text", "parse_tensor_text", "count_not_close", "isclose", "AnswerError", "TensorText", "WHITESPACE", "MAX_NUMBER_CHARS", "MAX_CHOICE_CHARS", "MAX_TENSOR_CHARS", "MAX_EXPONENT_DIGITS", "MAX_FRACTION_DIGITS", "MAX_TENSOR_ENTRIES", "MAX_TENSOR_DEPTH", "ECHO_CHARS", "LIMITS", "MESSAGES", "HEADS"]
+__all__ = [
+    "message",
+    "fail",
+    "strip",
+    "echo",
+    "ascii_lower",
+    "format_shape",
+    "parse_number_text",
+    "option_key",
+    "split_choice_text",
+    "parse_tensor_text",
+    "count_not_close",
+    "isclose",
+    "AnswerError",
+    "TensorText",
+    "WHITESPACE",
+    "MAX_NUMBER_CHARS",
+    "MAX_CHOICE_CHARS",
+    "MAX_TENSOR_CHARS",
+    "MAX_EXPONENT_DIGITS",
+    "MAX_FRACTION_DIGITS",
+    "MAX_TENSOR_ENTRIES",
+    "MAX_TENSOR_DEPTH",
+    "ECHO_CHARS",
+    "LIMITS",
+    "MESSAGES",
+    "HEADS",
+]
 
 # -- limits and character classes (exported to the browser) --------------------------------------
 
@@ -252,7 +279,7 @@ def parse_tensor_text(text: str) -> TensorText:
         raise fail("tensor_empty")
     for prefix in _WRAPPERS:
         if s.startswith(prefix) and s.endswith(")"):
-            s = strip(s[len(prefix):-1])
+            s = strip(s[len(prefix) : -1])
             break
     tokens = _tokens(s)
     values: list[float] = []

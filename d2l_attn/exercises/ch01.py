@@ -93,7 +93,7 @@ def _soft_lookup_inputs(seed: int):
 
 
 def _wrong_no_normalization(queries, keys, values, sigma):
-    scores = -torch.cdist(queries, keys) ** 2 / (2 * sigma**2)
+    scores = -(torch.cdist(queries, keys) ** 2) / (2 * sigma**2)
     return torch.exp(scores) @ values
 
 
@@ -136,7 +136,7 @@ no_exp_value = NumberExercise(
     wrong_answers=[
         float(torch.softmax(_NO_EXP_SCORES, -1) @ _VALUES),  # the softmax answer of exercise 1.3
         20.0,  # the plain average
-        float((_NO_EXP_SCORES @ _VALUES)),  # not normalized
+        float(_NO_EXP_SCORES @ _VALUES),  # not normalized
     ],
     hints=[
         "The scores are -1.125, -0.125 and -0.125; divide each by their sum, -1.375.",

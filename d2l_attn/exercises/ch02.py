@@ -121,8 +121,12 @@ nw_function = FunctionExercise(
     ),
     solution=_reference_nw,
     make_inputs=_nw_inputs,
-    wrong_answers=[_wrong_forgot_bandwidth, _wrong_normalized_over_queries, _wrong_triangular_nw,
-                   lambda q, k, v, h: nadaraya_watson(q, k, v, "epanechnikov", h)[0]],  # the library's
+    wrong_answers=[
+        _wrong_forgot_bandwidth,
+        _wrong_normalized_over_queries,
+        _wrong_triangular_nw,
+        lambda q, k, v, h: nadaraya_watson(q, k, v, "epanechnikov", h)[0],
+    ],  # the library's
     forbidden=["d2l_attn"],
     hints=[
         "Build the (n_q, n_k) matrix u = (q_i - k_j) / h, apply the kernel, normalize each row, "
@@ -141,8 +145,7 @@ loo_weights = TensorExercise(
         "other two keys (leave-one-out). Give the (3, 3) matrix of attention weights for the "
         "triangular kernel K(u) = max(0, 1 - |u|) with h = 2.5 (rows: queries, columns: keys)."
     ),
-    solution=nadaraya_watson(_LOO_KEYS, _LOO_KEYS, _LOO_VALUES, "triangular", 2.5,
-                             mask=leave_one_out_mask(3))[1],
+    solution=nadaraya_watson(_LOO_KEYS, _LOO_KEYS, _LOO_VALUES, "triangular", 2.5, mask=leave_one_out_mask(3))[1],
     wrong_answers=[
         nadaraya_watson(_LOO_KEYS, _LOO_KEYS, _LOO_VALUES, "triangular", 2.5)[1],  # the key attends to itself
         nadaraya_watson(_LOO_KEYS, _LOO_KEYS, _LOO_VALUES, "epanechnikov", 2.5, mask=leave_one_out_mask(3))[1],

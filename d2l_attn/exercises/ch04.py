@@ -7,8 +7,8 @@ import math
 import torch
 from torch.nn import functional as F
 
-from ..metrics import bleu, brevity_penalty
 from ..losses import masked_cross_entropy
+from ..metrics import bleu, brevity_penalty
 from .core import ChoiceExercise, FunctionExercise, NumberExercise
 
 _PRED, _LABEL = "je suis calme .", "je suis chez moi ."
@@ -37,8 +37,7 @@ query = ChoiceExercise(
 bleu_value = NumberExercise(
     id="ch04-bleu-value",
     prompt=(
-        f"Compute D2L's BLEU with k = 2 of the prediction '{_PRED}' against the reference "
-        f"'{_LABEL}'. (3 decimals)"
+        f"Compute D2L's BLEU with k = 2 of the prediction '{_PRED}' against the reference '{_LABEL}'. (3 decimals)"
     ),
     solution=round(bleu(_PRED, _LABEL, k=2), 3),
     rtol=2e-3,

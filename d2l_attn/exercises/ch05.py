@@ -57,8 +57,7 @@ split_shape = ChoiceExercise(
 more_heads = ChoiceExercise(
     id="ch05-more-heads",
     prompt=(
-        "d_model stays 512 and the number of heads goes from 8 to 16. Which statements are true? "
-        "Choose all that apply."
+        "d_model stays 512 and the number of heads goes from 8 to 16. Which statements are true? Choose all that apply."
     ),
     options=[
         "The number of parameters doubles.",
@@ -74,8 +73,9 @@ more_heads = ChoiceExercise(
     ],
 )
 
-_PER_HEAD = torch.tensor([[[[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]],
-                           [[0.1, 0.9, 0.0], [0.6, 0.2, 0.2]]]])  # (B=1, h=2, T_q=2, T_k=3)
+_PER_HEAD = torch.tensor(
+    [[[[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]], [[0.1, 0.9, 0.0], [0.6, 0.2, 0.2]]]]
+)  # (B=1, h=2, T_q=2, T_k=3)
 
 averaged_weights = TensorExercise(
     id="ch05-averaged-weights",
@@ -109,8 +109,9 @@ def _self_attention_inputs(seed: int):
     d_model = num_heads * (2 + seed)
     batch_size, num_steps = 1 + seed % 3, 3 + seed
     x = torch.randn(batch_size, num_steps, d_model, generator=g, dtype=torch.float64)
-    w_q, w_k, w_v, w_o = (torch.randn(d_model, d_model, generator=g, dtype=torch.float64) / math.sqrt(d_model)
-                          for _ in range(4))
+    w_q, w_k, w_v, w_o = (
+        torch.randn(d_model, d_model, generator=g, dtype=torch.float64) / math.sqrt(d_model) for _ in range(4)
+    )
     return x, w_q, w_k, w_v, w_o, num_heads
 
 
@@ -155,8 +156,14 @@ self_attention_function = FunctionExercise(
     ),
     solution=_reference_self_attention,
     make_inputs=_self_attention_inputs,
-    wrong_answers=[_wrong_scale_by_d_model, _wrong_no_output_projection, _wrong_merge_without_transpose,
-                   lambda *args: _reference_self_attention(*args), _wrong_torch_module, "not a function"],
+    wrong_answers=[
+        _wrong_scale_by_d_model,
+        _wrong_no_output_projection,
+        _wrong_merge_without_transpose,
+        lambda *args: _reference_self_attention(*args),
+        _wrong_torch_module,
+        "not a function",
+    ],
     forbidden=["d2l_attn", "torch.nn.MultiheadAttention", "torch.nn.functional.multi_head_attention_forward"],
     forbidden_reason="write it from scratch, without d2l_attn or torch.nn.MultiheadAttention.",
     hints=[

@@ -11,10 +11,7 @@ from .core import ChoiceExercise, FunctionExercise, NumberExercise, TensorExerci
 
 pe_value = NumberExercise(
     id="ch06-pe-value",
-    prompt=(
-        "With d_model = 8, what is the sinusoidal encoding P[50, 2] (position 50, column 2)? "
-        "Give 3 decimals."
-    ),
+    prompt=("With d_model = 8, what is the sinusoidal encoding P[50, 2] (position 50, column 2)? Give 3 decimals."),
     solution=float(sinusoidal_encoding(51, 8, dtype=torch.float64)[50, 2]),
     rtol=2e-3,
     atol=1e-3,
@@ -32,8 +29,7 @@ pe_value = NumberExercise(
 path_length = ChoiceExercise(
     id="ch06-path-length",
     prompt=(
-        "For a sequence of n tokens, which statements are true (one layer each, d hidden units)? "
-        "Choose all that apply."
+        "For a sequence of n tokens, which statements are true (one layer each, d hidden units)? Choose all that apply."
     ),
     options=[
         "In self-attention, the first and the last token interact within one layer (path length O(1)).",
@@ -88,8 +84,8 @@ shift_matrix = TensorExercise(
     wrong_answers=[
         sinusoidal_shift_matrix(1, 4, dtype=torch.float64).T,  # rotation in the wrong direction
         torch.eye(4),  # the identity: no shift at all
-        sinusoidal_shift_matrix(1, 2, dtype=torch.float64).repeat(2, 2) * torch.block_diag(
-            torch.ones(2, 2), torch.ones(2, 2)),  # both pairs with the first pair's frequency
+        sinusoidal_shift_matrix(1, 2, dtype=torch.float64).repeat(2, 2)
+        * torch.block_diag(torch.ones(2, 2), torch.ones(2, 2)),  # both pairs with the first pair's frequency
     ],
     starter=torch.zeros(4, 4),
     hints=[
@@ -111,15 +107,20 @@ def _sinusoidal_inputs(seed: int):
 
 def _wrong_swapped(max_len, d_model):  # cos in the even columns, sin in the odd ones
     angles = torch.arange(max_len, dtype=torch.float64)[:, None] * 10000 ** (
-        -torch.arange(0, d_model, 2, dtype=torch.float64) / d_model)  # (L, d/2)
+        -torch.arange(0, d_model, 2, dtype=torch.float64) / d_model
+    )  # (L, d/2)
     return torch.stack([torch.cos(angles), torch.sin(angles)], dim=-1).reshape(max_len, d_model)
 
 
 def _wrong_notes_b(max_len, d_model):  # Notes B §3: no sine or cosine
     import numpy as np
 
-    table = np.array([[pos / np.power(10000, 2 * (j // 2)) for j in range(d_model)] if pos != 0 else [0] * d_model
-                      for pos in range(max_len)])
+    table = np.array(
+        [
+            [pos / np.power(10000, 2 * (j // 2)) for j in range(d_model)] if pos != 0 else [0] * d_model
+            for pos in range(max_len)
+        ]
+    )
     return torch.tensor(table, dtype=torch.float64)
 
 
@@ -138,8 +139,13 @@ sinusoidal_function = FunctionExercise(
     ),
     solution=_reference_sinusoidal,
     make_inputs=_sinusoidal_inputs,
-    wrong_answers=[_wrong_swapped, _wrong_notes_b, _wrong_exponent,
-                   lambda n, d: sinusoidal_encoding(n, d, dtype=torch.float64), "not a function"],
+    wrong_answers=[
+        _wrong_swapped,
+        _wrong_notes_b,
+        _wrong_exponent,
+        lambda n, d: sinusoidal_encoding(n, d, dtype=torch.float64),
+        "not a function",
+    ],
     forbidden=["d2l_attn"],
     hints=[
         "Build a (max_len, 1) column of positions and a (1, d_model / 2) row of frequencies "

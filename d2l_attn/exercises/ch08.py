@@ -65,8 +65,11 @@ kv_cache_mib = NumberExercise(
         "4096 tokens take?"
     ),
     solution=2 * 24 * 8 * 128 * 4096 * 2 / 2**20,
-    wrong_answers=[2 * 24 * 32 * 128 * 4096 * 2 / 2**20, 24 * 8 * 128 * 4096 * 2 / 2**20,
-                   2 * 24 * 8 * 128 * 4096 * 4 / 2**20],
+    wrong_answers=[
+        2 * 24 * 32 * 128 * 4096 * 2 / 2**20,
+        24 * 8 * 128 * 4096 * 2 / 2**20,
+        2 * 24 * 8 * 128 * 4096 * 4 / 2**20,
+    ],
     hints=[
         "Bytes = 2 (keys and values) x layers x key/value heads x head size x tokens x bytes per value.",
         "Only the 8 key/value heads are cached, not the 32 query heads; 1 MiB = 2^20 bytes.",
@@ -88,7 +91,7 @@ def _wrong_no_rescale(x, block):  # adds exp sums with different maxima without 
     total = torch.zeros(x.shape[:-1], dtype=x.dtype)
     m = torch.full(x.shape[:-1], -float("inf"), dtype=x.dtype)
     for j in range(0, x.shape[-1], block):
-        tile = x[..., j:j + block]
+        tile = x[..., j : j + block]
         m = torch.maximum(m, tile.amax(-1))
         total = total + torch.exp(tile - m[..., None]).sum(-1)
     return m + torch.log(total)
@@ -107,8 +110,7 @@ online_logsumexp = FunctionExercise(
     ),
     solution=_blockwise_logsumexp,
     make_inputs=_inputs,
-    wrong_answers=[_wrong_no_rescale, _wrong_last_block, lambda x, block: torch.logsumexp(x, dim=-1),
-                   "not a function"],
+    wrong_answers=[_wrong_no_rescale, _wrong_last_block, lambda x, block: torch.logsumexp(x, dim=-1), "not a function"],
     forbidden=["d2l_attn", "torch.logsumexp"],
     forbidden_reason="this exercise asks you to build the log-sum-exp from a running maximum and sum.",
     hints=[

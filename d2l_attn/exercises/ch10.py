@@ -53,9 +53,7 @@ patch_params = NumberExercise(
 
 inductive_bias = ChoiceExercise(
     id="ch10-inductive-bias",
-    prompt=(
-        "Which statements about a ViT and a CNN of similar size are true? Choose all that apply."
-    ),
+    prompt=("Which statements about a ViT and a CNN of similar size are true? Choose all that apply."),
     options=[
         "A convolution is local and uses the same weights at every position; self-attention over patches "
         "is global from the first layer, and any notion of 2-D neighbourhood must be learned.",
@@ -97,8 +95,9 @@ patchify_exercise = FunctionExercise(
     wrong_answers=[
         lambda x, p: x.reshape(x.shape[0], -1, x.shape[1] * p * p),  # reshape is not cutting into patches
         lambda x, p: torch.nn.functional.unfold(x, p, stride=p),  # (B, C p p, N): not transposed
-        lambda x, p: x.unfold(2, p, p).unfold(3, p, p).permute(0, 2, 3, 4, 5, 1).reshape(
-            x.shape[0], -1, x.shape[1] * p * p),  # channel last, not channel-major
+        lambda x, p: (
+            x.unfold(2, p, p).unfold(3, p, p).permute(0, 2, 3, 4, 5, 1).reshape(x.shape[0], -1, x.shape[1] * p * p)
+        ),  # channel last, not channel-major
         patchify,  # right, but the exercise is to write it
     ],
     forbidden=["d2l_attn"],

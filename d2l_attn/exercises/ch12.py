@@ -18,7 +18,7 @@ noam_peak = NumberExercise(
     ),
     solution=noam_lr(4000, 512, 4000),
     rtol=1e-2,
-    wrong_answers=[512 ** -0.5, 4000 ** -0.5, 512 ** -0.5 * 4000 ** -1.5, 1e-3],
+    wrong_answers=[512**-0.5, 4000**-0.5, 512**-0.5 * 4000**-1.5, 1e-3],
     hints=[
         "The rate rises linearly while s < w and falls like 1/sqrt(s) after: the peak is at s = w.",
         "At s = w both terms equal w^-0.5: the peak is 512^-0.5 * 4000^-0.5.",
@@ -63,9 +63,7 @@ gumbel = ChoiceExercise(
 
 instability = ChoiceExercise(
     id="ch12-instability",
-    prompt=(
-        "Which observations point to training *instability* rather than over-fitting? Choose all that apply."
-    ),
+    prompt=("Which observations point to training *instability* rather than over-fitting? Choose all that apply."),
     options=[
         "The training loss jumps up or becomes nan.",
         "The training loss keeps falling while the validation loss rises.",
@@ -116,7 +114,7 @@ smoothed_ce = FunctionExercise(
 def _ece_inputs(seed: int):
     g = torch.Generator().manual_seed(seed)
     conf = torch.rand(200, generator=g, dtype=torch.float64)
-    correct = (torch.rand(200, generator=g, dtype=torch.float64) < conf ** 2).long()
+    correct = (torch.rand(200, generator=g, dtype=torch.float64) < conf**2).long()
     return conf, correct, [5, 10, 15][seed % 3]
 
 

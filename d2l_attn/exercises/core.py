@@ -28,8 +28,9 @@ import html
 import math
 import numbers
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -85,10 +86,13 @@ class Feedback:
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        colour, border, mark = (("#e8f5e9", "#2e7d32", "&#10004;") if self.passed else ("#fff3e0", "#e65100", "&#10008;"))
+        colour, border, mark = ("#e8f5e9", "#2e7d32", "&#10004;") if self.passed else ("#fff3e0", "#e65100", "&#10008;")
         head = answers.HEADS.get(self.status, "Correct!" if self.passed else "Not yet.")
-        hint = (f"<div style='margin-top:4px'><b>Hint:</b> {html.escape(self.hint)}</div>"
-                if self.hint and not self.passed else "")
+        hint = (
+            f"<div style='margin-top:4px'><b>Hint:</b> {html.escape(self.hint)}</div>"
+            if self.hint and not self.passed
+            else ""
+        )
         return (
             f"<div class='d2l-feedback' data-exercise-id='{html.escape(self.exercise_id)}' "
             f"data-status='{html.escape(self.status)}' style='background:{colour};border-left:4px solid {border};"
@@ -217,8 +221,10 @@ class Exercise:
 
     def marker_html(self) -> str:
         """The exercise's title line; on the book's web page it marks where the browser checker goes."""
-        return (f"<div class='d2l-exercise' data-exercise-id='{html.escape(self.id)}' "
-                f"data-exercise-kind='{self.kind}'><b>{html.escape(self.id)}</b>: {html.escape(self.prompt)}</div>")
+        return (
+            f"<div class='d2l-exercise' data-exercise-id='{html.escape(self.id)}' "
+            f"data-exercise-kind='{self.kind}'><b>{html.escape(self.id)}</b>: {html.escape(self.prompt)}</div>"
+        )
 
     def widget(self):
         """An ipywidgets answer box: type an answer, press *Check*, read the feedback.
@@ -346,7 +352,9 @@ def _as_array(answer: Any, what: str = "answer") -> np.ndarray:
         if answer.is_complex():
             raise fail("tensor_complex")
         return answer.detach().cpu().to(torch.float64).numpy()
-    if isinstance(answer, (np.ndarray, list, tuple, int, float, np.integer, np.floating)) and not isinstance(answer, bool):
+    if isinstance(answer, (np.ndarray, list, tuple, int, float, np.integer, np.floating)) and not isinstance(
+        answer, bool
+    ):
         try:
             array = np.asarray(answer)
         except (TypeError, ValueError):
@@ -387,14 +395,18 @@ class TensorExercise(Exercise):
             shape, values = parsed.shape, list(parsed.values)
         else:
             got = _as_array(answer)
-            if self.starter is not None and got.shape == tuple(np.shape(self.starter)) \
-                    and np.array_equal(got, _as_array(self.starter)):
+            if (
+                self.starter is not None
+                and got.shape == tuple(np.shape(self.starter))
+                and np.array_equal(got, _as_array(self.starter))
+            ):
                 return "starter", message("starter")
             shape = got.shape
             values = got.ravel().tolist() if shape == expected.shape else []
         if tuple(shape) != expected.shape:
-            return "wrong", message("tensor_shape", expected=answers.format_shape(expected.shape),
-                                    got=answers.format_shape(shape))
+            return "wrong", message(
+                "tensor_shape", expected=answers.format_shape(expected.shape), got=answers.format_shape(shape)
+            )
         if not all(math.isfinite(v) for v in values):
             return "wrong", message("tensor_nonfinite")
         bad = answers.count_not_close(values, expected.ravel().tolist(), self.rtol, self.atol)
@@ -463,8 +475,9 @@ class FunctionExercise(Exercise):
             exp_t = _as_array(expected, "solution")
             if got_t.shape != exp_t.shape:
                 shapes = ", ".join(str(tuple(a.shape)) for a in args if isinstance(a, torch.Tensor)) or "given"
-                return "wrong", message("function_shape", shapes=shapes, got=tuple(got_t.shape),
-                                        expected=tuple(exp_t.shape))
+                return "wrong", message(
+                    "function_shape", shapes=shapes, got=tuple(got_t.shape), expected=tuple(exp_t.shape)
+                )
             if not np.allclose(got_t, exp_t, rtol=self.rtol, atol=self.atol, equal_nan=False):
                 with np.errstate(invalid="ignore"):
                     err = float(np.nan_to_num(np.abs(got_t - exp_t), nan=np.inf).max())

@@ -16,8 +16,8 @@ import importlib
 import os
 import random
 import sys
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch

@@ -11,10 +11,10 @@ ones (GRU seq2seq, Transformer, GPT) are :class:`d2l_attn.decoding.StepModel` s,
 work on all of them.
 """
 
-from .cnn import SmallCNN
-from .rnn_seq2seq import AttentionDecoder, DecoderState, GRUEncoder, Seq2Seq
 from .bert import BERT, BERTConfig
+from .cnn import SmallCNN
 from .gpt import GPT, GPTConfig
+from .rnn_seq2seq import AttentionDecoder, DecoderState, GRUEncoder, Seq2Seq
 from .transformer import (
     Transformer,
     TransformerConfig,

@@ -28,8 +28,9 @@ weights; the tests compare hidden states to 1e-5.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -124,8 +125,9 @@ class BERT(nn.Module):
         self.embedding_norm = nn.LayerNorm(c.d_model, eps=c.eps)
         self.dropout = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(
-            SelfAttentionBlock(c.d_model, c.num_heads, c.d_ff, c.dropout, norm_first=False,
-                               activation="gelu", causal=False, eps=c.eps)
+            SelfAttentionBlock(
+                c.d_model, c.num_heads, c.d_ff, c.dropout, norm_first=False, activation="gelu", causal=False, eps=c.eps
+            )
             for _ in range(c.num_layers)
         )
         self.mlm = MLMHead(c.d_model, c.vocab_size, c.eps)
@@ -151,8 +153,10 @@ class BERT(nn.Module):
         if segments is None:
             segments = torch.zeros_like(tokens)
         elif not isinstance(segments, torch.Tensor) or segments.shape != tokens.shape:
-            raise ValueError(f"segments must have the shape of tokens {tuple(tokens.shape)}, "
-                             f"got {getattr(segments, 'shape', type(segments).__name__)}")
+            raise ValueError(
+                f"segments must have the shape of tokens {tuple(tokens.shape)}, "
+                f"got {getattr(segments, 'shape', type(segments).__name__)}"
+            )
         token_ids(segments, "segments", c.num_segments)
         lens = None if valid_lens is None else as_valid_lens(valid_lens, max_len=T, device=tokens.device)
         pos = torch.arange(T, device=tokens.device)  # (T,)
@@ -167,17 +171,23 @@ class BERT(nn.Module):
                 x = block(x, lens)
         return (x, weights) if return_weights else x
 
-    def forward(self, tokens: torch.Tensor, segments=None, valid_lens=None, pred_positions=None,
-                return_weights: bool = False) -> BERTOutput:
+    def forward(
+        self, tokens: torch.Tensor, segments=None, valid_lens=None, pred_positions=None, return_weights: bool = False
+    ) -> BERTOutput:
         out = self.encode(tokens, segments, valid_lens, return_weights)
         hidden, weights = out if return_weights else (out, None)
         if pred_positions is None:
             mlm_logits = self.mlm(hidden)  # (B, T, V)
         else:
-            if (not isinstance(pred_positions, torch.Tensor) or pred_positions.dim() != 2
-                    or pred_positions.shape[0] != tokens.shape[0]):
-                raise ValueError(f"pred_positions must have shape (B={tokens.shape[0]}, M), "
-                                 f"got {getattr(pred_positions, 'shape', type(pred_positions).__name__)}")
+            if (
+                not isinstance(pred_positions, torch.Tensor)
+                or pred_positions.dim() != 2
+                or pred_positions.shape[0] != tokens.shape[0]
+            ):
+                raise ValueError(
+                    f"pred_positions must have shape (B={tokens.shape[0]}, M), "
+                    f"got {getattr(pred_positions, 'shape', type(pred_positions).__name__)}"
+                )
             token_ids(pred_positions, "pred_positions", tokens.shape[1])
             index = pred_positions.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])  # (B, M, d)
             mlm_logits = self.mlm(hidden.gather(1, index))  # (B, M, V)
@@ -185,7 +195,7 @@ class BERT(nn.Module):
         return BERTOutput(hidden, mlm_logits, nsp_logits, weights)
 
     @classmethod
-    def from_hf_bert(cls, hf_model: nn.Module, **config_overrides: Any) -> "BERT":
+    def from_hf_bert(cls, hf_model: nn.Module, **config_overrides: Any) -> BERT:
         """A :class:`BERT` with the weights of a ``transformers.BertModel`` / ``BertForPreTraining``.
 
         ``config_overrides`` may set ``dropout`` (default 0: eval-equal to the checkpoint).
@@ -195,10 +205,16 @@ class BERT(nn.Module):
         hf = hf_model.config
         if hf.hidden_act != "gelu" or getattr(hf, "position_embedding_type", "absolute") != "absolute":
             raise ValueError("only BERT with hidden_act='gelu' and absolute positions is supported")
-        sizes = dict(vocab_size=hf.vocab_size, max_len=hf.max_position_embeddings,
-                     num_layers=hf.num_hidden_layers, num_heads=hf.num_attention_heads,
-                     d_model=hf.hidden_size, d_ff=hf.intermediate_size, num_segments=hf.type_vocab_size,
-                     eps=hf.layer_norm_eps)
+        sizes = dict(
+            vocab_size=hf.vocab_size,
+            max_len=hf.max_position_embeddings,
+            num_layers=hf.num_hidden_layers,
+            num_heads=hf.num_attention_heads,
+            d_model=hf.hidden_size,
+            d_ff=hf.intermediate_size,
+            num_segments=hf.type_vocab_size,
+            eps=hf.layer_norm_eps,
+        )
         clash = set(config_overrides) & set(sizes)
         if clash:
             raise ValueError(f"these sizes come from the checkpoint and cannot be overridden: {sorted(clash)}")
@@ -206,9 +222,18 @@ class BERT(nn.Module):
         model = cls(config)
         ours = bert_state_dict_to_ours(hf_model.state_dict(), config.num_layers)
         missing, unexpected = model.load_state_dict(ours, strict=False)
-        allowed = {"mlm.dense.weight", "mlm.dense.bias", "mlm.norm.weight", "mlm.norm.bias", "mlm.decoder.bias",
-                   "mlm.decoder.weight", "nsp.pooler.weight", "nsp.pooler.bias",
-                   "nsp.classifier.weight", "nsp.classifier.bias"}
+        allowed = {
+            "mlm.dense.weight",
+            "mlm.dense.bias",
+            "mlm.norm.weight",
+            "mlm.norm.bias",
+            "mlm.decoder.bias",
+            "mlm.decoder.weight",
+            "nsp.pooler.weight",
+            "nsp.pooler.bias",
+            "nsp.classifier.weight",
+            "nsp.classifier.bias",
+        }
         if unexpected or set(missing) - allowed:
             raise ValueError(f"state dict mismatch: missing {sorted(set(missing) - allowed)}, unexpected {unexpected}")
         return model
@@ -219,25 +244,41 @@ def bert_state_dict_to_ours(sd: Mapping[str, torch.Tensor], num_layers: int) -> 
     and ``cls.`` prefixes) into :class:`BERT`'s names. ``nn.Linear`` layers on both sides: no transposes."""
     prefix = "bert." if "bert.embeddings.word_embeddings.weight" in sd else ""
     if f"{prefix}embeddings.word_embeddings.weight" not in sd:
-        raise ValueError("sd must be a BertModel or BertForPreTraining state dict "
-                         "(no 'embeddings.word_embeddings.weight' found)")
-    names = {"token_embedding": "embeddings.word_embeddings", "position_embedding": "embeddings.position_embeddings",
-             "segment_embedding": "embeddings.token_type_embeddings", "embedding_norm": "embeddings.LayerNorm",
-             "nsp.pooler": "pooler.dense"}
+        raise ValueError(
+            "sd must be a BertModel or BertForPreTraining state dict (no 'embeddings.word_embeddings.weight' found)"
+        )
+    names = {
+        "token_embedding": "embeddings.word_embeddings",
+        "position_embedding": "embeddings.position_embeddings",
+        "segment_embedding": "embeddings.token_type_embeddings",
+        "embedding_norm": "embeddings.LayerNorm",
+        "nsp.pooler": "pooler.dense",
+    }
     for i in range(num_layers):
         h, b = f"encoder.layer.{i}.", f"blocks.{i}."
-        names.update({b + "attention.W_q": h + "attention.self.query", b + "attention.W_k": h + "attention.self.key",
-                      b + "attention.W_v": h + "attention.self.value", b + "attention.W_o": h + "attention.output.dense",
-                      b + "addnorm1.norm": h + "attention.output.LayerNorm", b + "ffn.dense1": h + "intermediate.dense",
-                      b + "ffn.dense2": h + "output.dense", b + "addnorm2.norm": h + "output.LayerNorm"})
+        names.update(
+            {
+                b + "attention.W_q": h + "attention.self.query",
+                b + "attention.W_k": h + "attention.self.key",
+                b + "attention.W_v": h + "attention.self.value",
+                b + "attention.W_o": h + "attention.output.dense",
+                b + "addnorm1.norm": h + "attention.output.LayerNorm",
+                b + "ffn.dense1": h + "intermediate.dense",
+                b + "ffn.dense2": h + "output.dense",
+                b + "addnorm2.norm": h + "output.LayerNorm",
+            }
+        )
     out = {}
     for ours, theirs in names.items():
         for kind in ("weight", "bias"):
             key = f"{prefix}{theirs}.{kind}"
             if key in sd:
                 out[f"{ours}.{kind}"] = sd[key]
-    heads = {"mlm.dense": "cls.predictions.transform.dense", "mlm.norm": "cls.predictions.transform.LayerNorm",
-             "nsp.classifier": "cls.seq_relationship"}
+    heads = {
+        "mlm.dense": "cls.predictions.transform.dense",
+        "mlm.norm": "cls.predictions.transform.LayerNorm",
+        "nsp.classifier": "cls.seq_relationship",
+    }
     for ours, theirs in heads.items():
         for kind in ("weight", "bias"):
             if f"{theirs}.{kind}" in sd:

@@ -35,13 +35,22 @@ class SmallCNN(nn.Module):
             positive_int(name, value)
         self.in_channels = in_channels
         self.features = nn.Sequential(
-            _conv(in_channels, width), _conv(width, width), nn.MaxPool2d(2),  # (B, w, H/2, W/2)
-            _conv(width, 2 * width), nn.AdaptiveAvgPool2d(1), nn.Flatten())  # (B, 2w)
+            _conv(in_channels, width),
+            _conv(width, width),
+            nn.MaxPool2d(2),  # (B, w, H/2, W/2)
+            _conv(width, 2 * width),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )  # (B, 2w)
         self.head = nn.Linear(2 * width, num_classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != self.in_channels \
-                or min(images.shape[-2:]) < 2:
+        if (
+            not isinstance(images, torch.Tensor)
+            or images.dim() != 4
+            or images.shape[1] != self.in_channels
+            or min(images.shape[-2:]) < 2
+        ):
             shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
             raise ValueError(f"images must have shape (B, C={self.in_channels}, H>=2, W>=2), got {shape}")
         return self.head(self.features(images))  # (B, num_classes)

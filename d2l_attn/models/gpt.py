@@ -30,8 +30,9 @@ layers store ``(in, out)`` matrices, the transpose of :class:`torch.nn.Linear`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -103,8 +104,16 @@ class GPT(nn.Module):
         self.position_embedding = nn.Embedding(c.max_len, c.d_model)  # P (max_len, d): learned, absolute
         self.dropout = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(
-            SelfAttentionBlock(c.d_model, c.num_heads, c.d_ff, c.dropout, norm_first=True,
-                               activation=c.activation, causal=True, eps=c.eps)
+            SelfAttentionBlock(
+                c.d_model,
+                c.num_heads,
+                c.d_ff,
+                c.dropout,
+                norm_first=True,
+                activation=c.activation,
+                causal=True,
+                eps=c.eps,
+            )
             for _ in range(c.num_layers)
         )
         self.final_norm = nn.LayerNorm(c.d_model, eps=c.eps)
@@ -138,8 +147,7 @@ class GPT(nn.Module):
 
     def forward(self, tokens: torch.Tensor, valid_lens=None, return_weights: bool = False):
         x = self._embed(tokens, 0)  # (B, T, d)
-        lens = None if valid_lens is None else as_valid_lens(valid_lens, max_len=tokens.shape[1],
-                                                               device=tokens.device)
+        lens = None if valid_lens is None else as_valid_lens(valid_lens, max_len=tokens.shape[1], device=tokens.device)
         weights = []
         for block in self.blocks:
             if return_weights:
@@ -169,8 +177,10 @@ class GPT(nn.Module):
         if src_valid_lens is not None:
             lens = as_valid_lens(src_valid_lens, max_len=src.shape[1], device=src.device, name="src_valid_lens")
             if bool((lens != src.shape[1]).any()):
-                raise ValueError(f"every prompt must use all {src.shape[1]} positions (no padding), "
-                                 f"got src_valid_lens={lens.tolist()}")
+                raise ValueError(
+                    f"every prompt must use all {src.shape[1]} positions (no padding), "
+                    f"got src_valid_lens={lens.tolist()}"
+                )
         state = GPTState((None,) * len(self.blocks), 0, None)
         if src.shape[1] > 1:
             _, state = self._extend(src[:, :-1], state)
@@ -193,7 +203,7 @@ class GPT(nn.Module):
 
     # -- Hugging Face GPT-2 weights -----------------------------------------------------------
     @classmethod
-    def from_hf_gpt2(cls, hf_model: nn.Module, **config_overrides: Any) -> "GPT":
+    def from_hf_gpt2(cls, hf_model: nn.Module, **config_overrides: Any) -> GPT:
         """A :class:`GPT` with the weights of a ``transformers.GPT2LMHeadModel`` (or ``GPT2Model``).
 
         ``config_overrides`` may set ``dropout``, the special ids, or a shorter ``max_len`` (the first
@@ -201,9 +211,16 @@ class GPT(nn.Module):
         hf = hf_model.config
         if getattr(hf, "activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
             raise ValueError(f"only GPT-2's tanh GELU is supported, got {hf.activation_function!r}")
-        sizes = dict(vocab_size=hf.vocab_size, max_len=hf.n_positions, num_layers=hf.n_layer,
-                     num_heads=hf.n_head, d_model=hf.n_embd, d_ff=hf.n_inner or 4 * hf.n_embd,
-                     eps=hf.layer_norm_epsilon, tie_weights=True)
+        sizes = dict(
+            vocab_size=hf.vocab_size,
+            max_len=hf.n_positions,
+            num_layers=hf.n_layer,
+            num_heads=hf.n_head,
+            d_model=hf.n_embd,
+            d_ff=hf.n_inner or 4 * hf.n_embd,
+            eps=hf.layer_norm_epsilon,
+            tie_weights=True,
+        )
         clash = set(config_overrides) & set(sizes) - {"max_len"}
         if clash:
             raise ValueError(f"these sizes come from the checkpoint and cannot be overridden: {sorted(clash)}")
@@ -225,10 +242,14 @@ def gpt2_state_dict_to_ours(sd: Mapping[str, torch.Tensor], num_layers: int) -> 
     prefix = "transformer." if "transformer.wte.weight" in sd else ""
     if f"{prefix}wte.weight" not in sd:
         raise ValueError("sd must be a GPT2LMHeadModel or GPT2Model state dict (no 'wte.weight' found)")
-    g = lambda name: sd[prefix + name]  # noqa: E731
-    out = {"token_embedding.weight": g("wte.weight"), "position_embedding.weight": g("wpe.weight"),
-           "final_norm.weight": g("ln_f.weight"), "final_norm.bias": g("ln_f.bias"),
-           "lm_head.weight": g("wte.weight")}
+    g = lambda name: sd[prefix + name]
+    out = {
+        "token_embedding.weight": g("wte.weight"),
+        "position_embedding.weight": g("wpe.weight"),
+        "final_norm.weight": g("ln_f.weight"),
+        "final_norm.bias": g("ln_f.bias"),
+        "lm_head.weight": g("wte.weight"),
+    }
     for i in range(num_layers):
         h, b = f"h.{i}.", f"blocks.{i}."
         w_qkv, b_qkv = g(h + "attn.c_attn.weight").t().chunk(3, dim=0), g(h + "attn.c_attn.bias").chunk(3)

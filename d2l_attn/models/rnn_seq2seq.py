@@ -69,17 +69,16 @@ class GRUEncoder(nn.Module):
         dropout: dropout on the embeddings and between GRU layers.
     """
 
-    def __init__(self, vocab_size: int, embed_size: int, num_hiddens: int, num_layers: int = 1,
-                 dropout: float = 0.0):
+    def __init__(self, vocab_size: int, embed_size: int, num_hiddens: int, num_layers: int = 1, dropout: float = 0.0):
         super().__init__()
-        positive_ints(vocab_size=vocab_size, embed_size=embed_size, num_hiddens=num_hiddens,
-                      num_layers=num_layers)
+        positive_ints(vocab_size=vocab_size, embed_size=embed_size, num_hiddens=num_hiddens, num_layers=num_layers)
         dropout = unit_interval("dropout", dropout)
         self.num_hiddens, self.num_layers = num_hiddens, num_layers
         self.embedding = nn.Embedding(vocab_size, embed_size)
         self.dropout = nn.Dropout(dropout)
-        self.rnn = nn.GRU(embed_size, num_hiddens, num_layers, batch_first=True,
-                          dropout=dropout if num_layers > 1 else 0.0)
+        self.rnn = nn.GRU(
+            embed_size, num_hiddens, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0
+        )
 
     def forward(self, src: torch.Tensor, src_valid_lens) -> tuple[torch.Tensor, torch.Tensor]:
         """``src (B, T)`` ids, ``src_valid_lens (B,)`` -> ``outputs (B, T, H)``, ``state (L, B, H)``.
@@ -127,18 +126,21 @@ class AttentionDecoder(nn.Module):
         dropout: dropout on embeddings, between GRU layers and on the GRU output.
     """
 
-    def __init__(self, vocab_size: int, embed_size: int, num_hiddens: int, num_layers: int = 1,
-                 dropout: float = 0.0):
+    def __init__(self, vocab_size: int, embed_size: int, num_hiddens: int, num_layers: int = 1, dropout: float = 0.0):
         super().__init__()
-        positive_ints(vocab_size=vocab_size, embed_size=embed_size, num_hiddens=num_hiddens,
-                      num_layers=num_layers)
+        positive_ints(vocab_size=vocab_size, embed_size=embed_size, num_hiddens=num_hiddens, num_layers=num_layers)
         dropout = unit_interval("dropout", dropout)
         self.vocab_size, self.num_hiddens, self.num_layers = vocab_size, num_hiddens, num_layers
         self.attention = AdditiveAttention(num_hiddens, num_hiddens, num_hiddens)
         self.embedding = nn.Embedding(vocab_size, embed_size)
         self.dropout = nn.Dropout(dropout)
-        self.rnn = nn.GRU(embed_size + num_hiddens, num_hiddens, num_layers, batch_first=True,
-                          dropout=dropout if num_layers > 1 else 0.0)
+        self.rnn = nn.GRU(
+            embed_size + num_hiddens,
+            num_hiddens,
+            num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
         self.dense = nn.Linear(num_hiddens, vocab_size)
 
     def init_state(self, enc_outputs: torch.Tensor, enc_state: torch.Tensor, src_valid_lens) -> DecoderState:
@@ -148,14 +150,19 @@ class AttentionDecoder(nn.Module):
         is computed here once instead of at every decoding step (Bahdanau et al. note the same).
         """
         if enc_outputs.dim() != 3 or enc_outputs.shape[-1] != self.num_hiddens:
-            raise ValueError(f"enc_outputs must have shape (B, T, H={self.num_hiddens}), got {tuple(enc_outputs.shape)}")
+            raise ValueError(
+                f"enc_outputs must have shape (B, T, H={self.num_hiddens}), got {tuple(enc_outputs.shape)}"
+            )
         expected = (self.num_layers, enc_outputs.shape[0], self.num_hiddens)
         if tuple(enc_state.shape) != expected:
             raise ValueError(f"enc_state must have shape (num_layers, B, H) = {expected}, got {tuple(enc_state.shape)}")
-        lens = as_valid_lens(src_valid_lens, max_len=enc_outputs.shape[1], device=enc_outputs.device,
-                             name="src_valid_lens")
+        lens = as_valid_lens(
+            src_valid_lens, max_len=enc_outputs.shape[1], device=enc_outputs.device, name="src_valid_lens"
+        )
         if tuple(lens.shape) != (enc_outputs.shape[0],):
-            raise ValueError(f"src_valid_lens must have shape (B,) = ({enc_outputs.shape[0]},), got {tuple(lens.shape)}")
+            raise ValueError(
+                f"src_valid_lens must have shape (B,) = ({enc_outputs.shape[0]},), got {tuple(lens.shape)}"
+            )
         positions = torch.arange(enc_outputs.shape[1], device=enc_outputs.device)  # (T,)
         key_mask = (positions < lens.unsqueeze(1)).unsqueeze(1)  # (B, 1, T)
         proj_keys = self.attention.W_k(enc_outputs)  # (B, T, H)
@@ -164,11 +171,13 @@ class AttentionDecoder(nn.Module):
     @staticmethod
     def reorder_state(state: DecoderState, index: torch.Tensor) -> DecoderState:
         """Select/repeat batch entries (used by beam search): ``index (N,)`` into the batch axis."""
-        return DecoderState(state.enc_outputs.index_select(0, index),  # (N, T, H)
-                            state.proj_keys.index_select(0, index),  # (N, T, H)
-                            state.key_mask.index_select(0, index),  # (N, 1, T)
-                            state.hidden.index_select(1, index),  # (L, N, H)
-                            state.src_valid_lens.index_select(0, index))  # (N,)
+        return DecoderState(
+            state.enc_outputs.index_select(0, index),  # (N, T, H)
+            state.proj_keys.index_select(0, index),  # (N, T, H)
+            state.key_mask.index_select(0, index),  # (N, 1, T)
+            state.hidden.index_select(1, index),  # (L, N, H)
+            state.src_valid_lens.index_select(0, index),
+        )  # (N,)
 
     def attend(self, state: DecoderState) -> tuple[torch.Tensor, torch.Tensor]:
         r"""Context ``(B, 1, H)`` and weights ``(B, 1, T)`` for the query :math:`\mathbf{s}_{t'-1}`.
@@ -234,12 +243,20 @@ class Seq2Seq(nn.Module):
                 f"({encoder.num_hiddens}, {encoder.num_layers}) and ({decoder.num_hiddens}, {decoder.num_layers})"
             )
         self.encoder, self.decoder = encoder, decoder
-        self.bos_id, self.eos_id, self.pad_id = special_ids(decoder.vocab_size, bos_id=bos_id, eos_id=eos_id,
-                                                            pad_id=pad_id)
+        self.bos_id, self.eos_id, self.pad_id = special_ids(
+            decoder.vocab_size, bos_id=bos_id, eos_id=eos_id, pad_id=pad_id
+        )
 
     @classmethod
-    def from_vocabs(cls, src_vocab: Vocab, tgt_vocab: Vocab, embed_size: int = 256, num_hiddens: int = 256,
-                    num_layers: int = 1, dropout: float = 0.0) -> "Seq2Seq":
+    def from_vocabs(
+        cls,
+        src_vocab: Vocab,
+        tgt_vocab: Vocab,
+        embed_size: int = 256,
+        num_hiddens: int = 256,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+    ) -> Seq2Seq:
         """Build encoder and decoder for these vocabularies (which must hold ``<bos>``, ``<eos>``, ``<pad>``)."""
         special = tgt_vocab.special_ids("tgt_vocab")
         encoder = GRUEncoder(len(src_vocab), embed_size, num_hiddens, num_layers, dropout)

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from .._checks import heads_divide, positive_int, special_ids, token_ids, unit_interval
-from ..blocks import LayerCache, SelfAttentionBlock, TransformerDecoderBlock
+from ..blocks import SelfAttentionBlock, TransformerDecoderBlock
 from ..data.vocab import Vocab
 from ..embeddings import TokenEmbedding
 from ..masking import as_valid_lens, key_padding_mask
@@ -125,8 +125,9 @@ class _Stack(nn.Module):
     """What the encoder and the decoder share: the config, token embedding + positions,
     ``num_layers`` blocks, and a final LayerNorm for pre-LN (identity for post-LN)."""
 
-    def __init__(self, vocab_size: int, block_type: type[nn.Module], config: TransformerConfig | None,
-                 sizes: dict[str, Any]):
+    def __init__(
+        self, vocab_size: int, block_type: type[nn.Module], config: TransformerConfig | None, sizes: dict[str, Any]
+    ):
         super().__init__()
         self.config = cfg = _config(config, sizes)
         self.vocab_size = positive_int("vocab_size", vocab_size)
@@ -170,10 +171,13 @@ class TransformerState(NamedTuple):
     caches: tuple
     num_decoded: int
 
-    def index_select(self, index: torch.Tensor) -> "TransformerState":
+    def index_select(self, index: torch.Tensor) -> TransformerState:
         """Select/repeat batch entries (beam search): ``index (N,)`` into the batch axis."""
-        return TransformerState(self.src_valid_lens.index_select(0, index),  # (N,)
-                                tuple(c.index_select(index) for c in self.caches), self.num_decoded)
+        return TransformerState(
+            self.src_valid_lens.index_select(0, index),  # (N,)
+            tuple(c.index_select(index) for c in self.caches),
+            self.num_decoded,
+        )
 
 
 class TransformerWeights(NamedTuple):
@@ -197,8 +201,7 @@ class TransformerDecoder(_Stack):
         super().__init__(vocab_size, TransformerDecoderBlock, config, sizes)
         self.dense = nn.Linear(self.d_model, vocab_size)  # logits over the target vocabulary
 
-    def forward(self, tgt_in: torch.Tensor, memory: torch.Tensor, memory_valid_lens=None,
-                return_weights: bool = False):
+    def forward(self, tgt_in: torch.Tensor, memory: torch.Tensor, memory_valid_lens=None, return_weights: bool = False):
         token_ids(tgt_in, "tgt_in", self.vocab_size)
         _check_memory(memory, self.d_model, tgt_in.shape[0])
         keep = _key_mask(memory_valid_lens, memory, "memory_valid_lens")  # (B, 1, 1, T) or None, checked once
@@ -234,7 +237,9 @@ class TransformerDecoder(_Stack):
         if not isinstance(state, TransformerState):
             raise ValueError(f"state must be a TransformerState (see init_state), got {type(state).__name__}")
         x = self.embed(tokens, offset=state.num_decoded)  # (B, T_new, d)
-        keep = key_padding_mask(state.src_valid_lens, state.caches[0].memory.length)  # (B, 1, 1, T), checked by init_state
+        keep = key_padding_mask(
+            state.src_valid_lens, state.caches[0].memory.length
+        )  # (B, 1, 1, T), checked by init_state
         caches, w_self, w_cross = [], [], []
         for block, cache in zip(self.blocks, state.caches):
             out = block.compute(x, cache.memory, keep, cache.self_attn, return_weights=return_weights)
@@ -261,8 +266,9 @@ class Transformer(nn.Module):
     Build one with :meth:`from_vocabs`, or from an encoder and a decoder of the same width.
     """
 
-    def __init__(self, encoder: TransformerEncoder, decoder: TransformerDecoder, *, bos_id: int, eos_id: int,
-                 pad_id: int):
+    def __init__(
+        self, encoder: TransformerEncoder, decoder: TransformerDecoder, *, bos_id: int, eos_id: int, pad_id: int
+    ):
         super().__init__()
         if not isinstance(encoder, TransformerEncoder) or not isinstance(decoder, TransformerDecoder):
             raise ValueError(
@@ -275,12 +281,14 @@ class Transformer(nn.Module):
                 f"outputs), got {encoder.d_model} and {decoder.d_model}"
             )
         self.encoder, self.decoder = encoder, decoder
-        self.bos_id, self.eos_id, self.pad_id = special_ids(decoder.vocab_size, bos_id=bos_id, eos_id=eos_id,
-                                                            pad_id=pad_id)
+        self.bos_id, self.eos_id, self.pad_id = special_ids(
+            decoder.vocab_size, bos_id=bos_id, eos_id=eos_id, pad_id=pad_id
+        )
 
     @classmethod
-    def from_vocabs(cls, src_vocab: Vocab, tgt_vocab: Vocab, config: TransformerConfig | None = None,
-                    **sizes: Any) -> "Transformer":
+    def from_vocabs(
+        cls, src_vocab: Vocab, tgt_vocab: Vocab, config: TransformerConfig | None = None, **sizes: Any
+    ) -> Transformer:
         """Build encoder and decoder for these vocabularies (the target one must hold ``<bos>``, ``<eos>``, ``<pad>``).
 
         ``config`` (default :class:`TransformerConfig`) with any field replaced by ``sizes``, e.g.
@@ -291,15 +299,14 @@ class Transformer(nn.Module):
                 raise ValueError(f"{name} must be a d2l_attn.data.Vocab, got {type(vocab).__name__}")
         special = tgt_vocab.special_ids("tgt_vocab")
         config = _config(config, sizes)
-        return cls(TransformerEncoder(len(src_vocab), config), TransformerDecoder(len(tgt_vocab), config),
-                   **special)
+        return cls(TransformerEncoder(len(src_vocab), config), TransformerDecoder(len(tgt_vocab), config), **special)
 
     @property
     def config(self) -> TransformerConfig:
         """The sizes of this model (enough to rebuild it with :meth:`from_vocabs`)."""
         return self.encoder.config
 
-    def set_fused(self, fused: bool) -> "Transformer":
+    def set_fused(self, fused: bool) -> Transformer:
         """Switch every attention layer between the fused (SDPA) and the reference path."""
         for module in self.modules():
             if isinstance(module, DotProductAttention):

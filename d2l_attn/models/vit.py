@@ -52,8 +52,16 @@ class ViTConfig:
     layer_norm_eps: float = 1e-5  # Hugging Face's ViT uses 1e-12
 
     def __post_init__(self):
-        for name in ("image_size", "patch_size", "in_channels", "num_classes", "d_model", "num_heads", "d_ff",
-                     "num_layers"):
+        for name in (
+            "image_size",
+            "patch_size",
+            "in_channels",
+            "num_classes",
+            "d_model",
+            "num_heads",
+            "d_ff",
+            "num_layers",
+        ):
             positive_int(name, getattr(self, name))
         heads_divide(self.d_model, self.num_heads)
         unit_interval("dropout", self.dropout)
@@ -78,11 +86,13 @@ class ViT(nn.Module):
         elif kwargs:
             raise ValueError("pass either a ViTConfig or keyword sizes, not both")
         self.config = c = config
-        self.embed = ImageEmbedding(c.image_size, c.patch_size, c.in_channels, c.d_model, c.dropout,
-                                    cls_token=c.pool == "cls")
+        self.embed = ImageEmbedding(
+            c.image_size, c.patch_size, c.in_channels, c.d_model, c.dropout, cls_token=c.pool == "cls"
+        )
         self.blocks = nn.ModuleList(
             SelfAttentionBlock(c.d_model, c.num_heads, c.d_ff, c.dropout, norm_first=True, activation="gelu")
-            for _ in range(c.num_layers))
+            for _ in range(c.num_layers)
+        )
         self.norm = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps)
         self.head = nn.Linear(c.d_model, c.num_classes)
         if c.layer_norm_eps != 1e-5:
@@ -115,7 +125,7 @@ class ViT(nn.Module):
         return (logits, weights) if return_weights else logits
 
     @torch.no_grad()
-    def load_hf_weights(self, hf_model: nn.Module) -> "ViT":
+    def load_hf_weights(self, hf_model: nn.Module) -> ViT:
         """Copy the weights of a Hugging Face ``ViTModel`` (or the ``.vit`` of ``ViTForImageClassification``)
         with the same sizes; our ``features`` then equal its ``last_hidden_state``.
 
@@ -124,9 +134,15 @@ class ViT(nn.Module):
         """
         c = self.config
         hf = getattr(hf_model, "config", None)
-        sizes = {"hidden_size": c.d_model, "num_attention_heads": c.num_heads, "intermediate_size": c.d_ff,
-                 "num_hidden_layers": c.num_layers, "patch_size": c.patch_size, "image_size": c.image_size,
-                 "num_channels": c.in_channels}
+        sizes = {
+            "hidden_size": c.d_model,
+            "num_attention_heads": c.num_heads,
+            "intermediate_size": c.d_ff,
+            "num_hidden_layers": c.num_layers,
+            "patch_size": c.patch_size,
+            "image_size": c.image_size,
+            "num_channels": c.in_channels,
+        }
         for name, ours in sizes.items():
             if getattr(hf, name, None) != ours:
                 raise ValueError(f"hf_model.config.{name} is {getattr(hf, name, None)!r}, this ViT has {ours}")
@@ -149,14 +165,16 @@ class ViT(nn.Module):
         pairs = [(self.norm, "layernorm")]
         for i, ours in enumerate(self.blocks):
             a = ours.attention
-            pairs += [(a.W_q, find(i, "attention.q_proj", "attention.attention.query")),
-                      (a.W_k, find(i, "attention.k_proj", "attention.attention.key")),
-                      (a.W_v, find(i, "attention.v_proj", "attention.attention.value")),
-                      (a.W_o, find(i, "attention.o_proj", "attention.output.dense")),
-                      (ours.ffn.dense1, find(i, "mlp.fc1", "intermediate.dense")),
-                      (ours.ffn.dense2, find(i, "mlp.fc2", "output.dense")),
-                      (ours.addnorm1.norm, find(i, "layernorm_before")),
-                      (ours.addnorm2.norm, find(i, "layernorm_after"))]
+            pairs += [
+                (a.W_q, find(i, "attention.q_proj", "attention.attention.query")),
+                (a.W_k, find(i, "attention.k_proj", "attention.attention.key")),
+                (a.W_v, find(i, "attention.v_proj", "attention.attention.value")),
+                (a.W_o, find(i, "attention.o_proj", "attention.output.dense")),
+                (ours.ffn.dense1, find(i, "mlp.fc1", "intermediate.dense")),
+                (ours.ffn.dense2, find(i, "mlp.fc2", "output.dense")),
+                (ours.addnorm1.norm, find(i, "layernorm_before")),
+                (ours.addnorm2.norm, find(i, "layernorm_after")),
+            ]
         for ours, name in pairs:
             ours.weight.copy_(state[name + ".weight"])
             ours.bias.copy_(state[name + ".bias"])
@@ -165,8 +183,9 @@ class ViT(nn.Module):
         return self
 
 
-def mean_attention_distance(weights: torch.Tensor, grid: tuple[int, int], patch_size: int,
-                            has_cls: bool = True) -> torch.Tensor:
+def mean_attention_distance(
+    weights: torch.Tensor, grid: tuple[int, int], patch_size: int, has_cls: bool = True
+) -> torch.Tensor:
     r"""Mean attention distance in pixels per layer and head, averaged over images and query patches.
 
     For query patch :math:`i` with attention weights :math:`a_{ij}` over the patches :math:`j`
@@ -185,13 +204,16 @@ def mean_attention_distance(weights: torch.Tensor, grid: tuple[int, int], patch_
     Returns ``(L, h)`` (or ``(h,)``).
     """
     if not isinstance(weights, torch.Tensor) or weights.dim() not in (4, 5):
-        raise ValueError(f"weights must have shape (B, L, h, T, T) or (B, h, T, T), got "
-                         f"{tuple(getattr(weights, 'shape', ()))}")
+        raise ValueError(
+            f"weights must have shape (B, L, h, T, T) or (B, h, T, T), got {tuple(getattr(weights, 'shape', ()))}"
+        )
     rows, cols = grid
     n = rows * cols
     if weights.shape[-1] != weights.shape[-2] or weights.shape[-1] != n + bool(has_cls):
-        raise ValueError(f"weights must attend over {n + bool(has_cls)} tokens ({rows}x{cols} patches"
-                         f"{' + [CLS]' if has_cls else ''}), got the last two dimensions {tuple(weights.shape[-2:])}")
+        raise ValueError(
+            f"weights must attend over {n + bool(has_cls)} tokens ({rows}x{cols} patches"
+            f"{' + [CLS]' if has_cls else ''}), got the last two dimensions {tuple(weights.shape[-2:])}"
+        )
     positive_int("patch_size", patch_size)
     start = int(bool(has_cls))
     a = weights[..., start:, start:].float()  # (..., N, N) patches only
