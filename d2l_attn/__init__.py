@@ -38,6 +38,9 @@ module                    what it holds                                         
 ``utils``                 device, seeding, quick mode, atomic save/load          all
 ========================  ====================================================  ==========
 
+Chapter 9 (pretraining) is being written: its modules (``models.gpt``, ``models.bert``,
+``tokenizers``, ``pretrain``, ``data.text`` and the pretraining losses) are complete and tested.
+
 Import what you need: ``from d2l_attn.multihead import MultiHeadAttention``.
 """
 
