@@ -133,3 +133,14 @@ def special_ids(vocab_size: int, **ids: object) -> tuple[int, ...]:
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < vocab_size:
             raise ValueError(f"{name} must be a token id of the vocabulary, in [0, {vocab_size}), got {value!r}")
     return tuple(ids.values())  # type: ignore[return-value]
+
+
+def stack_sizes(config: object, *names: str) -> int:
+    """Check the sizes of a model config (each of ``names`` a positive int, ``dropout`` in [0, 1],
+    ``d_model`` divisible by ``num_heads``) and return ``d_ff``, defaulting to ``4 * d_model``."""
+    for name in names:
+        positive_int(name, getattr(config, name))
+    unit_interval("dropout", config.dropout)
+    heads_divide(config.d_model, config.num_heads)
+    d_ff = config.d_ff
+    return positive_int("d_ff", 4 * config.d_model if d_ff is None else d_ff)

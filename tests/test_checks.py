@@ -78,3 +78,21 @@ def test_paired_lists_rejects_strings_and_length_mismatches():
         _checks.paired_lists("a", "x y", "b", ["y"])
     with pytest.raises(ValueError, match=r"^a and b must have the same length \(why\), got 1 and 2$"):
         _checks.paired_lists("a", ["x"], "b", ["y", "z"], " (why)")
+
+
+def test_stack_sizes_checks_a_config_and_defaults_d_ff():
+    from types import SimpleNamespace
+
+    from d2l_attn._checks import stack_sizes
+
+    config = SimpleNamespace(d_model=8, num_heads=2, num_layers=1, dropout=0.1, d_ff=None)
+    assert stack_sizes(config, "d_model", "num_heads", "num_layers") == 32  # 4 * d_model
+    assert stack_sizes(SimpleNamespace(**{**vars(config), "d_ff": 5}), "d_model") == 5
+    for field, bad, match in [
+        ("num_layers", 0, "num_layers"),
+        ("dropout", 1.5, "dropout"),
+        ("num_heads", 3, "divisible"),
+        ("d_ff", -1, "d_ff"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            stack_sizes(SimpleNamespace(**{**vars(config), field: bad}), "d_model", "num_heads", "num_layers")

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._checks import positive_int, token_ids, unit_interval
+from .._checks import stack_sizes, token_ids
 from ..blocks import SelfAttentionBlock
 from ..masking import as_valid_lens
 
@@ -58,14 +58,7 @@ class BERTConfig:
     eps: float = 1e-12  # BERT's LayerNorm epsilon
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "max_len", "num_layers", "num_heads", "d_model", "num_segments"):
-            positive_int(name, getattr(self, name))
-        if self.d_ff is None:
-            self.d_ff = 4 * self.d_model
-        positive_int("d_ff", self.d_ff)
-        unit_interval("dropout", self.dropout)
-        if self.d_model % self.num_heads:
-            raise ValueError(f"d_model={self.d_model} must be divisible by num_heads={self.num_heads}")
+        self.d_ff = stack_sizes(self, "vocab_size", "max_len", "num_layers", "num_heads", "d_model", "num_segments")
 
 
 class BERTOutput(NamedTuple):

@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from .._checks import positive_int, token_ids, unit_interval
+from .._checks import stack_sizes, token_ids
 from ..blocks import SelfAttentionBlock
 from ..masking import as_valid_lens
 from ..multihead import KVCache
@@ -64,14 +64,7 @@ class GPTConfig:
     pad_id: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "max_len", "num_layers", "num_heads", "d_model"):
-            positive_int(name, getattr(self, name))
-        if self.d_ff is None:
-            self.d_ff = 4 * self.d_model
-        positive_int("d_ff", self.d_ff)
-        unit_interval("dropout", self.dropout)
-        if self.d_model % self.num_heads:
-            raise ValueError(f"d_model={self.d_model} must be divisible by num_heads={self.num_heads}")
+        self.d_ff = stack_sizes(self, "vocab_size", "max_len", "num_layers", "num_heads", "d_model")
 
 
 class GPTState(NamedTuple):
