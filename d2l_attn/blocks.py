@@ -147,7 +147,7 @@ class AddNorm(nn.Module):
         self.norm = nn.LayerNorm(d_model, eps=eps)
         self.dropout = nn.Dropout(unit_interval("dropout", dropout))
 
-    def forward(self, x: torch.Tensor, sublayer: Callable):
+    def forward(self, x: torch.Tensor, sublayer: Callable) -> torch.Tensor | tuple[torch.Tensor, ...]:
         if not callable(sublayer):
             raise ValueError(f"sublayer must be a callable (B, T, d) -> (B, T, d), got {type(sublayer).__name__}")
         out = sublayer(self.norm(x) if self.norm_first else x)
@@ -244,7 +244,9 @@ class SelfAttentionBlock(nn.Module):
         self.ffn = PositionWiseFFN(d_model, d_ff, dropout, activation)
         self.addnorm2 = AddNorm(d_model, dropout, norm_first, eps)
 
-    def forward(self, x: torch.Tensor, valid_lens=None, return_weights: bool = False):
+    def forward(
+        self, x: torch.Tensor, valid_lens=None, return_weights: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         _check_input(x, "x", self.d_model)
 
         def self_attend(h):  # the checked multi-head attention: x may come from anywhere
@@ -252,7 +254,9 @@ class SelfAttentionBlock(nn.Module):
 
         return self._sublayers(x, self_attend, return_weights)
 
-    def compute(self, x: torch.Tensor, keep: torch.Tensor | None = None, return_weights: bool = False):
+    def compute(
+        self, x: torch.Tensor, keep: torch.Tensor | None = None, return_weights: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """:meth:`forward` with a key mask from :meth:`MultiHeadAttention.mask <d2l_attn.multihead.MultiHeadAttention.mask>`
         (or ``None``) and no argument checks: a stack checks its input once and calls this for every block."""
 
@@ -261,7 +265,9 @@ class SelfAttentionBlock(nn.Module):
 
         return self._sublayers(x, self_attend, return_weights)
 
-    def step(self, x: torch.Tensor, cache: KVCache | None = None, return_weights: bool = False):
+    def step(
+        self, x: torch.Tensor, cache: KVCache | None = None, return_weights: bool = False
+    ) -> tuple[torch.Tensor, KVCache] | tuple[torch.Tensor, KVCache, torch.Tensor]:
         r"""Causal blocks only: process ``T_new`` more positions given the :class:`~d2l_attn.multihead.KVCache`
         of the earlier ``t`` (``None`` at the start).
 
@@ -368,7 +374,9 @@ class TransformerDecoderBlock(nn.Module):
         self.ffn = PositionWiseFFN(d_model, d_ff, dropout, activation)
         self.addnorm3 = AddNorm(d_model, dropout, norm_first)
 
-    def forward(self, x: torch.Tensor, memory: torch.Tensor, memory_valid_lens=None, return_weights: bool = False):
+    def forward(
+        self, x: torch.Tensor, memory: torch.Tensor, memory_valid_lens=None, return_weights: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         _check_input(x, "x", self.d_model, "T'")
         _check_input(memory, "memory", self.d_model, "T")
         if memory.shape[0] != x.shape[0]:
@@ -389,6 +397,11 @@ class TransformerDecoderBlock(nn.Module):
         memory_keep: torch.Tensor | None = None,
         self_cache: KVCache | None = None,
         return_weights: bool = False,
+    ) -> (
+        torch.Tensor
+        | tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+        | tuple[torch.Tensor, LayerCache]
+        | tuple[torch.Tensor, LayerCache, torch.Tensor, torch.Tensor]
     ):
         """The three sublayers without argument checks (a stack checks its inputs once, then calls this per block).
 
@@ -431,7 +444,9 @@ class TransformerDecoderBlock(nn.Module):
         empty = memory.new_zeros(memory.shape[0], self.num_heads, 0, head_dim)  # (B, h, 0, d_h)
         return LayerCache(KVCache(empty, empty), self.cross_attention.project(memory, memory))
 
-    def step(self, x: torch.Tensor, cache: LayerCache, memory_valid_lens=None, return_weights: bool = False):
+    def step(
+        self, x: torch.Tensor, cache: LayerCache, memory_valid_lens=None, return_weights: bool = False
+    ) -> tuple[torch.Tensor, LayerCache] | tuple[torch.Tensor, LayerCache, torch.Tensor, torch.Tensor]:
         r"""Process the next ``T_new`` target positions given the cache of the earlier ``t``.
 
         The new positions' keys and values are projected once and appended to the cache; each new

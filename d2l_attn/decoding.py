@@ -130,7 +130,9 @@ class _Decoding:
 
 
 @torch.no_grad()
-def greedy_decode(model: StepModel, src: torch.Tensor, src_valid_lens, max_len: int, return_weights: bool = False):
+def greedy_decode(
+    model: StepModel, src: torch.Tensor, src_valid_lens, max_len: int, return_weights: bool = False
+) -> list[list[int]] | tuple[list[list[int]], list[torch.Tensor]]:
     """Decode a batch by picking the most likely token at every step.
 
     Returns a list of ``B`` token-id lists (``<eos>`` and what follows removed) and, with
@@ -169,7 +171,7 @@ def beam_search(
     beam_size: int = 4,
     length_penalty: float = 0.75,
     return_weights: bool = False,
-):
+) -> list[list[int]] | tuple[list[list[int]], list[torch.Tensor]]:
     r"""Batched beam search: keep the ``beam_size`` most likely prefixes per sentence.
 
     Every step extends each of the ``K`` prefixes by every token and keeps the ``K`` best by total
@@ -258,7 +260,7 @@ def sample(
     top_k: int | None = None,
     top_p: float | None = None,
     generator: torch.Generator | None = None,
-):
+) -> list[list[int]]:
     r"""Draw one sequence per batch row: :math:`y_t \sim \operatorname{softmax}(\mathbf{z}_t/\tau)` over the allowed tokens.
 
     ``temperature`` :math:`\tau > 0` sharpens (< 1) or flattens (> 1) the distribution;
@@ -299,7 +301,7 @@ def sequence_log_prob(
     tgt: torch.Tensor,
     tgt_valid_lens=None,
     return_weights: bool = False,
-):
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     r"""Teacher-forced :math:`\log P(y \mid x) = \sum_{t < \ell} \log P(y_t \mid y_{<t}, x)` for each row, ``(B,)``.
 
     ``tgt (B, T')`` holds the output tokens (with ``<eos>`` where the sequence ends, if it does);

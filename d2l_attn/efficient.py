@@ -120,7 +120,7 @@ class LocalAttention(_PatternAttention):
         super().__init__(dropout=dropout, fused=fused)
         self.window, self.causal = positive_int("window", window), bool(causal)
 
-    def pattern(self, num_queries, num_keys, device):
+    def pattern(self, num_queries, num_keys, device) -> torch.Tensor:
         return window_mask(num_queries, num_keys, window=self.window, causal=self.causal, device=device)
 
     def extra_repr(self) -> str:
@@ -141,7 +141,7 @@ class BlockSparseAttention(_PatternAttention):
             raise ValueError(f"num_global must be a non-negative int, got {num_global!r}")
         self.num_global = num_global
 
-    def pattern(self, num_queries, num_keys, device):
+    def pattern(self, num_queries, num_keys, device) -> torch.Tensor:
         if num_queries != num_keys:
             raise ValueError(f"BlockSparseAttention is self-attention: needs T_q == T_k, got {num_queries}, {num_keys}")
         return block_sparse_mask(num_keys, self.block_size, num_global=min(self.num_global, num_keys), device=device)
@@ -173,7 +173,9 @@ class LowRankAttention(nn.Module):
         self.E = nn.Parameter(torch.randn(rank, seq_len) / math.sqrt(rank))  # (k, n)
         self.F = nn.Parameter(torch.randn(rank, seq_len) / math.sqrt(rank))  # (k, n)
 
-    def forward(self, queries, keys, values, valid_lens=None, attn_mask=None, return_weights=False, is_causal=False):
+    def forward(
+        self, queries, keys, values, valid_lens=None, attn_mask=None, return_weights=False, is_causal=False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         _check_qkv(queries, keys, values, same_dim=True)
         _refuse("LowRankAttention", attn_mask=attn_mask, is_causal=is_causal)
         num_keys = keys.shape[-2]
@@ -223,7 +225,9 @@ class LinearAttention(nn.Module):
         """The feature map :math:`\\phi`, ``(..., T, d) -> (..., T, m)``, positive."""
         return F.elu(x) + 1.0
 
-    def forward(self, queries, keys, values, valid_lens=None, attn_mask=None, return_weights=False, is_causal=False):
+    def forward(
+        self, queries, keys, values, valid_lens=None, attn_mask=None, return_weights=False, is_causal=False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         _check_qkv(queries, keys, values, same_dim=True)
         _refuse(type(self).__name__, attn_mask=attn_mask)
         if is_causal and queries.shape[-2] != keys.shape[-2]:
@@ -248,7 +252,7 @@ class LinearAttention(nn.Module):
             denominator = phi_q @ phi_k.sum(-2).unsqueeze(-1)  # (..., T_q, 1)
         return numerator / (denominator + self.eps)
 
-    def step(self, query, key, value, state=None):
+    def step(self, query, key, value, state=None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """One causal decoding step: ``query``, ``key`` ``(..., d)``, ``value`` ``(..., d_v)``.
 
         ``state = (S (..., m, d_v), z (..., m))`` or ``None`` at the start. Returns
@@ -387,7 +391,9 @@ class TiledAttention(nn.Module):
         super().__init__()
         self.block_q, self.block_k = positive_int("block_q", block_q), positive_int("block_k", block_k)
 
-    def forward(self, queries, keys, values, valid_lens=None, attn_mask=None, return_weights=False, is_causal=False):
+    def forward(
+        self, queries, keys, values, valid_lens=None, attn_mask=None, return_weights=False, is_causal=False
+    ) -> torch.Tensor:
         _refuse("TiledAttention", valid_lens=valid_lens, attn_mask=attn_mask, return_weights=return_weights)
         return tiled_attention(
             queries,
@@ -433,7 +439,9 @@ class GroupedQueryAttention(nn.Module):
         """Keys and values as a :class:`~d2l_attn.multihead.KVCache` of ``(B, g, T_k, d_h)`` tensors."""
         return KVCache(split_heads(self.W_k(keys), self.num_kv_heads), split_heads(self.W_v(values), self.num_kv_heads))
 
-    def attend(self, queries: torch.Tensor, cache: KVCache, valid_lens=None, attn_mask=None, is_causal=False):
+    def attend(
+        self, queries: torch.Tensor, cache: KVCache, valid_lens=None, attn_mask=None, is_causal=False
+    ) -> torch.Tensor:
         """Attend from ``queries (B, T_q, d_model)`` over a cache; output ``(B, T_q, d_model)``."""
         q = split_heads(self.W_q(queries), self.num_heads)  # (B, h, T_q, d_h)
         group = self.num_heads // self.num_kv_heads
@@ -442,7 +450,7 @@ class GroupedQueryAttention(nn.Module):
         heads = self.attention(q, k, v, valid_lens=valid_lens, attn_mask=attn_mask, is_causal=is_causal)
         return self.W_o(merge_heads(heads))  # (B, T_q, d_model)
 
-    def forward(self, queries, keys, values, valid_lens=None, attn_mask=None, is_causal=False):
+    def forward(self, queries, keys, values, valid_lens=None, attn_mask=None, is_causal=False) -> torch.Tensor:
         """Output ``(B, T_q, d_model)``; ``queries``, ``keys``, ``values`` ``(B, T, d_model)``."""
         for name, x in (("queries", queries), ("keys", keys), ("values", values)):
             if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != self.d_model:

@@ -221,7 +221,7 @@ class MultiHeadAttention(nn.Module):
         attn_mask: torch.Tensor | None = None,
         return_weights: bool = False,
         is_causal: bool = False,
-    ):
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Output ``(B, T_q, d_model)``, or ``(output, weights (B, h, T_q, T_k))`` if ``return_weights``.
 
         ``is_causal``: self-attention in which query ``i`` sees keys ``0..i`` only (see
@@ -251,7 +251,7 @@ class MultiHeadAttention(nn.Module):
         num_keys: int,
         *,
         device: torch.device | None = None,
-    ):
+    ) -> torch.Tensor | None:
         """Check ``valid_lens`` and ``attn_mask`` and combine them into one keep mask for the scores
         ``(B, h, T_q, T_k)`` (:func:`d2l_attn.scoring.combine_masks`), or ``None``.
 
@@ -293,7 +293,7 @@ class MultiHeadAttention(nn.Module):
         attn_mask: torch.Tensor | None = None,
         return_weights: bool = False,
         is_causal: bool = False,
-    ):
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         r"""Attend from ``queries (B, T_q, d_model)`` over projected keys/values ``cache``.
 
         :math:`\operatorname{concat}_i(\operatorname{attention}(\mathbf{Q}\mathbf{W}^q_i, \mathbf{K}_i,
@@ -333,7 +333,7 @@ class MultiHeadAttention(nn.Module):
         *,
         causal: bool = False,
         return_weights: bool = False,
-    ):
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """:meth:`attend` with a keep mask from :meth:`mask` (or ``None``), without argument checks.
 
         Like :meth:`self_attend` it trusts its caller: masked keys and values must be finite (they
@@ -343,7 +343,7 @@ class MultiHeadAttention(nn.Module):
 
     def self_attend(
         self, x: torch.Tensor, keep: torch.Tensor | None = None, *, causal: bool = False, return_weights: bool = False
-    ):
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         r"""Self-attention of ``x (B, T, d_model)`` with a keep mask from :meth:`mask`, without argument checks.
 
         What ``forward(x, x, x, ...)`` computes, for callers that checked their inputs once (the

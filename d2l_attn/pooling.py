@@ -439,7 +439,7 @@ class NadarayaWatson(nn.Module):
         *,
         mask: torch.Tensor | None = None,
         return_weights: bool = False,
-    ):
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Predictions ``(..., n_q)`` (or ``(..., n_q, d_v)``), and the weights ``(..., n_q, n_k)``
         when ``return_weights=True``. Shapes and ``mask`` as in :func:`nadaraya_watson`."""
         diff, sq_dist = _differences(queries, keys)  # (..., n_q, n_k, d), (..., n_q, n_k)

@@ -94,7 +94,7 @@ def sinusoidal_encoding(max_len: int, d_model: int, base: float = 10000.0, *, dt
     return table.to(dtype)
 
 
-def sinusoidal_shift_matrix(offset: float, d_model: int, base: float = 10000.0, *, dtype=torch.float32):
+def sinusoidal_shift_matrix(offset: float, d_model: int, base: float = 10000.0, *, dtype=torch.float32) -> torch.Tensor:
     r"""The matrix :math:`M_k` with :math:`P_{p+k} = M_k P_p` for every position :math:`p`.
 
     It is block diagonal with one :math:`2\times 2` rotation per (sin, cos) pair,

@@ -199,7 +199,7 @@ def peak_bf16_flops(device_name: str | None) -> float | None:
     return None
 
 
-def model_flops_utilization(flops_per_step: float, seconds_per_step: float, peak_flops: float | None):
+def model_flops_utilization(flops_per_step: float, seconds_per_step: float, peak_flops: float | None) -> float | None:
     r"""MFU :math:`= \dfrac{\text{model FLOPs per step} / \text{seconds per step}}{\text{peak FLOP/s}}`, or ``None``."""
     if peak_flops is None:
         return None

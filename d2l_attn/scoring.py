@@ -206,7 +206,7 @@ class AdditiveAttention(nn.Module):
         valid_lens: torch.Tensor | Sequence[int] | None = None,
         attn_mask: torch.Tensor | None = None,
         return_weights: bool = False,
-    ):
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Output ``(B, T_q, d_v)``, or ``(output, weights (B, T_q, T_k))`` if ``return_weights``."""
         _check_qkv(queries, keys, values, same_dim=False)
         if queries.shape[-1] != self.query_dim:
@@ -275,7 +275,7 @@ class DotProductAttention(nn.Module):
         attn_mask: torch.Tensor | None = None,
         return_weights: bool = False,
         is_causal: bool = False,
-    ):
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Output ``(..., T_q, d_v)``, or ``(output, weights (..., T_q, T_k))`` if ``return_weights``.
 
         ``is_causal=True`` (self-attention): query ``i`` sees keys ``0..i`` only, combined with
@@ -299,7 +299,7 @@ class DotProductAttention(nn.Module):
         *,
         causal: bool = False,
         return_weights: bool = False,
-    ):
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """:meth:`forward` without its argument checks, for callers that checked once per call.
 
         ``keep``: a boolean mask (``True`` = may attend) broadcastable to ``(..., T_q, T_k)``, such

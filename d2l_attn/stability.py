@@ -149,7 +149,9 @@ class QKNormAttention(DotProductAttention):
         self.q_norm = nn.LayerNorm(head_dim, eps=eps)
         self.k_norm = nn.LayerNorm(head_dim, eps=eps)
 
-    def forward(self, queries, keys, values, valid_lens=None, attn_mask=None, return_weights=False, is_causal=False):
+    def forward(
+        self, queries, keys, values, valid_lens=None, attn_mask=None, return_weights=False, is_causal=False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         if queries.shape[-1] != self.head_dim or keys.shape[-1] != self.head_dim:
             raise ValueError(
                 f"queries and keys must end in head_dim={self.head_dim}, got {tuple(queries.shape)} "

@@ -19,6 +19,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -49,7 +50,9 @@ class Translation:
         return " ".join(self.tokens)
 
 
-def encode_sentences(sentences: Sequence[str] | Sequence[Sequence[str]], src_vocab: Vocab, num_steps: int):
+def encode_sentences(
+    sentences: Sequence[str] | Sequence[Sequence[str]], src_vocab: Vocab, num_steps: int
+) -> tuple[list[list[str]], torch.Tensor, torch.Tensor]:
     """Sentences (raw strings, preprocessed like the corpus, or token lists) -> tokens, ``src (N, T)``, ``lens (N,)``."""
     if isinstance(sentences, str):
         raise ValueError("sentences must be a list of sentences, not a single string")
@@ -161,7 +164,9 @@ def _vocab_from_tokens(tokens: Sequence[str]) -> Vocab:
     return Vocab([], reserved_tokens=list(tokens[1:]))  # same indices: <unk>, then the rest in order
 
 
-def load_model(path: str | os.PathLike[str], map_location: str | torch.device = "cpu"):
+def load_model(
+    path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+) -> tuple[Transformer, Vocab, Vocab, dict[str, Any]]:
     """Load what :func:`save_model` wrote: returns ``(model (eval mode), src_vocab, tgt_vocab, extra)``."""
     state = load_weights_only(path, map_location, what="saved model")
     if not isinstance(state, dict) or state.get("format") != FORMAT:

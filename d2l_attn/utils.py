@@ -11,7 +11,7 @@ import random
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -92,7 +92,10 @@ def is_quick() -> bool:
     raise ValueError(f"D2L_ATTN_QUICK must be one of 1/0/true/false/yes/no/on/off, got {value!r}")
 
 
-def quick_or_full(quick, full):
+_T = TypeVar("_T")
+
+
+def quick_or_full(quick: _T, full: _T) -> _T:
     """Return ``quick`` in quick mode, else ``full`` (e.g. ``num_epochs = quick_or_full(2, 30)``)."""
     return quick if is_quick() else full
 

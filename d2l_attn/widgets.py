@@ -19,10 +19,15 @@ writes to the shell socket.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from matplotlib.figure import Figure
 
 from .pooling import KERNELS, nadaraya_watson, soft_lookup
+
+if TYPE_CHECKING:
+    import ipywidgets
 
 __all__ = [
     "query_explorer_figure",
@@ -81,7 +86,9 @@ def query_explorer_figure(keys: torch.Tensor, values: torch.Tensor, query: float
     return fig
 
 
-def query_explorer(keys: torch.Tensor, values: torch.Tensor, *, query: float | None = None, sigma: float = 0.5):
+def query_explorer(
+    keys: torch.Tensor, values: torch.Tensor, *, query: float | None = None, sigma: float = 0.5
+) -> ipywidgets.VBox:
     """Sliders for the query and the bandwidth sigma, redrawing :func:`query_explorer_figure`."""
     import ipywidgets as widgets
 
@@ -125,7 +132,7 @@ def _live_image(draw, controls, dpi: int = 100):
     return image
 
 
-def frame_slider(frames: dict[str, Figure], *, description: str = "", dpi: int = 80):
+def frame_slider(frames: dict[str, Figure], *, description: str = "", dpi: int = 80) -> ipywidgets.VBox:
     """A slider over precomputed figures that works **without a kernel** (static HTML too).
 
     Each figure is rendered once to PNG and shown in a tab; the slider's ``index`` is linked to
@@ -226,7 +233,7 @@ def kernel_regression_explorer(
     truth: torch.Tensor | None = None,
     kernel: str = "gaussian",
     bandwidth: float = 0.5,
-):
+) -> ipywidgets.VBox:
     """A bandwidth slider and a kernel dropdown redrawing :func:`kernel_regression_figure` (needs a kernel)."""
     import ipywidgets as widgets
 
@@ -290,7 +297,7 @@ def positional_explorer_figure(encoding: torch.Tensor, position: int, dim: int) 
     return fig
 
 
-def positional_explorer(encoding: torch.Tensor, *, position: int = 10, dim: int = 4):
+def positional_explorer(encoding: torch.Tensor, *, position: int = 10, dim: int = 4) -> ipywidgets.VBox:
     """Sliders for the position and the dimension, redrawing :func:`positional_explorer_figure`."""
     import ipywidgets as widgets
 
@@ -365,7 +372,7 @@ def scaling_explorer_figure(d: int, *, num_keys: int = 32, num_samples: int = 40
     return fig
 
 
-def scaling_explorer(d_values=(1, 4, 16, 64, 256, 1024), *, d: int = 64, num_keys: int = 32):
+def scaling_explorer(d_values=(1, 4, 16, 64, 256, 1024), *, d: int = 64, num_keys: int = 32) -> ipywidgets.VBox:
     """A slider over ``d`` redrawing :func:`scaling_explorer_figure` (needs a running kernel)."""
     import ipywidgets as widgets
 

@@ -76,3 +76,33 @@ def test_modules_import_on_their_own_and_the_core_never_imports_the_models():
 def test_py_typed_marker_ships_with_the_package():
     assert (ROOT / "d2l_attn" / "py.typed").is_file()
     assert "py.typed" in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+
+
+def _public_callables(module):
+    """Functions in ``__all__`` defined here, and the public methods of classes in ``__all__``."""
+    import inspect
+
+    for export in getattr(module, "__all__", ()):
+        obj = getattr(module, export)
+        if inspect.isfunction(obj) and obj.__module__ == module.__name__:
+            yield export, obj
+        elif inspect.isclass(obj) and obj.__module__ == module.__name__:
+            for attr, raw in vars(obj).items():
+                if attr.startswith("_"):
+                    continue
+                if isinstance(raw, (staticmethod, classmethod)):
+                    raw = raw.__func__
+                if inspect.isfunction(raw):
+                    yield f"{export}.{attr}", raw
+
+
+def test_public_functions_have_return_annotations():
+    missing = []
+    for name in MODULES:
+        if name.startswith("d2l_attn.exercises.ch"):
+            continue  # chapter files have no __all__
+        module = importlib.import_module(name)
+        for qualname, func in _public_callables(module):
+            if "return" not in func.__annotations__:
+                missing.append(f"{name}.{qualname}")
+    assert not missing, f"public functions without a return annotation: {missing}"

@@ -232,7 +232,9 @@ def load_fashion_mnist(
     return ImageData("fashion-mnist", train, labels["train"], test, labels["t10k"], FASHION_MNIST_CLASSES)
 
 
-def subset(images: torch.Tensor, labels: torch.Tensor, fraction: float, seed: int = 0):
+def subset(
+    images: torch.Tensor, labels: torch.Tensor, fraction: float, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A stratified ``fraction`` of ``(images, labels)`` (at least one example per class), chosen
     with a private generator seeded by ``seed``; ``fraction=1`` returns everything."""
     fraction = _check_fraction("fraction", fraction, allow_one=True)

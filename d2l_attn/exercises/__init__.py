@@ -91,6 +91,6 @@ def check(exercise_id: str, answer: Any) -> Feedback:
     return get(exercise_id).check(answer)
 
 
-def widget(exercise_id: str):
+def widget(exercise_id: str) -> Any:
     """An ipywidgets answer box for a number, choice or small tensor exercise."""
     return get(exercise_id).widget()

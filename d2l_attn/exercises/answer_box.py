@@ -9,12 +9,18 @@ its own answer form.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import ipywidgets
+
 __all__ = ["box_class", "text_box", "build_widget"]
 
 _BOX_CLASS = None
 
 
-def box_class():
+def box_class() -> type[ipywidgets.VBox]:
     """A VBox that displays the exercise's title line before itself.
 
     ipywidgets 7 displays widgets through ``_ipython_display_``, ipywidgets 8 through
@@ -39,7 +45,7 @@ def box_class():
     return _BOX_CLASS
 
 
-def text_box(placeholder: str):
+def text_box(placeholder: str) -> tuple[ipywidgets.Text, Callable[[], str]]:
     """A text field and the function that reads it."""
     import ipywidgets as widgets
 
@@ -47,7 +53,7 @@ def text_box(placeholder: str):
     return box, lambda: box.value
 
 
-def build_widget(exercise):
+def build_widget(exercise) -> ipywidgets.VBox:
     """Answer controls, a *Check* button and an output area; the box counts its own attempts
     (wrong answers only: malformed input and the starter are not attempts)."""
     import ipywidgets as widgets

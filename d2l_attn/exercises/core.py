@@ -226,7 +226,7 @@ class Exercise:
             f"data-exercise-kind='{self.kind}'><b>{html.escape(self.id)}</b>: {html.escape(self.prompt)}</div>"
         )
 
-    def widget(self):
+    def widget(self) -> Any:
         """An ipywidgets answer box: type an answer, press *Check*, read the feedback.
 
         Displaying it shows the title line (an HTML output that marks the exercise for the book's

@@ -136,7 +136,9 @@ class BERT(nn.Module):
             if getattr(module, "bias", None) is not None:
                 nn.init.zeros_(module.bias)
 
-    def encode(self, tokens: torch.Tensor, segments=None, valid_lens=None, return_weights: bool = False):
+    def encode(
+        self, tokens: torch.Tensor, segments=None, valid_lens=None, return_weights: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """The encoder alone: ``(B, T, d)`` hidden states (and the ``L`` attention maps)."""
         c = self.config
         token_ids(tokens, "tokens", c.vocab_size)

@@ -138,7 +138,9 @@ class GPT(nn.Module):
         pos = torch.arange(offset, offset + tokens.shape[1], device=tokens.device)  # (T,)
         return self.dropout(self.token_embedding(tokens) + self.position_embedding(pos))  # (B, T, d)
 
-    def forward(self, tokens: torch.Tensor, valid_lens=None, return_weights: bool = False):
+    def forward(
+        self, tokens: torch.Tensor, valid_lens=None, return_weights: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         x = self._embed(tokens, 0)  # (B, T, d)
         lens = None if valid_lens is None else as_valid_lens(valid_lens, max_len=tokens.shape[1], device=tokens.device)
         weights = []
@@ -179,7 +181,7 @@ class GPT(nn.Module):
             _, state = self._extend(src[:, :-1], state)
         return GPTState(state.caches, state.length, src[:, -1])
 
-    def step(self, tokens: torch.Tensor, state: GPTState):
+    def step(self, tokens: torch.Tensor, state: GPTState) -> tuple[torch.Tensor, GPTState, None]:
         """``tokens (B,)`` -> ``(logits (B, V), new state, None)``; the first call feeds the prompt's last token."""
         if not isinstance(state, GPTState):
             raise ValueError(f"state must be a GPTState (see init_state), got {type(state).__name__}")

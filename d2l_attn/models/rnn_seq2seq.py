@@ -205,7 +205,9 @@ class AttentionDecoder(nn.Module):
         out, state, weights = self._step_hidden(tokens, state)  # (B, H), state, (B, T)
         return self.dense(self.dropout(out)), state, weights  # (B, V)
 
-    def forward(self, tgt_in: torch.Tensor, state: DecoderState, return_weights: bool = False):
+    def forward(
+        self, tgt_in: torch.Tensor, state: DecoderState, return_weights: bool = False
+    ) -> tuple[torch.Tensor, DecoderState] | tuple[torch.Tensor, DecoderState, torch.Tensor]:
         """Teacher forcing: ``tgt_in (B, T')`` -> ``logits (B, T', V)``, state[, ``weights (B, T', T)``].
 
         The steps run one after another: the query of step ``t'`` is the state after step ``t'-1``.
@@ -278,7 +280,9 @@ class Seq2Seq(nn.Module):
         """Select/repeat batch entries (beam search): ``index (N,)`` into the batch axis."""
         return self.decoder.reorder_state(state, index)
 
-    def forward(self, src: torch.Tensor, src_valid_lens, tgt_in: torch.Tensor, return_weights: bool = False):
+    def forward(
+        self, src: torch.Tensor, src_valid_lens, tgt_in: torch.Tensor, return_weights: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``logits (B, T', V)``, or ``(logits, weights (B, T', T))`` with ``return_weights``."""
         state = self.init_state(src, src_valid_lens)
         out = self.decoder(tgt_in, state, return_weights=return_weights)

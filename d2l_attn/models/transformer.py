@@ -147,7 +147,9 @@ class TransformerEncoder(_Stack):
     def __init__(self, vocab_size: int, config: TransformerConfig | None = None, **sizes: Any):
         super().__init__(vocab_size, SelfAttentionBlock, config, sizes)
 
-    def forward(self, src: torch.Tensor, valid_lens=None, return_weights: bool = False):
+    def forward(
+        self, src: torch.Tensor, valid_lens=None, return_weights: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         token_ids(src, "src", self.vocab_size)
         keep = _key_mask(valid_lens, src, "valid_lens")  # (B, 1, 1, T) or None, checked once
         x = self.embed(src)  # (B, T, d)
@@ -201,7 +203,9 @@ class TransformerDecoder(_Stack):
         super().__init__(vocab_size, TransformerDecoderBlock, config, sizes)
         self.dense = nn.Linear(self.d_model, vocab_size)  # logits over the target vocabulary
 
-    def forward(self, tgt_in: torch.Tensor, memory: torch.Tensor, memory_valid_lens=None, return_weights: bool = False):
+    def forward(
+        self, tgt_in: torch.Tensor, memory: torch.Tensor, memory_valid_lens=None, return_weights: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         token_ids(tgt_in, "tgt_in", self.vocab_size)
         _check_memory(memory, self.d_model, tgt_in.shape[0])
         keep = _key_mask(memory_valid_lens, memory, "memory_valid_lens")  # (B, 1, 1, T) or None, checked once
@@ -227,7 +231,9 @@ class TransformerDecoder(_Stack):
         lens = _lengths(src_valid_lens, memory, "src_valid_lens")  # (B,)
         return TransformerState(lens, tuple(block.init_cache(memory) for block in self.blocks), 0)
 
-    def step_tokens(self, tokens: torch.Tensor, state: TransformerState, return_weights: bool = False):
+    def step_tokens(
+        self, tokens: torch.Tensor, state: TransformerState, return_weights: bool = False
+    ) -> tuple[torch.Tensor, TransformerState] | tuple[torch.Tensor, TransformerState, torch.Tensor, torch.Tensor]:
         """Decode ``tokens (B, T_new)`` that follow the ``state.num_decoded`` positions already cached.
 
         Returns ``(logits (B, T_new, V), new_state)``, plus with ``return_weights`` the weights
@@ -317,7 +323,9 @@ class Transformer(nn.Module):
         token_ids(src, "src", self.encoder.vocab_size)
         return _lengths(src_valid_lens, src, "src_valid_lens")  # (B,)
 
-    def forward(self, src: torch.Tensor, src_valid_lens, tgt_in: torch.Tensor, return_weights: bool = False):
+    def forward(
+        self, src: torch.Tensor, src_valid_lens, tgt_in: torch.Tensor, return_weights: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, TransformerWeights]:
         lens = self._check_src(src, src_valid_lens)
         token_ids(tgt_in, "tgt_in", self.decoder.vocab_size)
         if tgt_in.shape[0] != src.shape[0]:
@@ -335,7 +343,9 @@ class Transformer(nn.Module):
         lens = self._check_src(src, src_valid_lens)
         return self.decoder.init_state(self.encoder(src, lens), lens)
 
-    def step(self, tokens: torch.Tensor, state: TransformerState):
+    def step(
+        self, tokens: torch.Tensor, state: TransformerState
+    ) -> tuple[torch.Tensor, TransformerState, torch.Tensor]:
         """One generation step: ``tokens (B,)`` -> ``logits (B, V)``, new state, ``weights (B, T)``.
 
         ``weights`` is the last block's cross-attention averaged over heads: where the decoder

@@ -104,7 +104,9 @@ class ViT(nn.Module):
         """Patches per column and per row."""
         return self.embed.patches.grid
 
-    def features(self, images: torch.Tensor, return_weights: bool = False):
+    def features(
+        self, images: torch.Tensor, return_weights: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``LN(H^{(L)})`` of shape ``(B, T, d)`` (and the weights ``(B, L, h, T, T)``)."""
         h = self.embed(images)  # (B, T, d)
         weights = []
@@ -117,7 +119,9 @@ class ViT(nn.Module):
         h = self.norm(h)  # (B, T, d)
         return (h, torch.stack(weights, dim=1)) if return_weights else h
 
-    def forward(self, images: torch.Tensor, return_weights: bool = False):
+    def forward(
+        self, images: torch.Tensor, return_weights: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         out = self.features(images, return_weights)
         h, weights = out if return_weights else (out, None)
         pooled = h[:, 0] if self.config.pool == "cls" else h.mean(dim=1)  # (B, d)
