@@ -144,3 +144,13 @@ def stack_sizes(config: object, *names: str) -> int:
     heads_divide(config.d_model, config.num_heads)
     d_ff = config.d_ff
     return positive_int("d_ff", 4 * config.d_model if d_ff is None else d_ff)
+
+
+def config_from(cls: type, config: object, sizes: dict) -> object:
+    """A model's config: ``config`` if given (an instance of ``cls``), else ``cls(**sizes)``, not both."""
+    if config is not None and sizes:
+        raise ValueError("pass either config or keyword sizes, not both")
+    config = config if config is not None else cls(**sizes)
+    if not isinstance(config, cls):
+        raise ValueError(f"config must be a {cls.__name__}, got {type(config).__name__}")
+    return config

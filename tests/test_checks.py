@@ -96,3 +96,21 @@ def test_stack_sizes_checks_a_config_and_defaults_d_ff():
     ]:
         with pytest.raises(ValueError, match=match):
             stack_sizes(SimpleNamespace(**{**vars(config), field: bad}), "d_model", "num_heads", "num_layers")
+
+
+def test_config_from_builds_or_checks_a_config():
+    from dataclasses import dataclass
+
+    from d2l_attn._checks import config_from
+
+    @dataclass
+    class Sizes:
+        width: int = 4
+
+    assert config_from(Sizes, None, {"width": 8}) == Sizes(8)
+    given = Sizes(2)
+    assert config_from(Sizes, given, {}) is given
+    with pytest.raises(ValueError, match="not both"):
+        config_from(Sizes, given, {"width": 8})
+    with pytest.raises(ValueError, match="config must be a Sizes"):
+        config_from(Sizes, "4", {})

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._checks import stack_sizes, token_ids
+from .._checks import config_from, stack_sizes, token_ids
 from ..blocks import SelfAttentionBlock
 from ..masking import as_valid_lens
 
@@ -106,12 +106,7 @@ class BERT(nn.Module):
 
     def __init__(self, config: BERTConfig | None = None, **sizes: Any):
         super().__init__()
-        if config is not None and sizes:
-            raise ValueError("pass either config or keyword sizes, not both")
-        config = config if config is not None else BERTConfig(**sizes)
-        if not isinstance(config, BERTConfig):
-            raise ValueError(f"config must be a BERTConfig, got {type(config).__name__}")
-        self.config = c = config
+        self.config = c = config_from(BERTConfig, config, sizes)
         self.token_embedding = nn.Embedding(c.vocab_size, c.d_model)  # E
         self.position_embedding = nn.Embedding(c.max_len, c.d_model)  # P: learned, absolute
         self.segment_embedding = nn.Embedding(c.num_segments, c.d_model)  # S

@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from .._checks import stack_sizes, token_ids
+from .._checks import config_from, stack_sizes, token_ids
 from ..blocks import SelfAttentionBlock
 from ..masking import as_valid_lens
 from ..multihead import KVCache
@@ -86,12 +86,7 @@ class GPT(nn.Module):
 
     def __init__(self, config: GPTConfig | None = None, **sizes: Any):
         super().__init__()
-        if config is not None and sizes:
-            raise ValueError("pass either config or keyword sizes, not both")
-        config = config if config is not None else GPTConfig(**sizes)
-        if not isinstance(config, GPTConfig):
-            raise ValueError(f"config must be a GPTConfig, got {type(config).__name__}")
-        self.config = c = config
+        self.config = c = config_from(GPTConfig, config, sizes)
         self.bos_id, self.eos_id, self.pad_id = c.bos_id, c.eos_id, c.pad_id
         self.token_embedding = nn.Embedding(c.vocab_size, c.d_model)  # E (V, d)
         self.position_embedding = nn.Embedding(c.max_len, c.d_model)  # P (max_len, d): learned, absolute
