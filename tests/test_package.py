@@ -106,3 +106,38 @@ def test_public_functions_have_return_annotations():
             if "return" not in func.__annotations__:
                 missing.append(f"{name}.{qualname}")
     assert not missing, f"public functions without a return annotation: {missing}"
+
+
+def _code_lines(path: Path) -> int:
+    """Lines of code in a module: not blank, not a comment, not part of a docstring."""
+    import ast
+
+    source = path.read_text(encoding="utf-8")
+    docstring_lines: set[int] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            first = node.body[0] if node.body else None
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
+                docstring_lines.update(range(first.lineno, first.end_lineno + 1))
+    return sum(
+        1
+        for number, line in enumerate(source.splitlines(), 1)
+        if line.strip() and not line.strip().startswith("#") and number not in docstring_lines
+    )
+
+
+def test_code_line_counter_counts_code_only(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text('"""Doc\n\nmore doc."""\n\n# comment\nx = 1\n\n\ndef f():\n    """Doc."""\n    return x\n')
+    assert _code_lines(module) == 3  # x = 1, def f():, return x
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "d2l_attn").rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_module_fits_in_one_sitting(path):
+    # DESIGN: "every file holds one idea a reader can finish in one sitting (about 300 lines of
+    # code at most, docstrings aside)"
+    assert _code_lines(path) <= 300, f"{path.relative_to(ROOT)} has {_code_lines(path)} lines of code; split it"
