@@ -37,8 +37,9 @@ copies them and the tests compare outputs. Attention weights are returned explic
 ``return_weights=True``, never stored on the module. Shapes are batch-first ``(B, T, d_model)``.
 
 ``forward`` and ``step`` check their arguments; ``compute`` is the same layer without the checks,
-taking a key mask already built: the stacks of :mod:`d2l_attn.models.transformer` check their
-inputs and build the mask once per call, then call ``compute`` for every block.
+taking a key mask already built: the stacks (the Transformer encoder, GPT, BERT, ViT) check their
+inputs and build the mask once per call (:func:`key_mask`), then run every block with
+:func:`run_blocks`.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._checks import heads_divide, positive_int, unit_interval
+from .masking import as_valid_lens, key_padding_mask
 from .multihead import KVCache, MultiHeadAttention
 
 __all__ = [
@@ -60,6 +62,8 @@ __all__ = [
     "TransformerEncoderBlock",
     "TransformerDecoderBlock",
     "LayerCache",
+    "key_mask",
+    "run_blocks",
 ]
 
 
@@ -494,3 +498,34 @@ class TransformerDecoderBlock(nn.Module):
 
     def extra_repr(self) -> str:
         return f"norm_first={self.norm_first}"
+
+
+def key_mask(valid_lens, x: torch.Tensor, name: str = "valid_lens") -> torch.Tensor | None:
+    """The keep mask ``(B, 1, 1, T)`` that every block of a stack shares, or ``None``.
+
+    ``valid_lens`` (``(B,)`` lengths, or ``None`` for no padding) is checked once against
+    ``x (B, T, ...)``: its shape must be ``(B,)`` and every length in ``1..T``.
+    """
+    if valid_lens is None:
+        return None
+    lens = as_valid_lens(valid_lens, max_len=x.shape[1], device=x.device, name=name)  # (B,)
+    if tuple(lens.shape) != (x.shape[0],):
+        raise ValueError(f"{name} must have shape (B,) = ({x.shape[0]},), got {tuple(lens.shape)}")
+    return key_padding_mask(lens, x.shape[1])  # (B, 1, 1, T)
+
+
+def run_blocks(
+    blocks: nn.ModuleList, x: torch.Tensor, keep: torch.Tensor | None = None, return_weights: bool = False
+) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+    """Run self-attention blocks in order with one key mask (:func:`key_mask`), via ``compute``.
+
+    Returns ``x (B, T, d)`` after the last block, or ``(x, [weights (B, h, T, T) per block])``.
+    """
+    weights = []
+    for block in blocks:
+        if return_weights:
+            x, w = block.compute(x, keep, return_weights=True)  # (B, T, d), (B, h, T, T)
+            weights.append(w)
+        else:
+            x = block.compute(x, keep)  # (B, T, d)
+    return (x, weights) if return_weights else x

@@ -192,7 +192,7 @@ def test_bad_arguments_are_rejected_clearly():
 # -- argument checks once per call ----------------------------------------------------------------
 def test_lengths_are_checked_once_per_call_not_once_per_block(monkeypatch):
     """Checking lengths reads them on the host (a GPU would synchronize): the count must not grow with depth."""
-    from d2l_attn import masking, scoring
+    from d2l_attn import blocks, masking, scoring
     from d2l_attn.models import transformer as transformer_module
 
     calls = []
@@ -202,7 +202,7 @@ def test_lengths_are_checked_once_per_call_not_once_per_block(monkeypatch):
         calls.append(1)
         return real(*args, **kwargs)
 
-    for module in (masking, scoring, transformer_module):
+    for module in (masking, scoring, transformer_module, blocks):
         monkeypatch.setattr(module, "as_valid_lens", counting)
     src, lens = padded_sources()
     tgt = torch.randint(4, len(TGT_VOCAB), (src.shape[0], 5))
@@ -216,6 +216,39 @@ def test_lengths_are_checked_once_per_call_not_once_per_block(monkeypatch):
         model.encoder(src, lens)
         assert len(calls) == 1
     assert counts[1] == counts[4] <= 3, counts
+
+
+@pytest.mark.parametrize("kind", ["gpt", "bert"])
+def test_pretrained_stacks_check_lengths_once_and_mask_padding(kind, monkeypatch):
+    """GPT and BERT build one key mask per call (not one per block) and padding still hides the pad keys."""
+    from d2l_attn import blocks, masking, scoring
+    from d2l_attn.models import BERT, GPT
+
+    calls = []
+    real = masking.as_valid_lens
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    for module in (masking, scoring, blocks):
+        monkeypatch.setattr(module, "as_valid_lens", counting)
+    torch.manual_seed(0)
+    tokens = torch.randint(0, 20, (2, 6))
+    lens = torch.tensor([6, 4])
+    counts = {}
+    for num_layers in (1, 3):
+        sizes = dict(vocab_size=20, d_model=16, num_heads=2, d_ff=32, num_layers=num_layers, max_len=8)
+        model = (GPT(**sizes) if kind == "gpt" else BERT(**sizes)).eval()
+        run = model if kind == "gpt" else (lambda t, lengths, m=model: m.encode(t, None, lengths))
+        calls.clear()
+        out = run(tokens, lens)
+        counts[num_layers] = len(calls)
+    assert counts[1] == counts[3] == 1, counts
+    # the padded keys are invisible: changing them leaves the real positions' outputs unchanged
+    changed = tokens.clone()
+    changed[1, 4:] = (changed[1, 4:] + 1) % 20
+    torch.testing.assert_close(run(changed, lens)[1, :4], out[1, :4])
 
 
 # -- the benchmark script -------------------------------------------------------------------------

@@ -37,8 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .._checks import config_from, stack_sizes, token_ids
-from ..blocks import SelfAttentionBlock
-from ..masking import as_valid_lens
+from ..blocks import SelfAttentionBlock, key_mask, run_blocks
 
 __all__ = ["BERTConfig", "BERT", "BERTOutput", "MLMHead", "NSPHead", "bert_state_dict_to_ours"]
 
@@ -148,18 +147,11 @@ class BERT(nn.Module):
                 f"got {getattr(segments, 'shape', type(segments).__name__)}"
             )
         token_ids(segments, "segments", c.num_segments)
-        lens = None if valid_lens is None else as_valid_lens(valid_lens, max_len=T, device=tokens.device)
+        keep = key_mask(valid_lens, tokens)  # (B, 1, 1, T) or None, checked once
         pos = torch.arange(T, device=tokens.device)  # (T,)
         x = self.token_embedding(tokens) + self.position_embedding(pos) + self.segment_embedding(segments)
         x = self.dropout(self.embedding_norm(x))  # (B, T, d)
-        weights = []
-        for block in self.blocks:
-            if return_weights:
-                x, w = block(x, lens, return_weights=True)  # (B, T, d), (B, h, T, T)
-                weights.append(w)
-            else:
-                x = block(x, lens)
-        return (x, weights) if return_weights else x
+        return run_blocks(self.blocks, x, keep, return_weights)  # (B, T, d) [, L x (B, h, T, T)]
 
     def forward(
         self, tokens: torch.Tensor, segments=None, valid_lens=None, pred_positions=None, return_weights: bool = False

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from .._checks import config_from, stack_sizes, token_ids
-from ..blocks import SelfAttentionBlock
+from ..blocks import SelfAttentionBlock, key_mask, run_blocks
 from ..masking import as_valid_lens
 from ..multihead import KVCache
 
@@ -137,14 +137,8 @@ class GPT(nn.Module):
         self, tokens: torch.Tensor, valid_lens=None, return_weights: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         x = self._embed(tokens, 0)  # (B, T, d)
-        lens = None if valid_lens is None else as_valid_lens(valid_lens, max_len=tokens.shape[1], device=tokens.device)
-        weights = []
-        for block in self.blocks:
-            if return_weights:
-                x, w = block(x, lens, return_weights=True)  # (B, T, d), (B, h, T, T)
-                weights.append(w)
-            else:
-                x = block(x, lens)  # (B, T, d)
+        out = run_blocks(self.blocks, x, key_mask(valid_lens, tokens), return_weights)  # (B, T, d) [, weights]
+        x, weights = out if return_weights else (out, None)
         logits = self.lm_head(self.final_norm(x))  # (B, T, V)
         return (logits, weights) if return_weights else logits
 

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from .._checks import heads_divide, positive_int, special_ids, token_ids, unit_interval
-from ..blocks import SelfAttentionBlock, TransformerDecoderBlock
+from ..blocks import SelfAttentionBlock, TransformerDecoderBlock, key_mask, run_blocks
 from ..data.vocab import Vocab
 from ..embeddings import TokenEmbedding
 from ..masking import as_valid_lens, key_padding_mask
@@ -108,11 +108,6 @@ def _lengths(valid_lens, x: torch.Tensor, name: str) -> torch.Tensor:
     return lens
 
 
-def _key_mask(valid_lens, x: torch.Tensor, name: str) -> torch.Tensor | None:
-    """The key mask ``(B, 1, 1, T)`` that all blocks share, from lengths checked once per call (or ``None``)."""
-    return None if valid_lens is None else key_padding_mask(_lengths(valid_lens, x, name), x.shape[1])
-
-
 def _check_memory(memory, d_model: int, batch_size: int | None = None) -> None:
     if not isinstance(memory, torch.Tensor) or memory.dim() != 3 or memory.shape[-1] != d_model:
         shape = tuple(memory.shape) if isinstance(memory, torch.Tensor) else type(memory).__name__
@@ -151,17 +146,11 @@ class TransformerEncoder(_Stack):
         self, src: torch.Tensor, valid_lens=None, return_weights: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         token_ids(src, "src", self.vocab_size)
-        keep = _key_mask(valid_lens, src, "valid_lens")  # (B, 1, 1, T) or None, checked once
-        x = self.embed(src)  # (B, T, d)
-        weights = []
-        for block in self.blocks:
-            if return_weights:
-                x, w = block.compute(x, keep, return_weights=True)  # (B, T, d), (B, h, T, T)
-                weights.append(w)
-            else:
-                x = block.compute(x, keep)  # (B, T, d)
-        x = self.final_norm(x)
-        return (x, torch.stack(weights, dim=1)) if return_weights else x  # (B, L, h, T, T)
+        keep = key_mask(valid_lens, src)  # (B, 1, 1, T) or None, checked once
+        out = run_blocks(self.blocks, self.embed(src), keep, return_weights)  # (B, T, d) [, L x (B, h, T, T)]
+        if return_weights:
+            return self.final_norm(out[0]), torch.stack(out[1], dim=1)  # (B, T, d), (B, L, h, T, T)
+        return self.final_norm(out)
 
 
 class TransformerState(NamedTuple):
@@ -208,7 +197,7 @@ class TransformerDecoder(_Stack):
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         token_ids(tgt_in, "tgt_in", self.vocab_size)
         _check_memory(memory, self.d_model, tgt_in.shape[0])
-        keep = _key_mask(memory_valid_lens, memory, "memory_valid_lens")  # (B, 1, 1, T) or None, checked once
+        keep = key_mask(memory_valid_lens, memory, "memory_valid_lens")  # (B, 1, 1, T) or None, checked once
         x = self.embed(tgt_in)  # (B, T', d)
         w_self, w_cross = [], []
         for block in self.blocks:

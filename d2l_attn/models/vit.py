@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from .._checks import heads_divide, positive_int, unit_interval
-from ..blocks import SelfAttentionBlock
+from ..blocks import SelfAttentionBlock, run_blocks
 from ..embeddings import ImageEmbedding
 
 __all__ = ["ViTConfig", "ViT", "mean_attention_distance"]
@@ -109,15 +109,10 @@ class ViT(nn.Module):
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``LN(H^{(L)})`` of shape ``(B, T, d)`` (and the weights ``(B, L, h, T, T)``)."""
         h = self.embed(images)  # (B, T, d)
-        weights = []
-        for block in self.blocks:
-            if return_weights:
-                h, w = block(h, return_weights=True)  # (B, T, d), (B, h, T, T)
-                weights.append(w)
-            else:
-                h = block(h)  # (B, T, d)
-        h = self.norm(h)  # (B, T, d)
-        return (h, torch.stack(weights, dim=1)) if return_weights else h
+        out = run_blocks(self.blocks, h, None, return_weights)  # (B, T, d) [, L x (B, h, T, T)]
+        if return_weights:
+            return self.norm(out[0]), torch.stack(out[1], dim=1)  # (B, T, d), (B, L, h, T, T)
+        return self.norm(out)
 
     def forward(
         self, images: torch.Tensor, return_weights: bool = False
