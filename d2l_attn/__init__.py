@@ -33,6 +33,7 @@ module                    what it holds                                         
 ``data``                  downloads, vocabularies, fra-eng, synthetic, images    2, 4, 5, 7, 10
 ``data.text``             WikiText-2, Tiny Shakespeare, LM batches               9
 ``plotting``              heatmaps, attention grids, curves                      all
+``attention_view``        interactive attention view for pages, no kernel/CDN    7, 11
 ``widgets``               kernel-free sliders and live explorers                 all
 ``exercises``             answer checkers with hints, one file per chapter       all
 ``utils``                 device, seeding, quick mode, atomic save/load          all

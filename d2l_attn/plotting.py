@@ -2,9 +2,11 @@
 
 * :func:`show_heatmaps` -- a grid of heatmaps, one per matrix (chapters 1-7);
 * :func:`show_attention_grid` -- every layer and head of a model, layers x heads (chapters 5, 7, 11);
-* :func:`plot_curves` -- named curves such as training losses.
+* :func:`plot_curves` -- named curves such as training losses;
+* :func:`attention_view` -- an interactive layers/heads view in HTML + inline script, for Jupyter,
+  Colab and the static pages (defined in :mod:`d2l_attn.attention_view`, chapters 7 and 11).
 
-Every function builds and returns a new :class:`matplotlib.figure.Figure`; none of them calls
+Every figure function builds and returns a new :class:`matplotlib.figure.Figure`; none of them calls
 ``plt.rcParams.update``, ``plt.style.use`` or touches pyplot's current figure, so importing or
 calling them changes no global state. In a notebook, a returned figure displays itself when it is
 the cell's last expression.
@@ -18,7 +20,9 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-__all__ = ["show_heatmaps", "show_attention_grid", "plot_curves"]
+from .attention_view import attention_view
+
+__all__ = ["show_heatmaps", "show_attention_grid", "plot_curves", "attention_view"]
 
 
 def _to_numpy(matrices) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Fixtures shared by the test files: a throw-away HTTP server on 127.0.0.1 and an offline environment.
+"""Fixtures shared by the test files: a throw-away HTTP server on 127.0.0.1, an offline environment,
+and headless Chromium (``browser``: the site tests and the attention view's page test).
 
 (The repository's root conftest.py sets quick mode and the data directory for every test.)
 """
@@ -7,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
+import shutil
 import threading
 
 import pytest
@@ -59,3 +62,34 @@ def http_server(tmp_path):
         yield f"http://127.0.0.1:{server.server_address[1]}", www, server
     finally:
         stop()
+
+
+def _chromium() -> str | None:
+    return os.environ.get("D2L_ATTN_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    executable = _chromium()
+    if executable is None:
+        reason = "Debian's chromium is not installed (apt-get install chromium); .ci/run installs it"
+        if os.environ.get("D2L_ATTN_BROWSER_TESTS") == "required":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    # The flags keep Chromium from phoning home (component updates, sync, DNS for Google hosts),
+    # which on a closed network floods the log with refused connections.
+    flags = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, args=flags)
+        yield chromium
+        chromium.close()

@@ -38,7 +38,6 @@ import html as html_lib
 import http.server
 import os
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -193,10 +192,6 @@ def test_bibliography_lists_cited_works(built_book):
 # --------------------------------------------------------------------------------------------
 
 
-def _chromium() -> str | None:
-    return os.environ.get("D2L_ATTN_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.fixture(scope="module")
 def site(built_book):
     """The built site served on 127.0.0.1 (a random free port); yields its base URL."""
@@ -212,31 +207,7 @@ def site(built_book):
     server.shutdown()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    executable = _chromium()
-    if executable is None:
-        reason = "Debian's chromium is not installed (apt-get install chromium); .ci/run installs it"
-        if os.environ.get("D2L_ATTN_BROWSER_TESTS") == "required":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    # The flags keep Chromium from phoning home (component updates, sync, DNS for Google hosts),
-    # which on a closed network floods the log with refused connections.
-    flags = [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ]
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, args=flags)
-        yield chromium
-        chromium.close()
+# (the ``browser`` fixture, headless Chromium, is in tests/conftest.py)
 
 
 class PageLog:
