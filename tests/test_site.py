@@ -12,6 +12,9 @@ directory, serves it on 127.0.0.1, and then checks it as a reader's browser sees
   errors (theme noise is allow-listed below, with the reason);
 * every chapter has a figure that responds without a kernel (``d2l_attn.widgets.frame_slider``):
   pressing the slider's arrow key switches the frame;
+* the interactive attention view (``d2l_attn.plotting.attention_view``) responds on every chapter
+  that shows it: hover, click, keyboard, layer and head switches give the readout computed in
+  Python from the weights the page embeds (``tests/attention_view_driver.py``);
 * each architecture figure drawn for the book (``book/figures/*.svg``) loads on its page, with
   alt text and a caption;
 * the search page finds a term;
@@ -326,6 +329,41 @@ def test_architecture_figure_loads_with_alt_text(browser, site, name):
         assert found[0]["loaded"], f"{name}.svg did not load"
         assert len(found[0]["alt"].split()) >= 10, f"{name}.svg needs alt text that describes it"
         assert found[0]["caption"].strip(), f"{name}.svg has no caption"
+    finally:
+        context.close()
+
+
+# chapters that show d2l_attn.attention_view (found in their code, so a new chapter is tested too)
+ATTENTION_VIEW_CHAPTERS = [nb for nb in NOTEBOOKS if "attention_view(" in nb.read_text(encoding="utf-8")]
+
+
+def test_a_chapter_shows_the_attention_view():
+    assert "07_transformer.ipynb" in [nb.name for nb in ATTENTION_VIEW_CHAPTERS]
+
+
+@pytest.mark.parametrize("nb", ATTENTION_VIEW_CHAPTERS, ids=lambda p: p.name)
+def test_attention_view_responds_on_the_page(browser, site, nb):
+    """The interactive attention view runs its inline script on the built page: hovering, clicking
+    and tabbing to a query token and switching layer and head give the readout that Python computes
+    from the weights embedded in the page (tests/attention_view_driver.py); nothing is fetched."""
+    from attention_view_driver import exercise_view
+
+    context, page, log = _open(browser, f"{site}/chapters/{nb.stem}.html")
+    try:
+        roots = page.locator(".d2l-av")
+        assert roots.count() >= 1, "no attention view on the page"
+        ids = [roots.nth(i).get_attribute("id") for i in range(roots.count())]
+        assert len(set(ids)) == len(ids), f"views share an element id: {ids}"
+        for i in range(roots.count()):
+            root = roots.nth(i)
+            assert root.get_attribute("data-mounted") == "true", f"the script of view {ids[i]} did not run"
+            assert root.locator(".d2l-av-nojs").count() == 0
+            exercise_view(page, root)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        roots.first.screenshot(path=str(ARTIFACTS / f"{nb.stem}__attention_view.png"))
+        assert not log.external, f"requests leaving the site: {log.external}"
+        assert not log.failed, log.failed
+        assert not log.unexpected_console_errors(), log.unexpected_console_errors()
     finally:
         context.close()
 
