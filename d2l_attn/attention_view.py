@@ -124,13 +124,13 @@ class AttentionView:
     """The view returned by :func:`attention_view`; Jupyter shows it through ``_repr_html_``.
 
     Attributes: ``payload`` (the dict embedded as JSON: ``keys``, ``queries``, ``layers``,
-    ``heads``, ``scale``, ``weights`` as nested ``[L][h][T_q][T_k]`` integers), ``element_id``.
+    ``heads``, ``scale``, ``weights`` as nested ``[L][h][T_q][T_k]`` integers). Every rendering
+    gets a new element id, so showing one view twice on a page gives two working copies.
     """
 
     def __init__(self, payload: dict, title: str | None):
         self.payload = payload
         self.title = title
-        self.element_id = f"d2l-av-{uuid.uuid4().hex[:12]}"
 
     def weights(self) -> np.ndarray:
         """The embedded weights, ``(L, h, T_q, T_k)``, as the page reads them (three decimals)."""
@@ -152,7 +152,7 @@ class AttentionView:
         return [(j, float(weights[j])) for j in order]
 
     def _repr_html_(self) -> str:
-        uid = self.element_id
+        uid = f"d2l-av-{uuid.uuid4().hex[:12]}"
         title = f'<div class="d2l-av-title">{html.escape(self.title)}</div>' if self.title else ""
         label = html.escape(self.title or "attention weights")
         return (

@@ -41,9 +41,11 @@ def test_the_html_is_self_contained():
 def test_every_view_has_its_own_id():
     w = softmax_weights(4, 4)
     first, second = attention_view(list("abcd"), w), attention_view(list("abcd"), w)
-    ids = [re.findall(r'id="([^"]+)"', v._repr_html_()) for v in (first, second)]
-    assert len(ids[0]) == len(ids[1]) == 1 and ids[0] != ids[1]
-    assert f"D2LAttentionView.mount({json.dumps(first.element_id)})" in first._repr_html_()
+    pages = [first._repr_html_(), second._repr_html_(), first._repr_html_()]  # one view shown twice, too
+    ids = [re.findall(r'id="([^"]+)"', html) for html in pages]
+    assert all(len(found) == 1 for found in ids) and len({found[0] for found in ids}) == 3
+    for html, (uid,) in zip(pages, ids):
+        assert html.count(uid) == 2 and f"D2LAttentionView.mount({json.dumps(uid)})" in html
 
 
 @pytest.mark.parametrize("shape", [(5, 5), (3, 5, 5), (2, 3, 5, 5), (1, 2, 3, 5, 5)])
