@@ -174,3 +174,13 @@ def test_the_view_responds_in_chromium_from_a_plain_file(browser, tmp_path):
         assert not errors, errors
     finally:
         context.close()
+
+
+def test_the_script_and_style_ship_with_the_package():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    for name in ("attention_view.js", "attention_view.css"):
+        assert (root / "d2l_attn" / "assets" / name).is_file()
+    package_data = (root / "pyproject.toml").read_text(encoding="utf-8")
+    assert '"assets/*.js", "assets/*.css"' in package_data  # else a pip-installed view has no script
