@@ -184,3 +184,17 @@ def test_the_script_and_style_ship_with_the_package():
         assert (root / "d2l_attn" / "assets" / name).is_file()
     package_data = (root / "pyproject.toml").read_text(encoding="utf-8")
     assert '"assets/*.js", "assets/*.css"' in package_data  # else a pip-installed view has no script
+
+
+def test_a_single_map_view_responds_too(browser, tmp_path):
+    """One layer, one head, one query (e.g. chapter 4's GRU cross-attention for one output token)."""
+    path = tmp_path / "one.html"
+    body = attention_view(list("abc"), softmax_weights(1, 3), query_tokens=["q"])._repr_html_()
+    path.write_text(f"<!doctype html><meta charset='utf-8'><body>{body}</body>", "utf-8")
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        page.goto(path.as_uri(), wait_until="load")
+        exercise_view(page, page.locator(".d2l-av"))
+    finally:
+        context.close()
