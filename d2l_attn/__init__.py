@@ -25,7 +25,10 @@ module                    what it holds                                         
 ``losses`` (pretraining)  LM, MLM (80/10/10 masking), NSP losses                 9
 ``decoding``              step-model protocol, greedy, beam, sampling            4, 7
 ``translation``           translate, BLEU evaluation, save/load                  4, 7
-``interpret``             every attention map of one forward pass                7
+``interpret``             every attention map of one forward pass; entropy,      7, 11
+                          value norms, head ablation, induction score
+``attribution``           rollout, attention flow, gradient x input, integrated  11
+                          gradients, rank scores, linear probes
 ``training``              the Trainer (AMP, clipping, hooks, checkpoints)        4, 7
 ``stability``             schedules, init, QK-norm, Gumbel, ECE, monitors        12
 ``profiling``             parameters, FLOPs, timers, threads, MFU, peak memory   5, 6, 7, 8

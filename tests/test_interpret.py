@@ -1,5 +1,7 @@
 """Tests for d2l_attn.interpret.collect_attention: every map of one pass, by name, in eval mode."""
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -93,3 +95,132 @@ def test_bad_models_are_rejected_clearly_and_the_mode_is_restored():
 
     with pytest.raises(ValueError, match="unexpected attention weights"):
         collect_attention(OddWeights(), torch.zeros(1))
+
+
+# --------------------------------------------------------------------------------------------
+# chapter 11: entropy, value norms, head ablation, replaced attention, induction score
+# --------------------------------------------------------------------------------------------
+from d2l_attn.interpret import (  # noqa: E402
+    ablate_heads,
+    attention_entropy,
+    attention_modules,
+    head_ablation,
+    induction_score,
+    replace_attention,
+    value_weighted_norms,
+)
+from d2l_attn.models.gpt import GPT  # noqa: E402
+from d2l_attn.multihead import MultiHeadAttention  # noqa: E402
+
+
+def tiny_gpt():
+    torch.manual_seed(0)
+    return GPT(vocab_size=13, max_len=7, num_layers=2, num_heads=2, d_model=8).eval()
+
+
+def gpt_tokens():
+    return torch.randint(0, 13, (3, 7), generator=torch.Generator().manual_seed(3))
+
+
+def test_entropy_by_hand():
+    w = torch.tensor([[0.25, 0.25, 0.25, 0.25], [1.0, 0.0, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0]])
+    expected = torch.tensor([math.log(4), 0.0, math.log(2)])
+    torch.testing.assert_close(attention_entropy(w), expected)
+    with pytest.raises(ValueError, match="every row of weights must sum to 1"):
+        attention_entropy(torch.ones(2, 3))
+    with pytest.raises(ValueError, match="finite and non-negative"):
+        attention_entropy(torch.tensor([[1.5, -0.5]]))
+
+
+def test_value_norms_are_the_size_of_what_each_token_adds():
+    model, tokens = tiny_gpt(), gpt_tokens()
+    norms = value_weighted_norms(model, tokens)
+    assert norms.shape == (3, 2, 2, 7, 7)
+    # independently, layer 0: the attention input is LN_1(E[x] + P) (pre-LN)
+    block = model.blocks[0]
+    mha = block.attention
+    x = block.addnorm1.norm(model.token_embedding(tokens) + model.position_embedding(torch.arange(7)))
+    out, alpha = mha(x, x, x, return_weights=True, is_causal=True)  # (B, T, d), (B, h, T, T)
+    v = mha.W_v(x).view(3, 7, 2, 4)  # (B, T, h, d_h)
+    f = torch.stack([v[:, :, h] @ mha.W_o.weight[:, 4 * h : 4 * h + 4].t() for h in range(2)], 1)  # (B, h, T, d)
+    # the decomposition is exact: sum_h sum_j alpha_hij f_h(x_j) + b_o is the attention output
+    torch.testing.assert_close(torch.einsum("bhij,bhjd->bid", alpha, f) + mha.W_o.bias, out)
+    torch.testing.assert_close(norms[:, 0], alpha * f.norm(dim=-1)[:, :, None, :])
+    assert not torch.allclose(norms[:, 0], alpha)  # not the raw weights
+    assert not mha._forward_hooks  # nothing stays registered
+
+
+def test_ablating_a_head_equals_zeroing_its_output_columns():
+    model, tokens = tiny_gpt(), gpt_tokens()
+    with torch.no_grad():
+        before = model(tokens)
+        with ablate_heads(model, [(1, 0)]):
+            ablated = model(tokens)
+        torch.testing.assert_close(model(tokens), before)  # hooks removed
+        reference = tiny_gpt()
+        reference.blocks[1].attention.W_o.weight[:, 0:4] = 0  # head 0 of layer 1 reads columns 0..3
+        torch.testing.assert_close(ablated, reference(tokens))
+        assert not torch.allclose(ablated, before)
+    calls = []
+
+    def evaluate():
+        with torch.no_grad():
+            calls.append(1)
+            return float(model(tokens)[0, -1, 0])
+
+    scores = head_ablation(model, evaluate)
+    assert scores.shape == (2, 2) and len(calls) == 4
+    with torch.no_grad(), ablate_heads(model, (0, 1)):
+        assert scores[0, 1] == pytest.approx(float(model(tokens)[0, -1, 0]))
+    with pytest.raises(ValueError, match=r"\(layer, head\) pairs with 0 <= layer < 2"):
+        with ablate_heads(model, [(2, 0)]):
+            pass
+    with pytest.raises(ValueError, match="evaluate must be a callable"):
+        head_ablation(model, 3.0)
+
+
+def test_replaced_attention_is_what_the_output_uses():
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(8, 2).eval()
+    x = torch.randn(2, 5, 8)
+    uniform = torch.ones(5, 5).tril()
+    uniform = uniform / uniform.sum(-1, keepdim=True)
+    with torch.no_grad():
+        with replace_attention(mha, lambda w: uniform.expand_as(w)):
+            out, w = mha(x, x, x, return_weights=True, is_causal=True)
+            fused = mha(x, x, x, is_causal=True)  # the path without weights is replaced too
+        v = mha.W_v(x).view(2, 5, 2, 4).transpose(1, 2)  # (B, h, T, d_h)
+        expected = mha.W_o((uniform @ v).transpose(1, 2).reshape(2, 5, 8))
+        torch.testing.assert_close(out, expected)
+        torch.testing.assert_close(fused, expected)
+        torch.testing.assert_close(w, uniform.expand(2, 2, 5, 5))
+        with replace_attention(mha, lambda w: w):  # identity: nothing changes
+            torch.testing.assert_close(mha(x, x, x, is_causal=True), mha.forward(x, x, x, is_causal=True))
+        with pytest.raises(ValueError, match="new_weights must return a tensor of shape"):
+            with replace_attention(mha, lambda w: w[..., :2]):
+                mha(x, x, x)
+    with pytest.raises(ValueError, match="module must be a MultiHeadAttention"):
+        with replace_attention(nn.Linear(2, 2), lambda w: w):
+            pass
+    assert len(attention_modules(tiny_gpt())) == 2
+
+
+def test_induction_score_by_hand():
+    tokens = torch.tensor([[5, 7, 5, 7]])  # query 2 (a 5) should look at 1, query 3 (a 7) at 2
+    w = torch.eye(4).repeat(1, 1, 1, 1, 1)  # (B, L, h, T, T) = (1, 1, 1, 4, 4)
+    w[0, 0, 0, 2] = torch.tensor([0.4, 0.6, 0.0, 0.0])
+    w[0, 0, 0, 3] = torch.tensor([0.0, 0.0, 0.2, 0.8])
+    assert induction_score(w, tokens).shape == (1, 1)
+    assert float(induction_score(w, tokens)) == pytest.approx((0.6 + 0.2) / 2)
+    with pytest.raises(ValueError, match="no token repeats"):
+        induction_score(w, torch.tensor([[1, 2, 3, 4]]))
+    with pytest.raises(ValueError, match=r"tokens must have shape \(B, T\)"):
+        induction_score(w, torch.tensor([1, 2, 3, 4]))
+
+
+def test_gpt_maps_are_stacked_by_layer():
+    model, tokens = tiny_gpt(), gpt_tokens()
+    maps = collect_attention(model, tokens)
+    assert set(maps) == {"self"} and maps["self"].shape == (3, 2, 2, 7, 7)
+    _, expected = model(tokens, return_weights=True)
+    torch.testing.assert_close(maps["self"][:, 1], expected[1])
