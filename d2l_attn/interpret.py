@@ -17,7 +17,7 @@ adversarial as in Jain & Wallace, 2019). Attributions that combine layers or use
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import torch
@@ -111,6 +111,46 @@ def attention_modules(model: nn.Module) -> list[MultiHeadAttention]:
     return found
 
 
+@contextmanager
+def _intercept(mha: MultiHeadAttention, fn: Callable) -> Iterator[None]:
+    """Inside the ``with`` block, every per-head attention of ``mha`` calls ``fn(weights (B, h, T_q, T_k),
+    values (B, h, T_k, d_h))``; a tensor returned by ``fn`` replaces the weights (the heads then
+    output ``new @ values``), ``None`` keeps them.
+
+    Both paths into the heads are covered: ``forward`` (through ``mha.attention``'s ``__call__``:
+    a forward hook) and the unchecked ``compute`` that the stacks use (an instance attribute that
+    shadows the method until the block ends). Nothing stays changed afterwards.
+    """
+    inner = mha.attention
+
+    def replace(weights, values, result, return_weights):
+        new = fn(weights, values)
+        if new is None:
+            return (result, weights) if return_weights else result
+        if not isinstance(new, torch.Tensor) or new.shape != weights.shape:
+            raise ValueError(f"new_weights must return a tensor of shape {tuple(weights.shape)}")
+        return (new @ values, new) if return_weights else new @ values  # (B, h, T_q, d_h)
+
+    def hook(module, args, kwargs, output):
+        result, weights = type(inner).forward(inner, *args, **{**kwargs, "return_weights": True})
+        return replace(weights, args[2], result, kwargs.get("return_weights", False))
+
+    def compute(queries, keys, values, keep=None, *, causal=False, return_weights=False):
+        result, weights = type(inner).compute(inner, queries, keys, values, keep, causal=causal, return_weights=True)
+        return replace(weights, values, result, return_weights)
+
+    handle = inner.register_forward_hook(hook, with_kwargs=True)
+    patched = hasattr(type(inner), "compute")
+    if patched:
+        inner.compute = compute
+    try:
+        yield
+    finally:
+        handle.remove()
+        if patched:
+            del inner.compute
+
+
 @torch.no_grad()
 def value_weighted_norms(model: nn.Module, *inputs: Any, **kwargs: Any) -> torch.Tensor:
     r"""Norm-based attention (Kobayashi et al., 2020) of every self-attention layer and head.
@@ -125,37 +165,30 @@ def value_weighted_norms(model: nn.Module, *inputs: Any, **kwargs: Any) -> torch
     the size of what token :math:`j` actually adds to the output of the attention sublayer
     (before the residual connection and the FFN, which are not included), where
     :math:`\mathbf{x}_j` is the input of the attention module (after the LayerNorm in a pre-LN
-    block). Runs ``model(*inputs, return_weights=True, **kwargs)`` once in eval mode, reading the
-    input and the weights of every :func:`attention_modules` call with hooks (nothing stays
-    registered). Returns ``(B, L, h, T_q, T_k)``.
+    block). Runs ``model(*inputs, return_weights=True, **kwargs)`` once in eval mode and reads
+    each :func:`attention_modules` entry's weights and projected values as they are computed
+    (nothing stays changed). Returns ``(B, L, h, T_q, T_k)``.
     """
     modules = attention_modules(model)
     seen: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def hook(index):
-        def read(module, args, output):
-            if isinstance(output, tuple):  # (output, weights (B, h, T_q, T_k))
-                seen[index] = (args[2], output[1])  # the values' input (B, T_k, d)
+    def reader(index):
+        def read(weights, values):
+            seen[index] = (weights, values)  # (B, h, T_q, T_k), (B, h, T_k, d_h)
 
         return read
 
-    handles = [m.register_forward_hook(hook(i)) for i, m in enumerate(modules)]
-    try:
+    with ExitStack() as stack:
+        for i, mha in enumerate(modules):
+            stack.enter_context(_intercept(mha, reader(i)))
         collect_attention(model, *inputs, **kwargs)
-    finally:
-        for handle in handles:
-            handle.remove()
     if len(seen) != len(modules):
-        raise ValueError(
-            f"{type(model).__name__} called {len(seen)} of its {len(modules)} attention modules with "
-            "return_weights=True through forward (value norms need every layer's input)"
-        )
+        raise ValueError(f"{type(model).__name__} ran {len(seen)} of its {len(modules)} attention modules")
     norms = []
     for index, mha in enumerate(modules):
-        x, alpha = seen[index]  # (B, T_k, d), (B, h, T_q, T_k)
-        v = mha.W_v(x).unflatten(-1, (mha.num_heads, mha.head_dim))  # (B, T_k, h, d_h)
+        alpha, v = seen[index]
         w_o = mha.W_o.weight.t().unflatten(0, (mha.num_heads, mha.head_dim))  # (h, d_h, d)
-        f = torch.einsum("bthk,hkd->bhtd", v, w_o)  # (B, h, T_k, d): f(x_j) per head
+        f = torch.einsum("bhtk,hkd->bhtd", v, w_o)  # (B, h, T_k, d): f(x_j) per head
         norms.append(alpha * f.norm(dim=-1)[:, :, None, :])  # (B, h, T_q, T_k)
     return torch.stack(norms, dim=1)  # (B, L, h, T_q, T_k)
 
@@ -228,24 +261,16 @@ def replace_attention(
     ``new_weights`` maps the module's weights ``(B, h, T_q, T_k)`` to other weights of the same
     shape (rows summing to 1); the heads' output becomes ``new_weights(weights) @ V``, the rest of
     the model (``W^o``, residuals, later layers) is unchanged. Used for uniform attention and for
-    adversarial attention (Jain & Wallace, 2019). A forward hook on ``module.attention``; removed on exit.
+    adversarial attention (Jain & Wallace, 2019). Both paths into the heads are intercepted, the
+    checked ``forward`` and the ``compute`` that the stacks (GPT, BERT, ViT) use; nothing stays
+    changed on exit.
     """
     if not isinstance(module, MultiHeadAttention):
         raise ValueError(f"module must be a MultiHeadAttention, got {type(module).__name__}")
-
-    def swap(inner, args, kwargs, output):
-        _, weights = inner.forward(*args, **{**kwargs, "return_weights": True})  # (B, h, T_q, T_k)
-        new = new_weights(weights)
-        if not isinstance(new, torch.Tensor) or new.shape != weights.shape:
-            raise ValueError(f"new_weights must return a tensor of shape {tuple(weights.shape)}")
-        result = new @ args[2]  # (B, h, T_q, d_h)
-        return (result, new) if kwargs.get("return_weights") else result
-
-    handle = module.attention.register_forward_hook(swap, with_kwargs=True)
-    try:
+    if not callable(new_weights):
+        raise ValueError("new_weights must be a callable weights (B, h, T_q, T_k) -> weights")
+    with _intercept(module, lambda weights, values: new_weights(weights)):
         yield
-    finally:
-        handle.remove()
 
 
 def induction_score(weights: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:

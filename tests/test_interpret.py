@@ -224,3 +224,24 @@ def test_gpt_maps_are_stacked_by_layer():
     assert set(maps) == {"self"} and maps["self"].shape == (3, 2, 2, 7, 7)
     _, expected = model(tokens, return_weights=True)
     torch.testing.assert_close(maps["self"][:, 1], expected[1])
+
+
+def test_replaced_attention_reaches_the_stacks_unchecked_path():
+    """GPT runs its blocks through ``compute`` (no module call into the heads): still intercepted."""
+    model, tokens = tiny_gpt(), gpt_tokens()
+    mha = attention_modules(model)[0]
+    uniform = torch.ones(7, 7).tril()
+    uniform = uniform / uniform.sum(-1, keepdim=True)
+    with torch.no_grad():
+        before, w_before = model(tokens, return_weights=True)
+        with replace_attention(mha, lambda w: w):
+            torch.testing.assert_close(model(tokens), before)
+        with replace_attention(mha, lambda w: uniform.expand_as(w)):
+            after, w_after = model(tokens, return_weights=True)
+            fused = model(tokens)  # the path without weights too
+        torch.testing.assert_close(w_after[0], uniform.expand(3, 2, 7, 7))
+        assert w_after[1].shape == w_before[1].shape
+        torch.testing.assert_close(fused, after)
+        assert not torch.allclose(after, before)
+        assert "compute" not in vars(mha.attention) and not mha.attention._forward_hooks  # restored
+        torch.testing.assert_close(model(tokens), before)
