@@ -28,6 +28,11 @@ is a differentiable relaxation of its one-hot vector. It *adds* noise; it does n
 **Calibration**: the expected calibration error over :math:`M` equal-width confidence bins
 (Guo et al., 2017), :math:`\operatorname{ECE} = \sum_m \frac{|B_m|}{n}\,|\operatorname{acc}(B_m) - \operatorname{conf}(B_m)|`.
 
+**Dropout places and temperature annealing**: :func:`dropout_places` finds a model's dropout layers
+by place (embeddings, attention weights, FFN hidden layer, residual branches) and :func:`set_dropout`
+sets one rate per place; :func:`gumbel_temperature` is the exponential annealing
+:math:`\tau_s = \max(\tau_\text{min}, \tau_0 e^{-rs})` of Jang et al. (2017).
+
 **Monitors**: :class:`TrainingMonitor` is a :class:`d2l_attn.training.Trainer` step hook that records
 per-layer gradient norms and, on a fixed probe batch, per-layer activation RMS and attention entropy.
 """
@@ -43,9 +48,10 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from ._checks import nonnegative_int, positive_int, positive_number, unit_interval
-from .blocks import PositionWiseFFN
+from .blocks import AddNorm, PositionWiseFFN
 from .multihead import MultiHeadAttention, split_heads
-from .scoring import DotProductAttention
+from .positional import LearnedPositionalEncoding, SinusoidalPositionalEncoding
+from .scoring import AdditiveAttention, DotProductAttention
 
 __all__ = [
     "inverse_sqrt_factor",
@@ -59,11 +65,15 @@ __all__ = [
     "attention_logits",
     "attention_entropy",
     "gumbel_softmax",
+    "gumbel_temperature",
     "CalibrationBins",
     "calibration_bins",
     "expected_calibration_error",
     "weight_decay_groups",
     "tie_output_embedding",
+    "DROPOUT_PLACES",
+    "dropout_places",
+    "set_dropout",
     "TrainingMonitor",
 ]
 
@@ -225,6 +235,19 @@ def gumbel_softmax(
     return one_hot - soft.detach() + soft
 
 
+def gumbel_temperature(step: int, tau0: float = 1.0, tau_min: float = 0.1, rate: float = 0.0) -> float:
+    r"""Exponential annealing :math:`\tau_s = \max(\tau_\text{min}, \tau_0 e^{-r s})` (Jang et al., 2017), step :math:`s \ge 0`.
+
+    ``rate = 0`` keeps :math:`\tau_0` fixed; :math:`r = \ln(\tau_0/\tau_\text{min}) / S` reaches
+    :math:`\tau_\text{min}` at step :math:`S`.
+    """
+    nonnegative_int("step", step)
+    tau0, tau_min = positive_number("tau0", tau0), positive_number("tau_min", tau_min)
+    if not isinstance(rate, (int, float)) or not 0 <= rate < math.inf:
+        raise ValueError(f"rate must be a finite number >= 0, got {rate!r}")
+    return max(tau_min, tau0 * math.exp(-rate * step))
+
+
 # -- calibration ------------------------------------------------------------------------------
 class CalibrationBins(NamedTuple):
     """Per bin: mean confidence, accuracy (``nan`` for an empty bin) and count; bins are equal-width on [0, 1]."""
@@ -292,6 +315,46 @@ def tie_output_embedding(model: nn.Module) -> nn.Module:
         raise ValueError("model must be a Transformer whose decoder has dense (V, d) and embed.embedding (V, d)")
     dense.weight = embed.weight
     return model
+
+
+# -- dropout places ---------------------------------------------------------------------------
+#: Where a Transformer applies dropout, in the order of :func:`dropout_places`.
+DROPOUT_PLACES = ("embeddings", "attention weights", "FFN hidden", "residual branches")
+_PLACE_OWNERS = (
+    ((SinusoidalPositionalEncoding, LearnedPositionalEncoding), "embeddings"),  # after positions are added
+    ((DotProductAttention, AdditiveAttention), "attention weights"),  # on the softmax's output
+    ((PositionWiseFFN,), "FFN hidden"),  # after the activation
+    ((AddNorm,), "residual branches"),  # on the sublayer output before the addition
+)
+
+
+def dropout_places(model: nn.Module) -> dict[str, list[nn.Dropout]]:
+    """The ``nn.Dropout`` layers of ``model`` by place (keys :data:`DROPOUT_PLACES`), found by the module that owns them."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    places: dict[str, list[nn.Dropout]] = {place: [] for place in DROPOUT_PLACES}
+    for module in model.modules():
+        layer = getattr(module, "dropout", None)
+        owner = next((place for types, place in _PLACE_OWNERS if isinstance(module, types)), None)
+        if owner is not None and isinstance(layer, nn.Dropout):
+            places[owner].append(layer)
+    return places
+
+
+def set_dropout(model: nn.Module, rates: dict[str, float]) -> dict[str, int]:
+    """Set the dropout probability of every layer at each place named in ``rates``; others keep theirs.
+
+    Works for the fused attention path too (it reads ``dropout.p``). Returns the number of layers
+    changed per place.
+    """
+    if not isinstance(rates, dict) or not set(rates) <= set(DROPOUT_PLACES):
+        raise ValueError(f"rates must be a dict with keys among {DROPOUT_PLACES}, got {rates!r:.80}")
+    places = dropout_places(model)
+    for place, rate in rates.items():
+        rate = unit_interval(f"rates[{place!r}]", rate)
+        for layer in places[place]:
+            layer.p = rate
+    return {place: len(places[place]) for place in rates}
 
 
 # -- monitors ---------------------------------------------------------------------------------

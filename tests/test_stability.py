@@ -238,3 +238,59 @@ def test_monitor_records_per_layer_grad_norms_before_clipping_and_probe_statisti
         assert 0 < monitor.history["entropy"][name][0] < math.log(5)
     assert model.training  # the probe restored train mode
     assert all(not b._forward_hooks for b in stack)  # and removed its hooks
+
+
+# -- temperature annealing and dropout places ---------------------------------------------------
+def test_gumbel_temperature_is_the_exponential_schedule_with_a_floor():
+    rate = math.log(10) / 50
+    taus = [stability.gumbel_temperature(s, 1.0, 0.1, rate) for s in range(101)]
+    for s, tau in enumerate(taus):
+        assert math.isclose(tau, max(0.1, math.exp(-rate * s)), rel_tol=1e-12)
+    assert taus[0] == 1.0 and math.isclose(taus[50], 0.1) and taus[100] == 0.1
+    assert all(a >= b for a, b in zip(taus, taus[1:]))
+    assert stability.gumbel_temperature(1000, 2.0, 0.5) == 2.0  # rate 0: fixed
+    for bad, name in [({"step": -1}, "step"), ({"tau_min": 0.0}, "tau_min"), ({"rate": -1.0}, "rate")]:
+        kwargs = {"step": 0, "tau0": 1.0, "tau_min": 0.1, "rate": 0.1, **bad}
+        with pytest.raises(ValueError, match=name):
+            stability.gumbel_temperature(**kwargs)
+
+
+def _tiny_transformer(dropout=0.1):
+    from d2l_attn import data, models
+
+    vocab = data.Vocab([["a", "b", "c"]], reserved_tokens=["<pad>", "<bos>", "<eos>"])
+    return models.Transformer.from_vocabs(vocab, vocab, d_model=8, num_heads=2, d_ff=16, num_layers=2, dropout=dropout)
+
+
+def test_dropout_places_find_every_dropout_layer_of_a_transformer_by_its_owner():
+    model = _tiny_transformer()
+    places = stability.dropout_places(model)
+    counts = {place: len(layers) for place, layers in places.items()}
+    # 2 + 2 blocks: embeddings 2; attentions 2 (encoder) + 4 (decoder); FFNs 4; residual 4 + 6
+    assert counts == {"embeddings": 2, "attention weights": 6, "FFN hidden": 4, "residual branches": 10}
+    found = {id(layer) for layers in places.values() for layer in layers}
+    assert found == {id(m) for m in model.modules() if isinstance(m, nn.Dropout)}  # each once, none missed
+    names = {id(m): n for n, m in model.named_modules()}
+    assert all(names[id(layer)].endswith("attention.attention.dropout") for layer in places["attention weights"])
+    assert all("addnorm" in names[id(layer)] for layer in places["residual branches"])
+
+
+def test_set_dropout_changes_only_the_named_places_and_the_fused_path_sees_it():
+    torch.manual_seed(0)
+    model = _tiny_transformer(dropout=0.0)
+    assert stability.set_dropout(model, {"attention weights": 0.5}) == {"attention weights": 6}
+    places = stability.dropout_places(model)
+    assert {layer.p for layer in places["attention weights"]} == {0.5}
+    assert {layer.p for p in ("embeddings", "FFN hidden", "residual branches") for layer in places[p]} == {0.0}
+    # the fused path reads dropout.p: in training mode two calls now differ, in eval mode they agree
+    src = torch.tensor([[3, 4, 5, 2]])
+    tgt = torch.tensor([[1, 3, 4, 5]])
+    lens = torch.tensor([4])
+    model.train()
+    assert not torch.equal(model(src, lens, tgt), model(src, lens, tgt))
+    model.eval()
+    torch.testing.assert_close(model(src, lens, tgt), model(src, lens, tgt))
+    with pytest.raises(ValueError, match="rates"):
+        stability.set_dropout(model, {"everywhere": 0.1})
+    with pytest.raises(ValueError, match="attention weights"):
+        stability.set_dropout(model, {"attention weights": 1.5})
