@@ -39,7 +39,7 @@ copies them and the tests compare outputs. Attention weights are returned explic
 ``forward`` and ``step`` check their arguments; ``compute`` is the same layer without the checks,
 taking a key mask already built: the stacks (the Transformer encoder, GPT, BERT, ViT) check their
 inputs and build the mask once per call (:func:`key_mask`), then run every block with
-:func:`run_blocks`.
+:func:`run_blocks` (which calls each block as a module with the mask as ``keep``).
 """
 
 from __future__ import annotations
@@ -249,9 +249,19 @@ class SelfAttentionBlock(nn.Module):
         self.addnorm2 = AddNorm(d_model, dropout, norm_first, eps)
 
     def forward(
-        self, x: torch.Tensor, valid_lens=None, return_weights: bool = False
+        self, x: torch.Tensor, valid_lens=None, return_weights: bool = False, *, keep: torch.Tensor | None = None
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """``x (B, T, d_model)`` -> ``(B, T, d_model)`` (and the weights ``(B, h, T, T)``).
+
+        Padding is given either as ``valid_lens (B,)`` (checked here) or, by a stack that checked
+        its lengths once for all its blocks, as ``keep``, a key mask from :func:`key_mask` (not
+        checked again). Either way the call goes through the module, so forward hooks fire.
+        """
         _check_input(x, "x", self.d_model)
+        if keep is not None:
+            if valid_lens is not None:
+                raise ValueError("give valid_lens or keep (a mask from blocks.key_mask), not both")
+            return self.compute(x, keep, return_weights)
 
         def self_attend(h):  # the checked multi-head attention: x may come from anywhere
             return self.attention(h, h, h, valid_lens=valid_lens, return_weights=return_weights, is_causal=self.causal)
@@ -262,7 +272,7 @@ class SelfAttentionBlock(nn.Module):
         self, x: torch.Tensor, keep: torch.Tensor | None = None, return_weights: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """:meth:`forward` with a key mask from :meth:`MultiHeadAttention.mask <d2l_attn.multihead.MultiHeadAttention.mask>`
-        (or ``None``) and no argument checks: a stack checks its input once and calls this for every block."""
+        (or ``None``) and no argument checks (and, called directly, no module hooks)."""
 
         def self_attend(h):
             return self.attention.self_attend(h, keep, causal=self.causal, return_weights=return_weights)
@@ -517,15 +527,17 @@ def key_mask(valid_lens, x: torch.Tensor, name: str = "valid_lens") -> torch.Ten
 def run_blocks(
     blocks: nn.ModuleList, x: torch.Tensor, keep: torch.Tensor | None = None, return_weights: bool = False
 ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
-    """Run self-attention blocks in order with one key mask (:func:`key_mask`), via ``compute``.
+    """Run self-attention blocks in order, all with one key mask from :func:`key_mask` (or ``None``).
 
-    Returns ``x (B, T, d)`` after the last block, or ``(x, [weights (B, h, T, T) per block])``.
+    Each block is called as a module (forward hooks fire) with the mask as ``keep``, so lengths
+    are checked once per stack, not once per block. Returns ``x (B, T, d)`` after the last block,
+    or ``(x, [weights (B, h, T, T) per block])``.
     """
     weights = []
     for block in blocks:
         if return_weights:
-            x, w = block.compute(x, keep, return_weights=True)  # (B, T, d), (B, h, T, T)
+            x, w = block(x, return_weights=True, keep=keep)  # (B, T, d), (B, h, T, T)
             weights.append(w)
         else:
-            x = block.compute(x, keep)  # (B, T, d)
+            x = block(x, keep=keep)  # (B, T, d)
     return (x, weights) if return_weights else x

@@ -326,3 +326,43 @@ def test_block_forward_ignores_nan_in_padding():
     torch.testing.assert_close(block(poisoned, lens)[1, :3], block(x, lens)[1, :3])
     y = randn(2, 4, D, seed=3)
     torch.testing.assert_close(decoder(y, poisoned, lens), decoder(y, x, lens))
+
+
+@pytest.mark.parametrize("kind", ["encoder", "gpt", "bert", "vit"])
+def test_stacks_call_their_blocks_as_modules_so_forward_hooks_fire(kind):
+    """A stack checks lengths once, but every block still goes through ``__call__``: hooks see it."""
+    from d2l_attn.models import BERT, GPT, ViT
+    from d2l_attn.models.transformer import TransformerEncoder
+
+    torch.manual_seed(0)
+    tokens, lens = torch.randint(0, 20, (2, 6)), torch.tensor([6, 3])
+    sizes = dict(d_model=16, num_heads=2, d_ff=32, num_layers=3)
+    if kind == "encoder":
+        model, run = TransformerEncoder(20, **sizes), lambda m: m(tokens, lens)
+    elif kind == "gpt":
+        model, run = GPT(vocab_size=20, max_len=8, **sizes), lambda m: m(tokens, lens)
+    elif kind == "bert":
+        model, run = BERT(vocab_size=20, max_len=8, **sizes), lambda m: m.encode(tokens, None, lens)
+    else:
+        model = ViT(image_size=8, patch_size=4, in_channels=1, num_classes=3, **sizes)
+        run = lambda m: m(torch.randn(2, 1, 8, 8))
+    model.eval()
+    seen = []
+    handles = [b.register_forward_hook(lambda mod, args, out, i=i: seen.append(i)) for i, b in enumerate(model.blocks)]
+    run(model)
+    for handle in handles:
+        handle.remove()
+    assert seen == [0, 1, 2]
+
+
+def test_block_refuses_valid_lens_and_keep_together():
+    block = SelfAttentionBlock(8, 2, 16, 0.0)
+    x = torch.randn(1, 3, 8)
+    keep = torch.ones(1, 1, 1, 3, dtype=torch.bool)
+    with pytest.raises(ValueError, match="valid_lens or keep"):
+        block(x, torch.tensor([3]), keep=keep)
+    # keep and valid_lens describe the same padding: same output
+    from d2l_attn.blocks import key_mask
+
+    lens = torch.tensor([2])
+    torch.testing.assert_close(block(x, keep=key_mask(lens, x)), block(x, lens))
