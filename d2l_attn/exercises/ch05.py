@@ -126,7 +126,7 @@ def _wrong_scale_by_d_model(x, w_q, w_k, w_v, w_o, num_heads):
     return (weights @ v).transpose(1, 2).reshape(x.shape) @ w_o.T
 
 
-def _wrong_no_output_projection(x, w_q, w_k, w_v, w_o, num_heads):  # the seed's SelfAttention
+def _wrong_no_output_projection(x, w_q, w_k, w_v, w_o, num_heads):  # Interview Q6's SelfAttention (no W_o)
     q, k, v = (_split(x @ w.T, num_heads) for w in (w_q, w_k, w_v))
     weights = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(x.shape[-1] // num_heads), -1)
     return (weights @ v).transpose(1, 2).reshape(x.shape)

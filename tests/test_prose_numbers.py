@@ -1,0 +1,153 @@
+"""No measured number is typed into a page's prose.
+
+Counts, times, losses, accuracies, BLEU scores and speed ratios change with the mode (quick or
+full), the machine and the library versions; the text must take them from the executed run
+(myst-nb ``glue`` and ``{glue:text}``) or show them in a printed table next to the claim. This
+test scans the markdown cells of every chapter and appendix notebook for numbers that *look*
+measured -- decimals, percentages, durations, thousands-separated counts, "about N" and
+"N times" -- after removing math, code spans, citations, roles, cross-references and section
+numbers. Every number that remains must be in ``ALLOWED`` below, with the reason it may be
+typed (a definition, a configuration the code sets, a published number with its source), so
+a new typed number fails until someone glues it or justifies it.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = sorted((ROOT / "chapters").glob("*.ipynb")) + sorted((ROOT / "book").glob("*.ipynb"))
+
+_NUMBER_WORDS = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty"
+MEASURED = re.compile(
+    r"(?<![\w.#/-])(?:"
+    r"\d[\d,.]*\s?(?:×|x\b)(?!\s?\d)"  # a ratio: 1.8x (not a size: 8×8, 224×224)
+    r"|\d[\d,.]*\s(?:times\s+(?:faster|slower|more|less|as))"  # 2 times faster
+    r"|\d[\d,.]*\s?%"  # a percentage: 5%, 40.5%
+    r"|\d[\d,.]*\s?(?:ms|s|sec|seconds?|min|minutes?|hours?)\b"  # a duration: 3 s, 40 seconds
+    r"|\b(?:" + _NUMBER_WORDS + r")[\s-](?:seconds?|minutes?|hours?)\b"  # about three minutes
+    r"|(?:about|around|roughly|some|~|≈)\s?\d[\d,.]*%?"  # an approximate reading: about 30, ~15k
+    r"|\d{1,3}(?:,\d{3})+"  # a count with thousands separators: 1,097, 18,065
+    r"|\d[\d,]*\.\d+"  # a decimal: 0.35, 24.1
+    r")",
+    re.I,
+)
+
+# (page prefix, number as typed, why it may be typed, a string the page's code must contain
+# -- so that a constant quoted in prose is the one the code uses -- or None)
+ALLOWED = [
+    # settings chosen by the text, each one set in the page's own code
+    ("02", "5%", "the tolerance the check cell asserts (the measured gap is glued)", "0.05 * h_cv"),
+    ("04", "80%", "the split fractions of data.split_by_source", None),
+    ("04", "10%", "the split fractions of data.split_by_source", None),
+    ("04", "3,000", "quick mode's number of pairs", "quick_or_full(3000"),
+    ("07", "3,000", "quick mode's number of pairs", "quick_or_full(3000"),
+    ("07", "0.1", "the dropout rate", "dropout=0.1"),
+    ("10", "0.05", "the weight decay", "weight_decay=0.05"),
+    ("12", "100,000", "the size of a simulation", "100_000"),
+    ("12", "0.5", "the margin a check cell allows for the entropy", "0.5"),
+    ("12", "0.1", "dropout and label smoothing rates", "0.1"),
+    ("12", "ten minutes", "the time budget the full-mode recipe was chosen for, not a measurement", None),
+    ("reproducing", "0.2", "D2L's dropout (its recipe, rerun in the page's code)", "dropout=0.2"),
+    ("reproducing", "0.005", "D2L's learning rate (its recipe, rerun in the page's code)", "0.005"),
+    ("reproducing", "0.001", "D2L's learning rate (its recipe, rerun in the page's code)", "0.001"),
+    # sizes of code and of data, and facts of arithmetic, not measurements
+    ("05", "about 30", "the length of a code listing the reader can count", None),
+    ("08", "about 30", "the length of a code listing the reader can count", None),
+    ("10", "1,797", "the number of images in scikit-learn's load_digits (DESIGN.md)", None),
+    ("10", "50,176", "224 x 224, arithmetic", None),
+    ("10", "60,000", "Fashion-MNIST's published training-set size (Xiao et al. 2017)", None),
+    ("10", "10,000", "Fashion-MNIST's published test-set size (Xiao et al. 2017)", None),
+    ("10", "0.1", "a published recipe's dropout and learning rate (D2L), quoted with its source", None),
+    ("12", "65,504", "the largest float16 number (IEEE 754)", None),
+    ("12", "about 3", "bfloat16's significant decimal digits (8 significand bits)", None),
+    # published numbers, each quoted with its source in the same paragraph
+    ("12", "0.98", "the Transformer paper's Adam beta_2 (Vaswani et al. 2017, section 5.3)", None),
+    ("reproducing", "about 0.11", "D2L's training loss read off its plot (d2l-pytorch-colab 0463544)", None),
+    ("reproducing", "about 1.68", "D2L's validation loss read off its plot (run A, 0463544)", None),
+    ("reproducing", "1.39", "D2L's lowest validation loss (run A, 0463544)", None),
+    ("reproducing", "1.85", "D2L's validation loss (run B, f854371)", None),
+    ("reproducing", "about 1%", "read off the pasted benchmark table right above it", None),
+    ("reproducing", "about 1.35", "read off the pasted benchmark table right above it (126.59 / 93.20 ms)", None),
+    ("reproducing", "0.87", "read off the pasted benchmark table right above it", None),
+    ("reproducing", "3,600", "the output vocabulary in the pasted benchmark's config line", None),
+]
+
+# Published tables quoted whole, with their source: (page prefix, citation key in the same
+# cell, why). The rows of a markdown table in such a cell are not scanned.
+PUBLISHED_TABLES = [("08", "tay2021long", "Long Range Arena, Table 1 of Tay et al. (2021), quoted")]
+
+# dataset constants documented in DESIGN.md; typed in prose they must equal the library's
+CONSTANTS = {"18,065": "FULL_NUM_EXAMPLES"}
+
+
+def _prose(cell_source: str) -> str:
+    text = re.sub(r"\$\$.*?\$\$", " ", cell_source, flags=re.S)  # display math
+    text = re.sub(r"\$[^$\n]+\$", " ", text)  # inline math
+    text = re.sub(r"```.*?```|:::.*?\n", " ", text, flags=re.S)  # fenced blocks, directive lines
+    text = re.sub(r"\{[\w:-]+\}`[^`]*`", " ", text)  # roles: {cite:p}`...`, {glue:text}`...`
+    text = re.sub(r"`[^`\n]*`", " ", text)  # code spans
+    text = re.sub(r"^:\w+:.*$", " ", text, flags=re.M)  # directive options (:width: 100%)
+    text = re.sub(r"\]\([^)]*\)", "]", text)  # link targets
+    # section and exercise numbers, question numbers, chapter ranges
+    text = re.sub(r"(?:§|#+ |Exercise |Table |Figure |sections? )\d+(?:\.\d+)*", " ", text, flags=re.I)
+    return text
+
+
+def typed_numbers(path: Path) -> list[str]:
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    tables = [key for page, key, _ in PUBLISHED_TABLES if path.name.startswith(page)]
+    found = []
+    for cell in cells:
+        if cell["cell_type"] != "markdown":
+            continue
+        text = "".join(cell["source"])
+        if any(key in text for key in tables):  # a quoted table: skip its rows
+            text = "\n".join(line for line in text.splitlines() if not line.startswith("|"))
+        found += [" ".join(m.group(0).split()) for m in MEASURED.finditer(_prose(text))]
+    return found
+
+
+def _code(path: Path) -> str:
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+
+
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: p.name)
+def test_no_measured_number_is_typed_into_prose(path):
+    allowed = {number for page, number, _, _ in ALLOWED if path.name.startswith(page)}
+    typed = [n for n in typed_numbers(path) if n not in allowed and n not in CONSTANTS]
+    assert not typed, (
+        f"{path.name}: numbers typed into markdown {typed}; glue them from the run "
+        "({glue:text}`key`) or add them to ALLOWED in this test with the reason"
+    )
+
+
+@pytest.mark.parametrize("page, number, reason, in_code", ALLOWED, ids=lambda v: str(v)[:20])
+def test_allowed_numbers_are_still_used_as_documented(page, number, reason, in_code):
+    """A stale allowlist entry hides nothing: each is still typed on its page, and a constant
+    the code sets is still the one the code sets."""
+    (path,) = [p for p in PAGES if p.name.startswith(page)]
+    assert number in typed_numbers(path), f"{number!r} is no longer typed on {path.name}: remove it"
+    assert reason
+    if in_code is not None:
+        assert in_code in _code(path), f"{path.name}'s code no longer contains {in_code!r}"
+
+
+def test_dataset_constants_in_prose_are_the_librarys():
+    from d2l_attn import data
+
+    for typed, name in CONSTANTS.items():
+        assert typed == f"{getattr(data, name):,}"
+
+
+def test_the_scanner_finds_measured_numbers_and_skips_math_code_and_sections():
+    sample = (
+        "In our run (10 epochs, about three minutes) BLEU was 24.1 on 1,097 sentences, 35% "
+        "better and 1.8x faster; see §4.7, Exercise 4.2, $p_n^{1/2^n} = 0.5$, `lr=0.005`, "
+        "{cite:p}`vaswani2017attention` and {glue:text}`ch04_bleu:.1f`."
+    )
+    found = [m.group(0).strip() for m in MEASURED.finditer(_prose(sample))]
+    assert found == ["three minutes", "24.1", "1,097", "35%", "1.8x"], found
