@@ -65,6 +65,11 @@ ALLOWED = [
     ("12", "about 3", "bfloat16's significant decimal digits (8 significand bits)", None),
     # published numbers, each quoted with its source in the same paragraph
     ("12", "0.98", "the Transformer paper's Adam beta_2 (Vaswani et al. 2017, section 5.3)", None),
+    ("10", "0.01", "D2L's learning rate for ResNet-18 (its published recipe)", None),
+    ("10", "0.010", "half a pixel of D2L's published ViT plot, in accuracy", None),
+    ("10", "0.0035", "half a pixel of D2L's published ResNet plot, in accuracy", None),
+    ("10", "0.03", "D2L's ResNet-18 training loss, read from its published plot", None),
+    ("10", "0.4", "D2L's ViT losses, read from its published plot", None),
     ("reproducing", "about 0.11", "D2L's training loss read off its plot (d2l-pytorch-colab 0463544)", None),
     ("reproducing", "about 1.68", "D2L's validation loss read off its plot (run A, 0463544)", None),
     ("reproducing", "1.39", "D2L's lowest validation loss (run A, 0463544)", None),
@@ -151,3 +156,18 @@ def test_the_scanner_finds_measured_numbers_and_skips_math_code_and_sections():
     )
     found = [m.group(0).strip() for m in MEASURED.finditer(_prose(sample))]
     assert found == ["three minutes", "24.1", "1,097", "35%", "1.8x"], found
+
+
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: p.name)
+def test_every_glued_name_in_prose_is_glued_by_the_page(path):
+    """A ``{glue:...}`name``` whose name no code cell glues renders as a warning in the build (a
+    failure under -W) -- catch it without building. Names made by f-strings match as patterns."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    prose = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    used = set(re.findall(r"\{glue(?::\w+)?\}`([\w.-]+)(?::[^`]*)?`", prose))
+    made = re.findall(r"""glue\(\s*f?["']([^"']+)["']""", _code(path))
+    patterns = [re.compile(re.sub(r"\\\{[^}]*\\\}", r"\\w+", re.escape(name)) + "$") for name in made]
+    if re.search(r"glue\(\s*[A-Za-z_]", _code(path)):  # glue(key, ...): the name is a string elsewhere
+        patterns += [re.compile(re.escape(q) + "$") for q in re.findall(r"""["']([\w.-]+)["']""", _code(path))]
+    missing = sorted(name for name in used if not any(p.match(name) for p in patterns))
+    assert not missing, f"{path.name} shows glue names that its code never glues: {missing}"
