@@ -63,7 +63,29 @@ ALLOWED = [
     ("10", "0.1", "a published recipe's dropout and learning rate (D2L), quoted with its source", None),
     ("12", "65,504", "the largest float16 number (IEEE 754)", None),
     ("12", "about 3", "bfloat16's significant decimal digits (8 significand bits)", None),
+    ("09", "15%", "BERT's masking rate (Devlin et al. 2019), the recipe the code implements", None),
+    ("09", "80%", "BERT's [MASK] share of picked tokens (Devlin et al. 2019)", None),
+    ("09", "10%", "BERT's random / unchanged shares of picked tokens (Devlin et al. 2019)", None),
+    ("09", "0.8", "BERT's [MASK] probability, in an exercise's question", None),
+    ("09", "0.1", "BERT's random / unchanged probabilities, in an exercise's question", None),
+    ("09", "4.0", "a loss given in an exercise's question", None),
+    ("09", "50%", "chance on a balanced two-way task (arithmetic)", None),
+    ("11", "12.5%", "chance among 8 keys (arithmetic)", None),
+    ("11", "17%", "chance, 1 in 6 (arithmetic)", None),
+    ("11", "95%", "the accuracy threshold the pruning cell uses", None),
+    ("12", "70%", "the share of steps over which the temperature is annealed, set in the code", None),
+    ("12", "90%", "the accuracy the steps-to-threshold statistic is defined by", None),
     # published numbers, each quoted with its source in the same paragraph
+    ("09", "50,257", "GPT-2's vocabulary size (Radford et al. 2019, cited there)", None),
+    ("09", "3.3", "BERT's 3.3 billion words of pretraining (Devlin et al. 2019, cited there)", None),
+    ("09", "5.315", "D2L's printed MLM loss (d2l-pytorch-colab 0463544, named there)", None),
+    ("09", "5.885", "D2L's printed MLM loss (d2l-pytorch-colab f854371, named there)", None),
+    ("09", "0.790", "D2L's printed NSP loss (0463544)", None),
+    ("09", "0.760", "D2L's printed NSP loss (f854371)", None),
+    ("09", "0.2", "D2L's BERT recipe: dropout", None),
+    ("09", "0.01", "D2L's BERT recipe: learning rate", None),
+    ("09", "1.1", "Tiny Shakespeare's size, 1.1 million characters (nanoGPT's README)", None),
+    ("09", "1.88", "nanoGPT's published validation loss (its README, cited there)", None),
     ("12", "0.98", "the Transformer paper's Adam beta_2 (Vaswani et al. 2017, section 5.3)", None),
     ("10", "0.01", "D2L's learning rate for ResNet-18 (its published recipe)", None),
     ("10", "0.010", "half a pixel of D2L's published ViT plot, in accuracy", None),
@@ -165,7 +187,7 @@ def test_every_glued_name_in_prose_is_glued_by_the_page(path):
     cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
     prose = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
     used = set(re.findall(r"\{glue(?::\w+)?\}`([\w.-]+)(?::[^`]*)?`", prose))
-    made = re.findall(r"""glue\(\s*f?["']([^"']+)["']""", _code(path))
+    made = [a or b for a, b in re.findall(r"""glue\(\s*f?(?:"([^"]+)"|'([^']+)')""", _code(path))]
     patterns = [re.compile(re.sub(r"\\\{[^}]*\\\}", r"\\w+", re.escape(name)) + "$") for name in made]
     if re.search(r"glue\(\s*[A-Za-z_]", _code(path)):  # glue(key, ...): the name is a string elsewhere
         patterns += [re.compile(re.escape(q) + "$") for q in re.findall(r"""["']([\w.-]+)["']""", _code(path))]
