@@ -19,7 +19,8 @@ writes to the shell socket.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from matplotlib.figure import Figure
@@ -34,6 +35,7 @@ __all__ = [
     "query_explorer",
     "figure_png",
     "frame_slider",
+    "live_explorer",
     "kernel_regression_figure",
     "kernel_regression_explorer",
     "positional_explorer_figure",
@@ -130,6 +132,36 @@ def _live_image(draw, controls, dpi: int = 100):
     for control in controls:
         control.observe(redraw, names="value")
     return image
+
+
+def live_explorer(figure_fn: Callable[..., Figure], *, dpi: int = 100, **controls: Any) -> ipywidgets.VBox:
+    """Controls over a figure function, redrawn live in a running kernel: ``interact`` without its pitfall.
+
+    ``controls`` maps each keyword argument of ``figure_fn`` to an ipywidgets value widget
+    (``IntSlider``, ``FloatSlider``, ``Dropdown``, ...); whenever one changes, the figure
+    ``figure_fn(**values)`` is drawn again into an ``Image`` widget. Unlike ``ipywidgets.interact``
+    (which ``display``s into an ``Output`` widget), nothing is sent as cell output, so the notebook
+    never stalls under nbclient (see the module docstring). On the static page the controls and
+    the first figure show; moving them needs a kernel (use :func:`frame_slider` for that).
+    """
+    import ipywidgets as widgets
+
+    if not callable(figure_fn):
+        raise ValueError(f"figure_fn must be a function returning a matplotlib Figure, got {type(figure_fn).__name__}")
+    if not controls:
+        raise ValueError("live_explorer needs at least one control, e.g. n=ipywidgets.IntSlider(...)")
+    for name, control in controls.items():
+        if not isinstance(control, widgets.ValueWidget):
+            raise ValueError(f"control {name!r} must be an ipywidgets value widget, got {type(control).__name__}")
+
+    def draw() -> Figure:
+        fig = figure_fn(**{name: control.value for name, control in controls.items()})
+        if not isinstance(fig, Figure):
+            raise ValueError(f"figure_fn must return a matplotlib Figure, got {type(fig).__name__}")
+        return fig
+
+    image = _live_image(draw, list(controls.values()), dpi)
+    return widgets.VBox([widgets.HBox(list(controls.values())), image])
 
 
 def frame_slider(frames: dict[str, Figure], *, description: str = "", dpi: int = 80) -> ipywidgets.VBox:

@@ -138,3 +138,15 @@ def test_question_sets_are_named_for_readers(path):
         assert not re.search(r"\b00[0-4]\b\s*(Q|§)", text), text[:200]
     for text in code:  # random seeds are fine; the question sources are not
         assert not re.search(r"\bseed(?:'s| 00[0-4]| question)|Seed[A-Z]", text), text[:200]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + sorted((ROOT / "book").glob("*.ipynb")), ids=lambda p: p.name)
+def test_no_output_widget_receives_display_during_execution(path):
+    # ipywidgets.interact / interactive and an Output widget that is displayed into while the
+    # cell runs make nbclient write to the shell socket while it waits there for execute_reply;
+    # now and then the wake-up is lost and the book build hangs for the whole execute.timeout
+    # (jupyter/nbclient#312; d2l_attn.widgets docstring). Live figures use
+    # widgets.live_explorer (an Image widget) instead.
+    code = "\n".join(source(c) for c in load(path)["cells"] if c["cell_type"] == "code")
+    for pattern in (r"\binteract(ive)?\(", r"\bOutput\(", r"@interact"):
+        assert not re.search(pattern, code), f"{path.name} uses {pattern}: use widgets.live_explorer"

@@ -151,3 +151,31 @@ def test_live_explorers_redraw_an_image_not_an_output_widget():
             child = stack.pop()
             assert not isinstance(child, ipywidgets.Output), box
             stack.extend(getattr(child, "children", ()))
+
+
+def test_live_explorer_redraws_its_image_with_every_control():
+    ipywidgets = pytest.importorskip("ipywidgets")
+    calls = []
+
+    def figure(n, scale):
+        calls.append((n, scale))
+        fig = Figure()
+        fig.subplots().plot([scale * i for i in range(n)])
+        return fig
+
+    n = ipywidgets.IntSlider(value=3, min=1, max=10)
+    scale = ipywidgets.FloatSlider(value=1.0, min=0.5, max=2.0)
+    box = widgets.live_explorer(figure, n=n, scale=scale)
+    image = box.children[1]
+    assert isinstance(image, ipywidgets.Image) and bytes(image.value).startswith(b"\x89PNG")
+    assert list(box.children[0].children) == [n, scale] and calls == [(3, 1.0)]
+    before = bytes(image.value)
+    n.value = 8
+    scale.value = 2.0
+    assert calls[-2:] == [(8, 1.0), (8, 2.0)] and bytes(image.value) != before
+    with pytest.raises(ValueError, match="at least one control"):
+        widgets.live_explorer(figure)
+    with pytest.raises(ValueError, match="control 'n'"):
+        widgets.live_explorer(figure, n=3)
+    with pytest.raises(ValueError, match="return a matplotlib Figure"):
+        widgets.live_explorer(lambda n: None, n=ipywidgets.IntSlider(1))
