@@ -46,7 +46,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 import pytest
 import yaml
@@ -375,6 +375,88 @@ def test_search_finds_a_term(browser, site):
         hits = page.locator("#search-results ul.search li a").all_inner_texts()
         assert hits, "search found nothing"
         assert any("attention" in h.lower() or "glossary" in h.lower() for h in hits), hits
+        assert not log.failed and not log.external
+    finally:
+        context.close()
+
+
+# (query, page that must be among the results): Chinese terms need book/_ext/cjk_search.py
+SEARCHES = [
+    ("多头注意力", "chapters/05_multihead_attention"),
+    ("位置编码", "chapters/06_self_attention_positional"),
+    ("缩放点积注意力", "chapters/03_attention_scoring"),
+    ("Nadaraya", "chapters/02_attention_pooling"),
+    ("positional encoding", "chapters/06_self_attention_positional"),
+    ("Linformer", "chapters/08_efficient_attention"),
+]
+
+
+@pytest.mark.parametrize(("query", "expected"), SEARCHES, ids=[q for q, _ in SEARCHES])
+def test_search_finds_the_page_of_a_term(browser, site, query, expected):
+    context, page, log = _open(browser, f"{site}/search.html?q={quote(query)}")
+    try:
+        page.wait_for_function(
+            "() => /Search finished/.test(document.querySelector('#search-results')?.innerText || '')",
+            timeout=30_000,
+        )
+        links = page.locator("#search-results ul.search li > a").evaluate_all(
+            "els => els.map(e => e.getAttribute('href'))"
+        )
+        pages = {re.sub(r"\.html.*$", "", link) for link in links}
+        assert expected in pages, f"{query!r} did not find {expected}: {sorted(pages)}"
+        assert not log.failed and not log.external
+    finally:
+        context.close()
+
+
+APPENDIX_PAGES = sorted(
+    p.relative_to(ROOT).with_suffix("").as_posix() for p in (ROOT / "book" / "questions").glob("*.md")
+)
+
+
+def _internal_links(built_book: Path, page: str) -> list[tuple[str, str]]:
+    """(target page relative to the site, anchor) of every internal link with an anchor."""
+    html = (built_book / f"{page}.html").read_text(encoding="utf-8")
+    links = []
+    for href in re.findall(r'<a class="reference internal" href="([^"]+)"', html):
+        target, _, anchor = html_lib.unescape(href).partition("#")
+        if anchor:
+            path = (built_book / page).parent / target if target else built_book / f"{page}.html"
+            links.append((path.resolve().relative_to(built_book.resolve()).as_posix(), anchor))
+    return links
+
+
+def _ids(built_book: Path, target: str) -> set[str]:
+    return set(re.findall(r'\sid="([^"]+)"', (built_book / target).read_text(encoding="utf-8")))
+
+
+def test_appendix_links_land_on_anchors_of_the_right_pages(built_book):
+    """Each entry's links reach an existing anchor; chNN- labels on chapter NN, q- on the appendix."""
+    for page in [*APPENDIX_PAGES, "book/wrong_answers"]:
+        links = _internal_links(built_book, page)
+        assert links, page
+        for target, anchor in links:
+            assert (built_book / target).is_file(), (page, target)
+            assert anchor in _ids(built_book, target), f"{page} links to {target}#{anchor}, which is not there"
+            chapter = re.match(r"ch(\d\d)-", anchor)
+            if chapter:
+                assert target.startswith(f"chapters/{chapter.group(1)}_"), (page, target, anchor)
+            if anchor.startswith("q-"):
+                assert target.startswith("book/questions/"), (page, target, anchor)
+    for nb in NOTEBOOKS:  # and the chapters' boxes link to the entries
+        to_entries = [(t, a) for t, a in _internal_links(built_book, f"chapters/{nb.stem}") if a.startswith("q-")]
+        assert to_entries, f"{nb.name}: its box links to no appendix entry"
+        for target, anchor in to_entries:
+            assert anchor in _ids(built_book, target), (nb.name, target, anchor)
+
+
+def test_an_appendix_link_opens_its_section_in_the_browser(browser, site):
+    context, page, log = _open(browser, f"{site}/book/questions/core.html")
+    try:
+        page.locator("#q-core-12 a.reference.internal[href*='chapters/']").first.click()
+        page.wait_for_load_state("networkidle")
+        assert "/chapters/03_attention_scoring.html#ch03-q12" in page.url, page.url
+        assert page.locator("[id='ch03-q12']").count() == 1
         assert not log.failed and not log.external
     finally:
         context.close()
