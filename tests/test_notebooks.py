@@ -123,7 +123,10 @@ def test_appendix_notebook_is_stripped_in_the_toc_and_imports_stable_names(path)
 READER_PAGES = NOTEBOOKS + APPENDIX_NOTEBOOKS
 
 
-@pytest.mark.parametrize("path", READER_PAGES + sorted((ROOT / "book").glob("*.md")), ids=lambda p: p.name)
+READER_MARKDOWN = sorted((ROOT / "book").glob("*.md")) + sorted((ROOT / "book" / "questions").glob("*.md"))
+
+
+@pytest.mark.parametrize("path", READER_PAGES + READER_MARKDOWN, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_question_sets_are_named_for_readers(path):
     """Readers see the sources as named question sets ("Core Q19", "Notes B §3"), never as
     "seeds" or file numbers (see book/intro.md)."""
