@@ -381,8 +381,9 @@ def test_search_finds_a_term(browser, site):
 
 
 # (query, page that must be among the results). Chinese needs book/_ext/cjk_search.py: Sphinx's
-# English index keeps a run of Chinese characters as one word, which only a query of three or more
-# characters finds (as a substring); 查询 ("query", inside 什么是查询、键和值) is the test of that.
+# English index keeps a run of Chinese characters (什么是查询) as one word, so a query finds only the
+# pages where the term stands alone -- without the extension each Chinese query below found the
+# glossary and none of the chapters.
 SEARCHES = [
     ("多头注意力", "chapters/05_multihead_attention"),
     ("位置编码", "chapters/06_self_attention_positional"),
