@@ -63,6 +63,7 @@ __all__ = [
     "TransformerDecoderBlock",
     "LayerCache",
     "key_mask",
+    "batch_lengths",
     "run_blocks",
 ]
 
@@ -516,12 +517,16 @@ def key_mask(valid_lens, x: torch.Tensor, name: str = "valid_lens") -> torch.Ten
     ``valid_lens`` (``(B,)`` lengths, or ``None`` for no padding) is checked once against
     ``x (B, T, ...)``: its shape must be ``(B,)`` and every length in ``1..T``.
     """
-    if valid_lens is None:
-        return None
+    return None if valid_lens is None else key_padding_mask(batch_lengths(valid_lens, x, name), x.shape[1])
+
+
+def batch_lengths(valid_lens, x: torch.Tensor, name: str = "valid_lens") -> torch.Tensor:
+    """Lengths ``(B,)`` checked against ``x (B, T, ...)`` (shape ``(B,)``, every length in ``1..T``),
+    as an int64 tensor on ``x``'s device."""
     lens = as_valid_lens(valid_lens, max_len=x.shape[1], device=x.device, name=name)  # (B,)
     if tuple(lens.shape) != (x.shape[0],):
         raise ValueError(f"{name} must have shape (B,) = ({x.shape[0]},), got {tuple(lens.shape)}")
-    return key_padding_mask(lens, x.shape[1])  # (B, 1, 1, T)
+    return lens
 
 
 def run_blocks(

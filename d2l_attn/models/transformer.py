@@ -40,10 +40,10 @@ import torch
 from torch import nn
 
 from .._checks import heads_divide, positive_int, special_ids, token_ids, unit_interval
-from ..blocks import SelfAttentionBlock, TransformerDecoderBlock, key_mask, run_blocks
+from ..blocks import SelfAttentionBlock, TransformerDecoderBlock, batch_lengths, key_mask, run_blocks
 from ..data.vocab import Vocab
 from ..embeddings import TokenEmbedding
-from ..masking import as_valid_lens, key_padding_mask
+from ..masking import key_padding_mask
 from ..scoring import DotProductAttention
 
 __all__ = [
@@ -98,14 +98,6 @@ def _config(config: TransformerConfig | None, sizes: dict[str, Any]) -> Transfor
     if unknown:
         raise ValueError(f"unknown TransformerConfig fields: {sorted(unknown)}")
     return dataclasses.replace(config or TransformerConfig(), **sizes)
-
-
-def _lengths(valid_lens, x: torch.Tensor, name: str) -> torch.Tensor:
-    """Lengths ``(B,)`` checked against ``x (B, T, ...)``, as an int64 tensor on ``x``'s device."""
-    lens = as_valid_lens(valid_lens, max_len=x.shape[1], device=x.device, name=name)
-    if tuple(lens.shape) != (x.shape[0],):
-        raise ValueError(f"{name} must have shape (B,) = ({x.shape[0]},), got {tuple(lens.shape)}")
-    return lens
 
 
 def _check_memory(memory, d_model: int, batch_size: int | None = None) -> None:
@@ -217,7 +209,7 @@ class TransformerDecoder(_Stack):
     def init_state(self, memory: torch.Tensor, src_valid_lens) -> TransformerState:
         """Project the encoder outputs once per block (cross-attention keys/values); empty self-attention caches."""
         _check_memory(memory, self.d_model)
-        lens = _lengths(src_valid_lens, memory, "src_valid_lens")  # (B,)
+        lens = batch_lengths(src_valid_lens, memory, "src_valid_lens")  # (B,)
         return TransformerState(lens, tuple(block.init_cache(memory) for block in self.blocks), 0)
 
     def step_tokens(
@@ -310,7 +302,7 @@ class Transformer(nn.Module):
 
     def _check_src(self, src, src_valid_lens) -> torch.Tensor:
         token_ids(src, "src", self.encoder.vocab_size)
-        return _lengths(src_valid_lens, src, "src_valid_lens")  # (B,)
+        return batch_lengths(src_valid_lens, src, "src_valid_lens")  # (B,)
 
     def forward(
         self, src: torch.Tensor, src_valid_lens, tgt_in: torch.Tensor, return_weights: bool = False
