@@ -35,6 +35,10 @@ The two definitions agree on a sentence whenever every precision :math:`p_n` is 
 both are ``BP`` or both are 0): the tests cross-check such sentences against ``sacrebleu``.
 Scores are in ``[0, 1]`` (sacreBLEU prints them times 100). Tokens are compared as strings;
 a string argument is split on whitespace.
+
+:func:`compare_accuracies` turns two measured accuracies into the sentence a chapter may print
+about them ("A beats B", "neither beats chance", "within noise"), so that a verdict in the prose
+is computed from the run and never typed (chapters 9 to 12).
 """
 
 from __future__ import annotations
@@ -42,10 +46,11 @@ from __future__ import annotations
 import collections
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
-from ._checks import nonnegative_int, paired_lists
+from ._checks import nonnegative_int, paired_lists, positive_int
 
-__all__ = ["ngram_counts", "brevity_penalty", "bleu", "corpus_bleu"]
+__all__ = ["ngram_counts", "brevity_penalty", "bleu", "corpus_bleu", "AccuracyComparison", "compare_accuracies"]
 
 Tokens = Sequence[str]
 
@@ -181,3 +186,87 @@ def corpus_bleu(
     if weights == "uniform":
         return bp * math.exp(sum(math.log(p) for p in precisions) / max_n)
     return bp * math.prod(p ** (0.5**n) for n, p in zip(orders, precisions))
+
+
+def _fraction(name: str, value: object, expected: str, ok) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(value):
+        raise ValueError(f"{name} must be a number {expected}, got {value!r}")
+    return float(value)
+
+
+class AccuracyComparison(NamedTuple):
+    """What two accuracies measured on ``n`` held-out examples each say (see :func:`compare_accuracies`)."""
+
+    a_beats_chance: bool
+    b_beats_chance: bool
+    a_beats_b: bool
+    b_beats_a: bool
+    difference: float  # acc_a - acc_b, in [-1, 1]
+    noise: float  # z standard errors of that difference
+    verdict: str
+
+
+def compare_accuracies(
+    acc_a: float,
+    acc_b: float,
+    n: int,
+    chance: float,
+    names: tuple[str, str] = ("A", "B"),
+    z: float = 2.0,
+) -> AccuracyComparison:
+    r"""Compare two accuracies, each measured on ``n`` examples, with each other and with chance.
+
+    An accuracy :math:`p` *beats chance* :math:`c` when :math:`p > c + z\sqrt{c(1-c)/n}` (the
+    binomial standard error of a guesser). ``A`` *beats* ``B`` when
+    :math:`p_A - p_B > z\sqrt{2\bar p(1-\bar p)/n}` with :math:`\bar p = (p_A+p_B)/2` (two
+    independent proportions), and it can do so only if it beats chance itself. The verdict says
+    "neither ... beats chance" when that is what happened, because then the comparison shows
+    nothing about the two methods.
+
+    Args:
+        acc_a, acc_b: accuracies in ``[0, 1]``.
+        n: examples each accuracy was measured on (positive).
+        chance: the accuracy of guessing, in ``(0, 1)``.
+        names: how the verdict names the two.
+        z: how many standard errors count as a clear difference (2 by default).
+    """
+    acc_a = _fraction("acc_a", acc_a, "in [0, 1]", lambda v: 0.0 <= v <= 1.0)
+    acc_b = _fraction("acc_b", acc_b, "in [0, 1]", lambda v: 0.0 <= v <= 1.0)
+    n = positive_int("n", n)
+    chance = _fraction("chance", chance, "strictly between 0 and 1", lambda v: 0.0 < v < 1.0)
+    z = float(z)
+    if not (math.isfinite(z) and z > 0):
+        raise ValueError(f"z must be a positive number of standard errors, got {z}")
+    if not (isinstance(names, (tuple, list)) and len(names) == 2 and all(isinstance(x, str) for x in names)):
+        raise ValueError(f"names must be two strings, got {names!r:.80}")
+    name_a, name_b = names
+    bar = z * math.sqrt(chance * (1.0 - chance) / n)
+    a_chance, b_chance = acc_a > chance + bar, acc_b > chance + bar
+    mean = (acc_a + acc_b) / 2
+    noise = z * math.sqrt(max(2.0 * mean * (1.0 - mean) / n, 1.0 / n**2))
+    diff = acc_a - acc_b
+    a_beats_b = a_chance and diff > noise
+    b_beats_a = b_chance and -diff > noise
+    pts = 100 * abs(diff)
+    if not (a_chance or b_chance):
+        verdict = (
+            f"neither {name_a} ({100 * acc_a:.1f}%) nor {name_b} ({100 * acc_b:.1f}%) beats chance "
+            f"({100 * chance:.1f}%), so the comparison shows nothing"
+        )
+    elif a_beats_b or b_beats_a:
+        win, lose, lose_chance = (name_a, name_b, b_chance) if a_beats_b else (name_b, name_a, a_chance)
+        verdict = f"{win} beats {lose} by {pts:.1f} points"
+        if not lose_chance:
+            verdict += f", and {lose} is no better than chance"
+    elif a_chance and b_chance:
+        verdict = (
+            f"{name_a} and {name_b} both beat chance, and their difference ({100 * diff:+.1f} points) "
+            f"is within noise ({100 * noise:.1f} points)"
+        )
+    else:
+        best, other = (name_a, name_b) if a_chance else (name_b, name_a)
+        verdict = (
+            f"{best} beats chance and {other} does not, but their difference ({100 * diff:+.1f} points) "
+            f"is within noise ({100 * noise:.1f} points)"
+        )
+    return AccuracyComparison(a_chance, b_chance, a_beats_b, b_beats_a, diff, noise, verdict)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 
 import pytest
 
@@ -142,3 +143,68 @@ def test_bleu_reproduces_d2l_published_value_for_a_partial_match():
     expected = (2 / 4) ** 0.5 * (1 / 3) ** 0.25
     assert bleu("je suis calme .", "il est calme .", k=2) == pytest.approx(expected)
     assert round(expected, 3) == 0.537
+
+
+# --- compare_accuracies: the verdict a chapter prints about two accuracies ---------------------
+
+from d2l_attn.metrics import compare_accuracies  # noqa: E402
+
+
+def test_neither_beats_chance_is_said_plainly():
+    # chapter 9's old fine-tuning run: 50.0% vs 52.0% on 100 examples, chance 50%
+    result = compare_accuracies(0.50, 0.52, n=100, chance=0.5, names=("pretrained", "scratch"))
+    assert not result.a_beats_chance and not result.b_beats_chance
+    assert not result.a_beats_b and not result.b_beats_a
+    assert result.verdict.startswith("neither pretrained")
+    assert "shows nothing" in result.verdict
+
+
+def test_a_clear_winner_and_a_loser_at_chance():
+    result = compare_accuracies(0.80, 0.51, n=400, chance=0.5, names=("pretrained", "scratch"))
+    assert result.a_beats_chance and not result.b_beats_chance
+    assert result.a_beats_b and not result.b_beats_a
+    assert result.verdict == "pretrained beats scratch by 29.0 points, and scratch is no better than chance"
+    flipped = compare_accuracies(0.51, 0.80, n=400, chance=0.5, names=("x", "y"))
+    assert flipped.b_beats_a and flipped.verdict.startswith("y beats x by 29.0 points")
+
+
+def test_within_noise_when_both_beat_chance():
+    # both far above 10% chance; 2 points apart on 200 examples is within 2 standard errors
+    result = compare_accuracies(0.90, 0.88, n=200, chance=0.1)
+    assert result.a_beats_chance and result.b_beats_chance
+    assert not (result.a_beats_b or result.b_beats_a)
+    assert "within noise" in result.verdict
+    expected_noise = 2 * math.sqrt(2 * 0.89 * 0.11 / 200)
+    assert math.isclose(result.noise, expected_noise)
+    assert math.isclose(result.difference, 0.02)
+
+
+def test_the_chance_bar_is_two_standard_errors_of_a_guesser():
+    n, chance = 100, 0.5
+    bar = chance + 2 * math.sqrt(chance * (1 - chance) / n)  # 0.6
+    assert not compare_accuracies(bar - 0.001, 0.0, n=n, chance=chance).a_beats_chance
+    assert compare_accuracies(bar + 0.001, 0.0, n=n, chance=chance).a_beats_chance
+    # a larger z asks for more
+    assert not compare_accuracies(bar + 0.001, 0.0, n=n, chance=chance, z=3).a_beats_chance
+
+
+def test_one_beats_chance_but_the_gap_is_noise():
+    result = compare_accuracies(0.62, 0.57, n=100, chance=0.5, names=("a", "b"))
+    assert result.a_beats_chance and not result.b_beats_chance and not result.a_beats_b
+    assert result.verdict.startswith("a beats chance and b does not, but")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(acc_a=1.2, acc_b=0.5, n=10, chance=0.5), "acc_a must be a number in [0, 1]"),
+        (dict(acc_a=0.5, acc_b=float("nan"), n=10, chance=0.5), "acc_b must be a number in [0, 1]"),
+        (dict(acc_a=0.5, acc_b=0.5, n=0, chance=0.5), "n must be"),
+        (dict(acc_a=0.5, acc_b=0.5, n=10, chance=1.0), "chance must be a number strictly between 0 and 1"),
+        (dict(acc_a=0.5, acc_b=0.5, n=10, chance=0.5, z=-1), "z must be a positive"),
+        (dict(acc_a=0.5, acc_b=0.5, n=10, chance=0.5, names=("a",)), "names must be two strings"),
+    ],
+)
+def test_compare_accuracies_refuses_bad_input(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        compare_accuracies(**kwargs)
