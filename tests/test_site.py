@@ -1,7 +1,9 @@
 """The rendered book, checked in a real browser (headless Debian Chromium driven by Playwright).
 
 One module builds the book once (``-W``, fresh execution cache, quick mode) into a temporary
-directory, serves it on 127.0.0.1, and then checks it as a reader's browser sees it:
+directory -- or, when ``D2L_ATTN_SITE`` names a site built by README command 1 (full mode, as
+published; ``.ci/run`` does this), takes that one -- serves it on 127.0.0.1, and then checks it
+as a reader's browser sees it:
 
 * the build has no warnings, every page in ``_toc.yml`` is there, chapter figures exist, every
   chapter's Colab and Binder links point at the configured repository, branch and the notebook's
@@ -39,6 +41,7 @@ from __future__ import annotations
 import functools
 import html as html_lib
 import http.server
+import json
 import os
 import re
 import subprocess
@@ -99,8 +102,33 @@ CONSOLE_ALLOW = [
 # --------------------------------------------------------------------------------------------
 
 
+def prebuilt_site() -> Path | None:
+    """The site named by ``D2L_ATTN_SITE`` (a ``_build/html`` folder), or None to build one here.
+
+    ``.ci/run`` builds the book as it is published (README command 1: full mode, ``-W``, where
+    any warning or notebook error fails the build) and points ``D2L_ATTN_SITE`` at it, so the
+    browser tests check the pages readers get. The folder must hold a full-mode build
+    (``build-info.json``, written by ``book/_ext/build_info.py``).
+    """
+    value = os.environ.get("D2L_ATTN_SITE", "").strip()
+    if not value:
+        return None
+    site = Path(value) if Path(value).is_absolute() else ROOT / value
+    assert (site / "index.html").is_file(), f"D2L_ATTN_SITE={value!r} holds no built site (index.html)"
+    info_file = site / "build-info.json"
+    assert info_file.is_file(), f"D2L_ATTN_SITE={value!r} has no build-info.json: build it with README command 1"
+    info = json.loads(info_file.read_text(encoding="utf-8"))
+    assert info.get("quick_mode") is False, (
+        f"D2L_ATTN_SITE={value!r} was built in quick mode; the published book (README command 1) is full mode"
+    )
+    return site
+
+
 @pytest.fixture(scope="module")
 def built_book(tmp_path_factory) -> Path:
+    prebuilt = prebuilt_site()
+    if prebuilt is not None:
+        return prebuilt
     out = tmp_path_factory.mktemp("book")
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
     command = [str(jupyter_book), "build", str(ROOT), "--path-output", str(out), "-W", "--keep-going"]
@@ -121,6 +149,30 @@ def built_book(tmp_path_factory) -> Path:
     ]
     assert not warnings, log
     return out / "_build" / "html"
+
+
+def test_a_prebuilt_site_must_be_a_full_mode_build(tmp_path, monkeypatch):
+    monkeypatch.setenv("D2L_ATTN_SITE", str(tmp_path))
+    with pytest.raises(AssertionError, match="holds no built site"):
+        prebuilt_site()
+    (tmp_path / "index.html").write_text("<html></html>", encoding="utf-8")
+    with pytest.raises(AssertionError, match="no build-info.json"):
+        prebuilt_site()
+    (tmp_path / "build-info.json").write_text(json.dumps({"quick_mode": True}), encoding="utf-8")
+    with pytest.raises(AssertionError, match="built in quick mode"):
+        prebuilt_site()
+    (tmp_path / "build-info.json").write_text(json.dumps({"quick_mode": False}), encoding="utf-8")
+    assert prebuilt_site() == tmp_path
+    monkeypatch.delenv("D2L_ATTN_SITE")
+    assert prebuilt_site() is None
+
+
+def test_build_info_records_the_run_mode(built_book):
+    info = json.loads((built_book / "build-info.json").read_text(encoding="utf-8"))
+    # a site built by this module runs the notebooks in quick mode (conftest.py); a prebuilt one
+    # (D2L_ATTN_SITE, .ci/run) is the published full-mode build
+    assert info["quick_mode"] is (prebuilt_site() is None)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", info["built_utc"])
 
 
 def test_every_page_is_built(built_book):
