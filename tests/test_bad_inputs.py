@@ -24,6 +24,7 @@ import torch
 from d2l_attn import (
     blocks,
     decoding,
+    efficient,
     embeddings,
     losses,
     masking,
@@ -476,3 +477,91 @@ def test_probe_size():
     total = len(CASES) + len(_entries()) + len(EDGE) + 1
     assert total >= 250, total
     assert math.isfinite(total)
+
+
+# the cases of the 2026-12-07 reliability review: one row per case id --------------------------------
+@dataclass
+class Case:
+    """A review case: ``call()`` raises ``error`` whose message holds every word of ``names``, or, with
+    ``check``, returns a value for which ``check(value)`` is true (a silent case made correct)."""
+
+    id: str
+    call: Callable[[], Any]
+    names: tuple[str, ...] = ()
+    check: Callable[[Any], bool] | None = None
+    error: type[BaseException] = ValueError
+
+
+def _qkv4(seed: int = 0, d: int = 8) -> list[torch.Tensor]:
+    """Queries, keys and values ``(B=2, h=2, T=6, d)``."""
+    return [_randn(2, 2, 6, d, seed=seed + i) for i in range(3)]
+
+
+def _padded_keys_do_not_matter(layer, fill: float = NAN, where: str = "keys") -> bool:
+    """``layer`` with ``valid_lens=[3, 6]``: example 0's padded keys (or values) set to ``fill`` change nothing."""
+    q, k, v = _qkv4()
+    clean = layer(q, k, v, valid_lens=torch.tensor([3, 6]))
+    k2, v2 = k.clone(), v.clone()
+    (k2 if where == "keys" else v2)[0, :, 3:] = fill
+    dirty = layer(q, k2, v2, valid_lens=torch.tensor([3, 6]))
+    return bool(torch.isfinite(dirty).all()) and torch.allclose(dirty, clean, atol=1e-6, rtol=0)
+
+
+def _causal_performer_ignores_a_later_key() -> bool:
+    """EF31: the last key replaced by one aligned with the longest feature row (the largest feature value)."""
+    layer = efficient.PerformerAttention(8, 64, generator=torch.Generator().manual_seed(0))
+    q, k, v = _qkv4()
+    before = layer(q, k, v, is_causal=True)
+    w = layer.W[layer.W.square().sum(-1).argmax()]
+    k2 = k.clone()
+    k2[..., -1, :] = w * 8**0.25  # x' = w maximizes w.x' - |x'|^2 / 2
+    after = layer(q, k2, v, is_causal=True)
+    return torch.equal(before[..., :-1, :], after[..., :-1, :])
+
+
+def _zeros(x: torch.Tensor) -> bool:
+    return bool((x == 0).all())
+
+
+def _review_cases() -> list[Case]:
+    perf = efficient.PerformerAttention(8, 64, generator=torch.Generator().manual_seed(0))
+    q, k, v = _qkv4()
+    return [
+        # efficient
+        Case("EF17", lambda: _padded_keys_do_not_matter(efficient.LowRankAttention(8, 3)), check=bool),
+        Case(
+            "EF24",
+            lambda: efficient.LinearAttention(eps=0)(q, k, v, valid_lens=torch.tensor([0, 6]))[0],
+            check=_zeros,
+        ),
+        Case("EF25", lambda: _padded_keys_do_not_matter(efficient.LinearAttention()), check=bool),
+        Case("EF26", lambda: _padded_keys_do_not_matter(efficient.LinearAttention(), where="values"), check=bool),
+        Case("EF31", _causal_performer_ignores_a_later_key, check=bool),
+        Case("EF32", lambda: _padded_keys_do_not_matter(perf, fill=5.0), check=bool),
+        Case("EF33", lambda: _padded_keys_do_not_matter(perf), check=bool),
+        Case(
+            "EF38",
+            lambda: efficient.tiled_attention(q, k[..., :0, :], v[..., :0, :], block_q=3, block_k=2),
+            check=_zeros,
+        ),
+        Case(
+            "EF47",
+            lambda: efficient.GroupedQueryAttention(8, 4, 2)(*[_randn(2, 3, 8).double()] * 3),
+            names=("queries", "dtype", "float64"),
+        ),
+    ]
+
+
+REVIEW = _review_cases()
+
+
+@pytest.mark.parametrize("case", REVIEW, ids=[c.id for c in REVIEW])
+def test_review_case(case):
+    if case.check is not None:
+        assert case.check(case.call()), case.id
+        return
+    with pytest.raises(case.error) as info:
+        case.call()
+    message = str(info.value)
+    missing = [word for word in case.names if word not in message]
+    assert not missing, f"{case.id}: the message does not name {missing}: {type(info.value).__name__}: {message}"
