@@ -238,7 +238,7 @@ class LinearAttention(nn.Module):
         """The feature map :math:`\\phi`, ``(..., T, d) -> (..., T, m)``, positive."""
         return F.elu(x) + 1.0
 
-    def feature_pair(self, queries, keys, real=None, is_causal=False):
+    def feature_pair(self, queries, keys, real=None, is_causal=False) -> tuple[torch.Tensor, torch.Tensor, object]:
         """``phi(Q)``, ``phi(K)`` (padded keys, ``real == False``, set to 0) and the ``eps`` of each row."""
         phi_q, phi_k = self.features(queries, is_query=True), self.features(keys, is_query=False)  # (..., T, m)
         return phi_q, phi_k if real is None else torch.where(real, phi_k, 0.0), self.eps
@@ -334,7 +334,7 @@ class PerformerAttention(LinearAttention):
         shift = projected.amax(-1, keepdim=True).detach() if is_query else self._key_bound(projected.dtype)
         return torch.exp(projected - shift) / math.sqrt(self.num_features)
 
-    def feature_pair(self, queries, keys, real=None, is_causal=False):
+    def feature_pair(self, queries, keys, real=None, is_causal=False) -> tuple[torch.Tensor, torch.Tensor, object]:
         """The features with their shifts, and ``eps`` expressed in the shifted units.
 
         Query row :math:`i` is shifted by its own maximum :math:`a_i`; all keys by one constant
