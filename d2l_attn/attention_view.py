@@ -110,6 +110,11 @@ def _labels(name: str, labels: object, n: int, what: str) -> list[str]:
     return list(labels)
 
 
+def _utf8(text: str) -> str:
+    """``text`` with every lone surrogate (``'\\ud800'``, not encodable as UTF-8) replaced by U+FFFD."""
+    return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+
+
 def _asset(filename: str) -> str:
     return resources.files("d2l_attn").joinpath("assets", filename).read_text(encoding="utf-8")
 
@@ -192,7 +197,8 @@ def attention_view(
         title: shown above the view.
 
     At most :data:`MAX_TOKENS` tokens per side and :data:`MAX_WEIGHTS` weights in all: slice
-    longer inputs (``weights[..., :128, :128]``) or pick layers first.
+    longer inputs (``weights[..., :128, :128]``) or pick layers first. A lone surrogate in a token,
+    the title or a layer name (text that UTF-8 cannot encode) is shown as U+FFFD.
     """
     data, names = _stack(weights, layer_names)
     num_layers, num_heads, t_q, t_k = data.shape
@@ -212,6 +218,8 @@ def attention_view(
     queries = keys if query_tokens is None else _labels("query_tokens", query_tokens, t_q, "one per query")
     if title is not None and not isinstance(title, str):
         raise ValueError(f"title must be a string or None, got {type(title).__name__}")
+    keys, queries, names = [_utf8(t) for t in keys], [_utf8(t) for t in queries], [_utf8(n) for n in names]
+    title = None if title is None else _utf8(title)
     payload = {
         "keys": keys,
         "queries": queries,

@@ -60,6 +60,11 @@ def _layer_graphs(weights: object, residual: float) -> torch.Tensor:
     if not isinstance(weights, torch.Tensor) or weights.dim() < 4 or weights.shape[-1] != weights.shape[-2]:
         shape = tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights).__name__
         raise ValueError(f"weights must have shape (..., L, h, T, T) (self-attention of every layer), got {shape}")
+    if not weights.is_floating_point() or not bool(torch.isfinite(weights).all()) or bool((weights < 0).any()):
+        raise ValueError("weights must be finite and non-negative (attention weights after the softmax)")
+    sums = weights.sum(-1)
+    if not torch.allclose(sums, torch.ones_like(sums), atol=1e-3):
+        raise ValueError("every row of weights must sum to 1 (attention weights after the softmax, not scores)")
     if not isinstance(residual, (int, float)) or not 0.0 <= residual <= 1.0:
         raise ValueError(f"residual must be a number in [0, 1], got {residual!r}")
     mean = weights.mean(-3)  # (..., L, T, T): heads averaged
@@ -247,8 +252,8 @@ def top_k_agreement(scores: torch.Tensor, truth: torch.Tensor, k: int = 1) -> fl
     positive_int("k", k)
     if not isinstance(scores, torch.Tensor) or scores.dim() != 2:
         raise ValueError("scores must be a (N, T) tensor (one attribution per row)")
-    if not isinstance(truth, torch.Tensor) or truth.shape != scores.shape[:1]:
-        raise ValueError(f"truth must hold one index per row, shape ({scores.shape[0]},)")
+    if not isinstance(truth, torch.Tensor) or truth.shape != scores.shape[:1] or truth.is_floating_point():
+        raise ValueError(f"truth must hold one index per row (integer positions), shape ({scores.shape[0]},)")
     if k > scores.shape[1] or bool((truth < 0).any()) or bool((truth >= scores.shape[1]).any()):
         raise ValueError(f"k and truth must be in [0, T={scores.shape[1]}]")
     top = scores.topk(k, dim=-1).indices  # (N, k)
@@ -281,12 +286,21 @@ def fit_linear_probe(
         raise ValueError("features must be a (N, d) tensor")
     if not isinstance(labels, torch.Tensor) or labels.shape != features.shape[:1] or labels.is_floating_point():
         raise ValueError(f"labels must be integer class ids of shape ({features.shape[0]},)")
+    if not bool(torch.isfinite(features).all()):
+        raise ValueError("features must be finite (no nan or inf)")
+    if labels.numel() and int(labels.min()) < 0:
+        raise ValueError(f"labels must be non-negative class ids, got {int(labels.min())}")
     if not 0.0 < train_fraction < 1.0:
         raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction!r}")
     positive_int("steps", steps)
     n = features.shape[0]
     order = torch.randperm(n, generator=generator)
     cut = int(n * train_fraction)
+    if cut < 2 or n - cut < 1:
+        raise ValueError(
+            f"features: {n} examples are too few to fit and test a probe (train_fraction={train_fraction} "
+            f"fits {cut}, tests {n - cut}; need at least 2 fitted and 1 held out)"
+        )
     train, test = order[:cut], order[cut:]
     x = features.detach().float()
     mean, std = x[train].mean(0), x[train].std(0) + 1e-6
@@ -315,5 +329,7 @@ def control_labels(types: torch.Tensor, num_labels: int, generator: torch.Genera
     positive_int("num_labels", num_labels)
     if not isinstance(types, torch.Tensor) or types.dim() != 1 or types.is_floating_point() or bool((types < 0).any()):
         raise ValueError("types must be a 1-D tensor of non-negative integer ids")
+    if types.numel() and int(types.max()) >= 2**24:
+        raise ValueError(f"types holds id {int(types.max())}: ids must be below 2**24 (a table of one label per id)")
     table = torch.randint(0, num_labels, (int(types.max()) + 1,), generator=generator)
     return table[types]

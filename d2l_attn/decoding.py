@@ -24,6 +24,8 @@ The GRU model of chapter 4 and the Transformer of chapter 7 both implement it.
 
 A returned token list stops before ``<eos>``; weights have one row per generated token,
 ``<eos>`` included. Decoding runs in eval mode and restores the model's mode afterwards.
+``src_valid_lens=None`` means that every position of ``src`` is real (no padding, e.g. a GPT
+prompt).
 """
 
 from __future__ import annotations
@@ -97,6 +99,8 @@ class _Decoding:
         positive_int("max_len", max_len)
         token_ids(src, "src")
         self.model, self.src = model, src
+        if src_valid_lens is None:  # no padding: every position of src is real (a GPT prompt)
+            src_valid_lens = torch.full((src.shape[0],), src.shape[1], dtype=torch.long, device=src.device)
         self.lens = as_valid_lens(src_valid_lens, max_len=src.shape[1], device=src.device, name="src_valid_lens")
         if tuple(self.lens.shape) != (src.shape[0],):
             raise ValueError(f"src_valid_lens must have shape (B,) = ({src.shape[0]},), got {tuple(self.lens.shape)}")
@@ -283,7 +287,10 @@ def sample(
         finished = torch.zeros_like(tokens, dtype=torch.bool)  # (B,)
         for _ in range(max_len):
             logits, state, _ = model.step(tokens, state)  # (B, V)
-            logits = _filter_logits(logits.float() / tau, top_k, top_p)  # (B, V)
+            # the best logit shifted to 0 and kept there: a tau below float32's range (1e-300 rounds
+            # to 0) gives the argmax, never 0 / 0
+            shifted = logits.float() - logits.float().amax(-1, keepdim=True)  # (B, V), <= 0
+            logits = _filter_logits(torch.where(shifted == 0, 0.0, shifted / tau), top_k, top_p)  # (B, V)
             tokens = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(1)  # (B,)
             tokens = tokens.masked_fill(finished, model.pad_id)  # <pad> after <eos>
             outputs.append(tokens)

@@ -63,13 +63,26 @@ def _refuse(name: str, **unsupported: object) -> None:
 
 
 def _key_padding(valid_lens, keys: torch.Tensor) -> torch.Tensor:
-    """``(B,)`` key lengths as a 0/1 multiplier ``(B, 1, .., T_k, 1)`` for ``keys (B, .., T_k, d)``."""
+    """``(B,)`` key lengths as a boolean mask ``(B, 1, .., T_k, 1)`` (``True`` = a real key) for ``keys (B, .., T_k, d)``.
+
+    Padded positions are replaced (``torch.where``), never multiplied by 0: ``nan * 0`` is ``nan``.
+    """
     num_keys = keys.shape[-2]
     lens = as_valid_lens(valid_lens, max_len=num_keys, device=keys.device)
     if tuple(lens.shape) != (keys.shape[0],):
         raise ValueError(f"valid_lens must have shape (B,) = ({keys.shape[0]},) here, got {tuple(lens.shape)}")
     real = torch.arange(num_keys, device=keys.device) < lens[:, None]  # (B, T_k)
-    return real.view(keys.shape[0], *([1] * (keys.dim() - 3)), num_keys, 1).to(keys.dtype)
+    return real.view(keys.shape[0], *([1] * (keys.dim() - 3)), num_keys, 1)
+
+
+def _accumulator_dtype(x: torch.Tensor) -> torch.dtype:
+    """float32 for float16/bfloat16 inputs (sums over many keys overflow float16's 65,504), else ``x.dtype``."""
+    return torch.promote_types(x.dtype, torch.float32)
+
+
+def _safe_divide(numerator: torch.Tensor, denominator: torch.Tensor, eps) -> torch.Tensor:
+    """``numerator / (denominator + eps)``, and 0 for a row with no keys (denominator 0), whatever ``eps``."""
+    return numerator / torch.where(denominator > 0, denominator + eps, torch.ones_like(denominator))
 
 
 def attention_cost(num_steps: int, d_model: int, num_heads: int = 1, bytes_per_value: int = 4) -> dict[str, int]:
@@ -183,7 +196,7 @@ class LowRankAttention(nn.Module):
             raise ValueError(f"keys have T_k={num_keys} steps, more than seq_len={self.seq_len}")
         if valid_lens is not None:
             real = _key_padding(valid_lens, keys)  # (B, 1.., T_k, 1)
-            keys, values = keys * real, values * real
+            keys, values = torch.where(real, keys, 0.0), torch.where(real, values, 0.0)
         E, F_ = self.E[:, :num_keys].to(keys.dtype), self.F[:, :num_keys].to(keys.dtype)  # (k, T_k)
         k_low, v_low = E @ keys, F_ @ values  # (..., k, d), (..., k, d_v)
         weights = torch.softmax(
@@ -225,6 +238,11 @@ class LinearAttention(nn.Module):
         """The feature map :math:`\\phi`, ``(..., T, d) -> (..., T, m)``, positive."""
         return F.elu(x) + 1.0
 
+    def feature_pair(self, queries, keys, real=None, is_causal=False) -> tuple[torch.Tensor, torch.Tensor, object]:
+        """``phi(Q)``, ``phi(K)`` (padded keys, ``real == False``, set to 0) and the ``eps`` of each row."""
+        phi_q, phi_k = self.features(queries, is_query=True), self.features(keys, is_query=False)  # (..., T, m)
+        return phi_q, phi_k if real is None else torch.where(real, phi_k, 0.0), self.eps
+
     def forward(
         self, queries, keys, values, valid_lens=None, attn_mask=None, return_weights=False, is_causal=False
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
@@ -232,15 +250,18 @@ class LinearAttention(nn.Module):
         _refuse(type(self).__name__, attn_mask=attn_mask)
         if is_causal and queries.shape[-2] != keys.shape[-2]:
             raise ValueError("causal linear attention needs T_q == T_k (use step() to decode with a state)")
-        phi_q, phi_k = self.features(queries, is_query=True), self.features(keys, is_query=False)  # (..., T, m)
-        if valid_lens is not None:
-            phi_k = phi_k * _key_padding(valid_lens, keys)  # padded keys get phi = 0
+        dtype, work = values.dtype, _accumulator_dtype(values)  # sums in float32 for float16 inputs
+        queries, keys, values = queries.to(work), keys.to(work), values.to(work)
+        real = None if valid_lens is None else _key_padding(valid_lens, keys)  # (B, 1.., T_k, 1)
+        if real is not None:
+            values = torch.where(real, values, 0.0)  # padded values never reach the output (nan * 0 = nan)
+        phi_q, phi_k, eps = self.feature_pair(queries, keys, real, is_causal)  # (..., T, m)
         if return_weights:  # the quadratic definition, for checks and plots
             weights = phi_q @ phi_k.transpose(-2, -1)  # (..., T_q, T_k)
             if is_causal:
                 weights = weights.masked_fill(~causal_mask(weights.shape[-2], device=weights.device), 0.0)
-            weights = weights / (weights.sum(-1, keepdim=True) + self.eps)
-            return weights @ values, weights
+            weights = _safe_divide(weights, weights.sum(-1, keepdim=True), eps)
+            return (weights @ values).to(dtype), weights.to(dtype)
         if is_causal:
             state = torch.cumsum(phi_k.unsqueeze(-1) * values.unsqueeze(-2), dim=-3)  # (..., T, m, d_v): S_i
             norm = torch.cumsum(phi_k, dim=-2)  # (..., T, m): z_i
@@ -250,20 +271,24 @@ class LinearAttention(nn.Module):
             kv = phi_k.transpose(-2, -1) @ values  # (..., m, d_v): sum_j phi(k_j) v_j^T
             numerator = phi_q @ kv  # (..., T_q, d_v)
             denominator = phi_q @ phi_k.sum(-2).unsqueeze(-1)  # (..., T_q, 1)
-        return numerator / (denominator + self.eps)
+        return _safe_divide(numerator, denominator, eps).to(dtype)
 
     def step(self, query, key, value, state=None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """One causal decoding step: ``query``, ``key`` ``(..., d)``, ``value`` ``(..., d_v)``.
 
-        ``state = (S (..., m, d_v), z (..., m))`` or ``None`` at the start. Returns
-        ``(output (..., d_v), new_state)``: constant memory per step, however long the prefix.
+        ``state = (S (..., m, d_v), z (..., m))`` or ``None`` at the start (kept in float32 for
+        float16 inputs). Returns ``(output (..., d_v), new_state)``: constant memory per step,
+        however long the prefix; the outputs equal ``forward(..., is_causal=True)``.
         """
-        phi_q, phi_k = self.features(query, is_query=True), self.features(key, is_query=False)  # (..., m)
+        dtype, work = value.dtype, _accumulator_dtype(value)
+        phi_q, phi_k, eps = self.feature_pair(query.to(work)[..., None, :], key.to(work)[..., None, :], None, True)
+        phi_q, phi_k = phi_q.squeeze(-2), phi_k.squeeze(-2)  # (..., m)
         S, z = (0.0, 0.0) if state is None else state
-        S = S + phi_k.unsqueeze(-1) * value.unsqueeze(-2)  # (..., m, d_v)
+        S = S + phi_k.unsqueeze(-1) * value.to(work).unsqueeze(-2)  # (..., m, d_v)
         z = z + phi_k  # (..., m)
-        output = (phi_q.unsqueeze(-2) @ S).squeeze(-2) / ((phi_q * z).sum(-1, keepdim=True) + self.eps)
-        return output, (S, z)
+        eps = eps.squeeze(-1) if isinstance(eps, torch.Tensor) else eps  # (..., 1)
+        output = _safe_divide((phi_q.unsqueeze(-2) @ S).squeeze(-2), (phi_q * z).sum(-1, keepdim=True), eps)
+        return output.to(dtype), (S, z)
 
 
 class PerformerAttention(LinearAttention):
@@ -278,8 +303,9 @@ class PerformerAttention(LinearAttention):
 
     so linear attention with :math:`\phi` estimates softmax attention; the error shrinks like
     :math:`1/\sqrt{m}`. The features are drawn once, from ``generator`` (a private
-    :class:`torch.Generator`; no global state is touched), and kept as a buffer. A per-row
-    constant is subtracted inside the exponential of the queries (it cancels in the ratio).
+    :class:`torch.Generator`; no global state is touched), and kept as a buffer. Constants are
+    subtracted inside the exponentials (see :meth:`feature_pair`); they cancel in the ratio, and
+    no output depends on a padded key or, with ``is_causal``, on a later one.
     """
 
     def __init__(
@@ -290,16 +316,48 @@ class PerformerAttention(LinearAttention):
         self.num_features = positive_int("num_features", num_features)
         self.register_buffer("W", torch.randn(num_features, head_dim, generator=generator))  # (m, d)
 
-    def features(self, x: torch.Tensor, *, is_query: bool) -> torch.Tensor:
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
+        """:math:`\\mathbf{W}\\mathbf{x}' - \\|\\mathbf{x}'\\|^2/2`, ``(..., T, d) -> (..., T, m)``."""
         if x.shape[-1] != self.head_dim:
             raise ValueError(f"expected queries and keys of size head_dim={self.head_dim}, got {x.shape[-1]}")
         x = x / self.head_dim**0.25  # (..., T, d)
-        projected = x @ self.W.to(x.dtype).T - (x * x).sum(-1, keepdim=True) / 2  # (..., T, m)
-        if is_query:
-            projected = projected - projected.amax(-1, keepdim=True).detach()
-        else:  # one constant for all keys: cancels between numerator and denominator
-            projected = projected - projected.amax(dim=(-2, -1), keepdim=True).detach()
-        return torch.exp(projected) / math.sqrt(self.num_features)
+        return x @ self.W.to(x.dtype).T - (x * x).sum(-1, keepdim=True) / 2  # (..., T, m)
+
+    def _key_bound(self, dtype) -> torch.Tensor:
+        """:math:`\\max_r \\|\\mathbf{w}_r\\|^2/2`, the largest value :meth:`_project` can give (for any key)."""
+        return (self.W.to(dtype).square().sum(-1).amax() / 2).detach()
+
+    def features(self, x: torch.Tensor, *, is_query: bool) -> torch.Tensor:
+        """:math:`\\phi(\\mathbf{x})` up to a constant factor: queries shifted by their row maximum,
+        keys by :meth:`_key_bound` (the same for every key, so it cancels in the ratio)."""
+        projected = self._project(x)
+        shift = projected.amax(-1, keepdim=True).detach() if is_query else self._key_bound(projected.dtype)
+        return torch.exp(projected - shift) / math.sqrt(self.num_features)
+
+    def feature_pair(self, queries, keys, real=None, is_causal=False) -> tuple[torch.Tensor, torch.Tensor, object]:
+        """The features with their shifts, and ``eps`` expressed in the shifted units.
+
+        Query row :math:`i` is shifted by its own maximum :math:`a_i`; all keys by one constant
+        :math:`c`: the maximum over the *real* keys of the example (padded keys never enter it),
+        or, causally, the bound :meth:`_key_bound` (it depends on no key, so no output depends on
+        a later key). Adding :math:`\\epsilon e^{-a_i - c}` to the shifted denominator is adding
+        :math:`\\epsilon` to the unshifted one: the output is the same whichever shifts are used.
+        """
+        pq, pk = self._project(queries), self._project(keys)  # (..., T_q, m), (..., T_k, m)
+        shift_q = pq.amax(-1, keepdim=True).detach()  # (..., T_q, 1)
+        if is_causal:
+            shift_k = self._key_bound(pk.dtype)
+        else:
+            row_max = pk.amax(-1, keepdim=True).detach()  # (..., T_k, 1)
+            if real is not None:
+                row_max = row_max.masked_fill(~real, -math.inf)
+            shift_k = row_max.amax(-2, keepdim=True)  # (..., 1, 1)
+            shift_k = torch.where(torch.isfinite(shift_k), shift_k, 0.0)  # an example with no real key
+        phi_q = torch.exp(pq - shift_q) / math.sqrt(self.num_features)
+        phi_k = torch.exp(pk - shift_k) / math.sqrt(self.num_features)
+        if real is not None:
+            phi_k = torch.where(real, phi_k, 0.0)
+        return phi_q, phi_k, self.eps * torch.exp(-(shift_q + shift_k))  # eps: (..., T_q, 1)
 
     def extra_repr(self) -> str:
         return f"head_dim={self.head_dim}, num_features={self.num_features}"
@@ -354,15 +412,16 @@ def tiled_attention(
     if is_causal and num_q > num_k:
         raise ValueError(f"is_causal needs T_k >= T_q, got T_q={num_q}, T_k={num_k}")
     scale, offset = 1.0 / math.sqrt(queries.shape[-1]), num_k - num_q
+    work = _accumulator_dtype(queries)  # running max, denominator, accumulator: float32 for float16 inputs
     output = queries.new_empty(*queries.shape[:-1], values.shape[-1])  # (..., T_q, d_v)
     for i in range(0, num_q, block_q):
-        q = queries[..., i : i + block_q, :] * scale  # (..., b_q, d)
-        m = torch.full((*q.shape[:-1], 1), -math.inf, dtype=q.dtype, device=q.device)  # (..., b_q, 1)
+        q = queries[..., i : i + block_q, :].to(work) * scale  # (..., b_q, d)
+        m = torch.full((*q.shape[:-1], 1), -math.inf, dtype=work, device=q.device)  # (..., b_q, 1)
         denom = torch.zeros_like(m)  # (..., b_q, 1)
-        acc = torch.zeros(*q.shape[:-1], values.shape[-1], dtype=q.dtype, device=q.device)  # (..., b_q, d_v)
+        acc = torch.zeros(*q.shape[:-1], values.shape[-1], dtype=work, device=q.device)  # (..., b_q, d_v)
         last_key = i + block_q - 1 + offset if is_causal else num_k - 1
         for j in range(0, last_key + 1, block_k):
-            s = q @ keys[..., j : j + block_k, :].transpose(-2, -1)  # (..., b_q, b_k)
+            s = q @ keys[..., j : j + block_k, :].to(work).transpose(-2, -1)  # (..., b_q, b_k)
             if is_causal and j + block_k - 1 > i + offset:  # the tile crosses the diagonal
                 rows = torch.arange(i, i + block_q, device=q.device)[:, None] + offset
                 s = s.masked_fill(torch.arange(j, j + block_k, device=q.device) > rows, -math.inf)
@@ -370,11 +429,11 @@ def tiled_attention(
             p = torch.exp(s - m_new)  # (..., b_q, b_k)
             correction = torch.exp(m - m_new)  # (..., b_q, 1)
             denom = correction * denom + p.sum(-1, keepdim=True)
-            acc = correction * acc + p @ values[..., j : j + block_k, :]  # (..., b_q, d_v)
+            acc = correction * acc + p @ values[..., j : j + block_k, :].to(work)  # (..., b_q, d_v)
             m = m_new
             if io is not None:
                 io.reads += keys[..., j : j + block_k, :].numel() + values[..., j : j + block_k, :].numel()
-        output[..., i : i + block_q, :] = acc / denom  # (..., b_q, d_v)
+        output[..., i : i + block_q, :] = _safe_divide(acc, denom, 0.0)  # no keys: zeros, as DotProductAttention
         if io is not None:
             io.reads += q.numel()
             io.writes += acc.numel()
@@ -456,6 +515,11 @@ class GroupedQueryAttention(nn.Module):
             if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != self.d_model:
                 shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
                 raise ValueError(f"{name} must have shape (B, T, d_model={self.d_model}), got {shape}")
+            if x.dtype != self.W_q.weight.dtype and not torch.is_autocast_enabled(x.device.type):
+                raise ValueError(
+                    f"{name} has dtype {x.dtype} but the layer's parameters are {self.W_q.weight.dtype}: convert "
+                    f"one to the other ({name}.to({self.W_q.weight.dtype}) or layer.to({x.dtype}))"
+                )
         return self.attend(queries, self.project(keys, values), valid_lens, attn_mask, is_causal)
 
     def extra_repr(self) -> str:

@@ -138,6 +138,8 @@ def lm_loss(logits: torch.Tensor, tokens: torch.Tensor, valid_lens=None) -> torc
         raise ValueError(
             f"tokens must have shape (B, T) = {tuple(logits.shape[:2])}, got {getattr(tokens, 'shape', tokens)}"
         )
+    if tokens.dtype != torch.long:
+        raise ValueError(f"tokens must hold int64 token ids, got dtype {tokens.dtype}")
     T = logits.shape[1]
     lens = (
         torch.full((logits.shape[0],), T, device=logits.device)
@@ -210,8 +212,17 @@ def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         raise ValueError(
             f"labels must have shape (B, T) = {tuple(logits.shape[:2])}, got {getattr(labels, 'shape', labels)}"
         )
-    if not bool((labels != IGNORE_INDEX).any()):
+    if labels.dtype != torch.long:
+        raise ValueError(f"labels must hold int64 token ids (or IGNORE_INDEX), got dtype {labels.dtype}")
+    scored = labels != IGNORE_INDEX
+    if not bool(scored.any()):
         raise ValueError("labels mark no position to predict (all are IGNORE_INDEX)")
+    low, high = int(labels[scored].min()), int(labels[scored].max())
+    if low < 0 or high >= logits.shape[-1]:
+        raise ValueError(
+            f"labels must hold token ids in [0, V={logits.shape[-1]}) or IGNORE_INDEX={IGNORE_INDEX}, "
+            f"got ids from {low} to {high}"
+        )
     return F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX)
 
 

@@ -113,10 +113,11 @@ def attention_pool(
         ``(output, weights)``: output ``(..., n_q, d_v)`` (or ``(..., n_q)`` for 1-D values) and
         weights ``(..., n_q, n_k)`` with :math:`\sum_j \alpha_{ij} = 1` over kept keys.
     """
-    if scores.dim() < 2:
-        raise ValueError(f"scores must have shape (..., n_q, n_k), got {tuple(scores.shape)}")
-    squeeze = values.dim() == 1
-    v = _as_points(values, "values").to(scores.dtype)  # (..., n_k, d_v)
+    if not isinstance(scores, torch.Tensor) or scores.dim() < 2:
+        got = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+        raise ValueError(f"scores must have shape (..., n_q, n_k) (a tensor), got {got}")
+    v = _as_points(values, "values").to(scores.dtype)
+    squeeze = values.dim() == 1  # (..., n_k, d_v)
     if v.shape[-2] != scores.shape[-1]:
         raise ValueError(
             f"values must have one row per key: scores have n_k={scores.shape[-1]} keys, "
@@ -142,6 +143,10 @@ def hard_lookup(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor)
     scores = gaussian_scores(queries, keys)  # (..., n_q, n_k)
     nearest = scores.argmax(dim=-1)  # (..., n_q)
     v = _as_points(values, "values")  # (..., n_k, d_v)
+    if v.shape[-2] != scores.shape[-1]:
+        raise ValueError(
+            f"values must have one entry per key: keys have n_k={scores.shape[-1]}, values {tuple(values.shape)}"
+        )
     if v.dim() == 2:
         out = v[nearest]  # (n_q, d_v)
     else:

@@ -205,6 +205,8 @@ def apply_rotary(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
     if not isinstance(x, torch.Tensor) or x.dim() < 2 or x.shape[-1] % 2 != 0:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"x must have shape (..., num_steps, dim) with an even dim, got {shape}")
+    if not isinstance(angles, torch.Tensor):
+        raise ValueError(f"angles must be a tensor of shape (T, dim / 2), got {type(angles).__name__}")
     if angles.shape[-1] != x.shape[-1] // 2:
         raise ValueError(f"angles must have {x.shape[-1] // 2} columns (dim / 2), got shape {tuple(angles.shape)}")
     cos = torch.cos(angles).to(x.dtype)  # (..., T, d/2)
@@ -237,6 +239,11 @@ class RotaryPositionalEncoding(nn.Module):
             raise ValueError(f"x must have shape (..., num_steps, dim={self.dim}), got {shape}")
         if positions is None:
             positions = torch.arange(x.shape[-2], device=x.device)  # (T,)
+        elif torch.as_tensor(positions).shape[-1:] != x.shape[-2:-1]:
+            got = tuple(torch.as_tensor(positions).shape)
+            raise ValueError(
+                f"positions must have one entry per step ({x.shape[-2]}) in its last axis, got shape {got}"
+            )
         angles = rotary_angles(positions, self.dim, self.base)  # (..., T, d/2)
         return apply_rotary(x, angles)  # (..., T, d)
 

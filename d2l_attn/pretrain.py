@@ -64,7 +64,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--threads", type=int, default=0, help="CPU threads per process (0: torch's default)")
     p.add_argument("--out", default="", help="write {'losses': [...], ...} as JSON here (rank 0)")
-    return p.parse_args(argv)
+    return _checked(p, p.parse_args(argv))
+
+
+def _checked(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+    """Refuse out-of-range options before anything runs (``p.error``: usage, the option, exit status 2)."""
+    for name in ("steps", "batch_size", "block_size", "layers", "heads", "d_model", "eval_batches", "log_every"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+    for name in ("warmup", "eval_every", "threads"):
+        if getattr(args, name) < 0:
+            p.error(f"--{name.replace('_', '-')} must be a non-negative integer, got {getattr(args, name)}")
+    for name in ("lr", "min_lr", "grad_clip"):
+        value = getattr(args, name)
+        if not (math.isfinite(value) and (value > 0 if name == "lr" else value >= 0)):
+            p.error(
+                f"--{name.replace('_', '-')} must be a finite {'positive' if name == 'lr' else 'non-negative'} number, got {value}"
+            )
+    if not 0.0 <= args.dropout < 1.0:
+        p.error(f"--dropout must be in [0, 1), got {args.dropout}")
+    return args
 
 
 def learning_rate(step: int, args: argparse.Namespace) -> float:
@@ -129,6 +148,11 @@ def main(argv: list[str] | None = None) -> dict:
         betas=(0.9, 0.99),
     )
     batches = torch.Generator().manual_seed(args.seed + 1)  # the same on every rank
+    # dropout draws from the global RNG: seed it from --seed too (each rank its own stream), in a
+    # fork, so that main() called in a process leaves that process's RNG as it found it
+    rng = contextlib.ExitStack()
+    rng.enter_context(torch.random.fork_rng(devices=[device] if device.type == "cuda" else []))
+    torch.manual_seed(args.seed + 3 + rank)
     share = args.batch_size // world
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext()
     losses, evals, start = [], [], time.perf_counter()
@@ -185,6 +209,7 @@ def main(argv: list[str] | None = None) -> dict:
     if rank == 0 and args.out:
         with open(args.out, "w", encoding="utf-8") as handle:
             json.dump(result, handle)
+    rng.close()
     if world > 1:
         dist.destroy_process_group()
     return result

@@ -213,6 +213,10 @@ class AdditiveAttention(nn.Module):
             raise ValueError(
                 f"queries must have shape (B, T_q, query_dim={self.query_dim}), got {tuple(queries.shape)}"
             )
+        dtype = self.W_q.weight.dtype
+        for name, x in (("queries", queries), ("keys", keys)):
+            if x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+                raise ValueError(f"{name} has dtype {x.dtype} but the layer's parameters are {dtype}: convert one")
         if keys.shape[-1] != self.key_dim:
             raise ValueError(f"keys must have shape (B, T_k, key_dim={self.key_dim}), got {tuple(keys.shape)}")
         scores = self.score(queries, keys)  # (B, T_q, T_k)

@@ -226,9 +226,10 @@ def gumbel_softmax(
     if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
         raise ValueError(f"logits must be a floating-point tensor, got {type(logits).__name__}")
     tau = positive_number("tau", tau)
-    u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
+    work = torch.promote_types(logits.dtype, torch.float32)  # float16 cannot hold the clamp's 1e-20
+    u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=work)
     gumbels = -torch.log(-torch.log(u.clamp(1e-20, 1.0 - 1e-7)))  # (..., K) standard Gumbel noise
-    soft = torch.softmax((logits + gumbels) / tau, dim=-1)  # (..., K)
+    soft = torch.softmax((logits.to(work) + gumbels) / tau, dim=-1).to(logits.dtype)  # (..., K)
     if not hard:
         return soft
     one_hot = torch.zeros_like(soft).scatter_(-1, soft.argmax(-1, keepdim=True), 1.0)  # (..., K)
@@ -269,6 +270,8 @@ def calibration_bins(confidences: torch.Tensor, correct: torch.Tensor, num_bins:
         )
     if conf.min() < 0 or conf.max() > 1:
         raise ValueError("confidences must lie in [0, 1]")
+    if not bool(((hit == 0) | (hit == 1)).all()):
+        raise ValueError("correct must hold 0/1 (or False/True): whether each prediction was right")
     index = (torch.ceil(conf * num_bins).long() - 1).clamp(0, num_bins - 1)  # (N,)
     count = torch.zeros(num_bins, dtype=torch.float64).index_add_(0, index, torch.ones_like(conf))
     conf_sum = torch.zeros(num_bins, dtype=torch.float64).index_add_(0, index, conf)

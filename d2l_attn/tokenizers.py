@@ -55,12 +55,13 @@ class BPETokenizer:
     def __init__(self, merges: list[tuple[str, str]], alphabet: Iterable[str], extra_tokens: Iterable[str] = ()):
         self.merges = [tuple(m) for m in merges]
         self.ranks = {pair: i for i, pair in enumerate(self.merges)}
-        tokens = list(self.SPECIALS) + [t for t in extra_tokens if t not in self.SPECIALS]
-        for sym in list(alphabet) + [a + b for a, b in self.merges]:
-            if sym not in tokens:
-                tokens.append(sym)
-        self.idx_to_token = tokens
-        self.token_to_idx = {t: i for i, t in enumerate(tokens)}
+        reserved = list(dict.fromkeys([*self.SPECIALS, *extra_tokens]))  # one id per token, duplicates dropped
+        symbols = list(dict.fromkeys([*alphabet, *(a + b for a, b in self.merges)]))
+        self.idx_to_token = reserved + symbols
+        # text is encoded through the symbols only: a merge that spells "<pad>" or "[MASK]" gets
+        # its own id, so ordinary text never turns into a special id
+        self.symbol_to_idx = {t: len(reserved) + i for i, t in enumerate(symbols)}
+        self.token_to_idx = {**self.symbol_to_idx, **{t: i for i, t in enumerate(reserved)}}
         self._cache: dict[str, tuple[str, ...]] = {}
 
     @classmethod
@@ -129,15 +130,14 @@ class BPETokenizer:
     def encode(self, text: str) -> list[int]:
         if not isinstance(text, str):
             raise ValueError(f"text must be a string, got {type(text).__name__}")
-        return [self.token_to_idx.get(s, self.unk_id) for s in self.tokenize(text)]
+        return [self.symbol_to_idx.get(s, self.unk_id) for s in self.tokenize(text)]
 
     def decode(self, ids: Iterable[int]) -> str:
         pieces = []
         for i in ids:
             if not isinstance(i, int) or not 0 <= i < len(self):
                 raise ValueError(f"ids must be token ids in [0, {len(self)}), got {i!r}")
-            token = self.idx_to_token[i]
-            if token in self.SPECIALS:
+            if i < len(self.SPECIALS):  # <unk>, <pad>, <bos>, <eos> (not a symbol that spells one)
                 continue
-            pieces.append(token)
+            pieces.append(self.idx_to_token[i])
         return "".join(pieces).strip()  # END_OF_WORD is a space

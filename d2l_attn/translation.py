@@ -118,6 +118,8 @@ def evaluate_bleu(
     sentences of the best D2L sentence BLEU (k=2) against any reference, "num_sentences": ...,
     "hypotheses": [...], "references": [...], "sources": [...]}``.
     """
+    if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence) or len(pairs) == 0:
+        raise ValueError(f"pairs must be a non-empty list of (source, target) token lists, got {pairs!r:.60}")
     references = group_references(pairs)
     sources = [list(s) for s in references]
     refs = [references[tuple(s)] for s in sources]
@@ -171,6 +173,11 @@ def load_model(
     state = load_weights_only(path, map_location, what="saved model")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{str(path)!r} was not written by d2l_attn.translation.save_model")
+    missing = [key for key in ("src_tokens", "tgt_tokens", "config", "model") if key not in state]
+    if missing:
+        raise ValueError(
+            f"{str(path)!r} is an incomplete saved model: it lacks {missing} (save it again with save_model)"
+        )
     src_vocab, tgt_vocab = _vocab_from_tokens(state["src_tokens"]), _vocab_from_tokens(state["tgt_tokens"])
     model = Transformer.from_vocabs(src_vocab, tgt_vocab, TransformerConfig(**state["config"]))
     model.load_state_dict(state["model"])

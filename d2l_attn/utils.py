@@ -71,8 +71,8 @@ def seed_everything(seed: int = 0) -> torch.Generator:
 
     Same seed + same machine + same library versions => the same numbers.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be an int in [0, 2**63), got {seed!r}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -115,6 +115,11 @@ def save_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
     An interrupted save never leaves a half-written file under the final name. Returns ``path``.
     """
     path = Path(path)
+    blocking = next((p for p in (path.parent, *path.parent.parents) if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise ValueError(f"path {str(path)!r} cannot be written: its parent {str(blocking)!r} is a file")
+    if path.is_dir():
+        raise ValueError(f"path {str(path)!r} is a directory; pass a file name")
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)

@@ -14,29 +14,39 @@ empty-but-valid masks).
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
 from d2l_attn import (
+    attribution,
     blocks,
+    data,
     decoding,
+    efficient,
     embeddings,
     losses,
     masking,
     metrics,
+    models,
     multihead,
     pooling,
     positional,
     scoring,
+    stability,
     translation,
     utils,
 )
+from d2l_attn.attention_view import attention_view
 from d2l_attn.data import Vocab, synthetic, truncate_pad
 from d2l_attn.models import Seq2Seq, Transformer, TransformerConfig
+from d2l_attn.models.gpt import gpt2_state_dict_to_ours
+from d2l_attn.tokenizers import BPETokenizer
 
 NAN, INF = float("nan"), float("inf")
 
@@ -476,3 +486,371 @@ def test_probe_size():
     total = len(CASES) + len(_entries()) + len(EDGE) + 1
     assert total >= 250, total
     assert math.isfinite(total)
+
+
+# the cases of the 2026-12-07 reliability review: one row per case id --------------------------------
+@dataclass
+class Case:
+    """A review case: ``call()`` raises ``error`` whose message holds every word of ``names``, or, with
+    ``check``, returns a value for which ``check(value)`` is true (a silent case made correct)."""
+
+    id: str
+    call: Callable[[], Any]
+    names: tuple[str, ...] = ()
+    check: Callable[[Any], bool] | None = None
+    error: type[BaseException] = ValueError
+
+
+def _qkv4(seed: int = 0, d: int = 8) -> list[torch.Tensor]:
+    """Queries, keys and values ``(B=2, h=2, T=6, d)``."""
+    return [_randn(2, 2, 6, d, seed=seed + i) for i in range(3)]
+
+
+def _padded_keys_do_not_matter(layer, fill: float = NAN, where: str = "keys") -> bool:
+    """``layer`` with ``valid_lens=[3, 6]``: example 0's padded keys (or values) set to ``fill`` change nothing."""
+    q, k, v = _qkv4()
+    clean = layer(q, k, v, valid_lens=torch.tensor([3, 6]))
+    k2, v2 = k.clone(), v.clone()
+    (k2 if where == "keys" else v2)[0, :, 3:] = fill
+    dirty = layer(q, k2, v2, valid_lens=torch.tensor([3, 6]))
+    return bool(torch.isfinite(dirty).all()) and torch.allclose(dirty, clean, atol=1e-6, rtol=0)
+
+
+def _causal_performer_ignores_a_later_key() -> bool:
+    """EF31: the last key replaced by one aligned with the longest feature row (the largest feature value)."""
+    layer = efficient.PerformerAttention(8, 64, generator=torch.Generator().manual_seed(0))
+    q, k, v = _qkv4()
+    before = layer(q, k, v, is_causal=True)
+    w = layer.W[layer.W.square().sum(-1).argmax()]
+    k2 = k.clone()
+    k2[..., -1, :] = w * 8**0.25  # x' = w maximizes w.x' - |x'|^2 / 2
+    after = layer(q, k2, v, is_causal=True)
+    return torch.equal(before[..., :-1, :], after[..., :-1, :])
+
+
+def _zeros(x: torch.Tensor) -> bool:
+    return bool((x == 0).all())
+
+
+def _argparse_error(*argv: str) -> None:
+    """``pretrain.parse_args(argv)``: an argparse error (exit 2) re-raised as ValueError with its message."""
+    import contextlib
+    import io
+
+    from d2l_attn import pretrain
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            pretrain.parse_args(list(argv))
+        except SystemExit as exc:
+            raise ValueError(err.getvalue()) from exc
+    raise AssertionError(f"pretrain accepted {argv}")
+
+
+def _tmp() -> Path:
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="d2l_probe_"))
+
+
+def _zip_with(flag: int = 0, method: int | None = None) -> Path:
+    """A zip of one stored member whose central-directory flag bits / method are then overwritten."""
+    import struct
+    import zipfile
+
+    path = _tmp() / "archive.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("secret.txt", "hello")
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b"PK\x01\x02")  # the central directory entry: flags at +8, method at +10
+    struct.pack_into("<H", raw, at + 8, flag)
+    if method is not None:
+        struct.pack_into("<H", raw, at + 10, method)
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def _extract(path: Path) -> Path:
+    from d2l_attn import data
+
+    return data.extract_zip(path, path.parent / "out")
+
+
+def _tiny_gpt(**overrides: Any):
+    from d2l_attn.models import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    sizes = dict(vocab_size=16, max_len=16, num_layers=1, num_heads=2, d_model=8, eos_id=-1)
+    return GPT(GPTConfig(**{**sizes, **overrides})).eval()
+
+
+def _hf(kind: str):
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    if kind == "gpt2":
+        config = transformers.GPT2Config(vocab_size=16, n_positions=16, n_embd=8, n_layer=2, n_head=2)
+        return transformers.GPT2LMHeadModel(config)
+    if kind == "bert":
+        config = transformers.BertConfig(
+            vocab_size=16, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16
+        )
+        return transformers.BertForPreTraining(config)
+    config = transformers.ViTConfig(
+        image_size=8,
+        patch_size=2,
+        num_channels=1,
+        hidden_size=64,
+        num_attention_heads=4,
+        intermediate_size=128,
+        num_hidden_layers=2,
+    )
+    return transformers.ViTForImageClassification(config)
+
+
+def _probe_check(answer) -> bool:
+    """XC47 / XC49: the answer is graded, and not as correct."""
+    from d2l_attn import exercises
+
+    feedback = exercises.check("ch03-masked-softmax-fn", answer)
+    return not feedback.passed and "Correct" not in feedback.message
+
+
+def _switch_off_then_cheat(s, l):
+    import sys
+
+    from d2l_attn import masking as m
+
+    sys.setprofile(None)
+    return m.masked_softmax(s, l)
+
+
+def _switch_off_and_back(s, l):
+    import sys
+
+    from d2l_attn import masking as m
+
+    hook = sys.getprofile()
+    sys.setprofile(None)
+    out = m.masked_softmax(s, l)
+    sys.setprofile(hook)
+    return out
+
+
+def _review_cases() -> list[Case]:
+    perf = efficient.PerformerAttention(8, 64, generator=torch.Generator().manual_seed(0))
+    q, k, v = _qkv4()
+    return [
+        # efficient
+        Case("EF17", lambda: _padded_keys_do_not_matter(efficient.LowRankAttention(8, 3)), check=bool),
+        Case(
+            "EF24",
+            lambda: efficient.LinearAttention(eps=0)(q, k, v, valid_lens=torch.tensor([0, 6]))[0],
+            check=_zeros,
+        ),
+        Case("EF25", lambda: _padded_keys_do_not_matter(efficient.LinearAttention()), check=bool),
+        Case("EF26", lambda: _padded_keys_do_not_matter(efficient.LinearAttention(), where="values"), check=bool),
+        Case("EF31", _causal_performer_ignores_a_later_key, check=bool),
+        Case("EF32", lambda: _padded_keys_do_not_matter(perf, fill=5.0), check=bool),
+        Case("EF33", lambda: _padded_keys_do_not_matter(perf), check=bool),
+        Case(
+            "EF38",
+            lambda: efficient.tiled_attention(q, k[..., :0, :], v[..., :0, :], block_q=3, block_k=2),
+            check=_zeros,
+        ),
+        Case(
+            "EF47",
+            lambda: efficient.GroupedQueryAttention(8, 4, 2)(*[_randn(2, 3, 8).double()] * 3),
+            names=("queries", "dtype", "float64"),
+        ),
+        # models: GPT, ViT, CNN and the Hugging Face imports
+        Case("GP19", lambda: _tiny_gpt(eps=-1.0), names=("eps",)),
+        Case("GP20", lambda: _tiny_gpt(eos_id=99, pad_id=99), names=("pad_id", "[0, 16)")),
+        Case(
+            "GP22",
+            lambda: (
+                decoding.sample(_tiny_gpt(), SRC[:, :2] % 16, None, 4, temperature=1e-300)
+                == decoding.greedy_decode(_tiny_gpt(), SRC[:, :2] % 16, None, 4)
+            ),
+            check=bool,
+        ),
+        Case("VT14", lambda: models.ViTConfig(layer_norm_eps=-1.0), names=("layer_norm_eps",)),
+        Case("VT05", lambda: models.ViT()(torch.zeros(2, 1, 8, 8, dtype=torch.uint8)), names=("images", "floating")),
+        Case("VT06", lambda: models.ViT()(torch.zeros(2, 1, 8, 8, dtype=torch.float64)), names=("images", "dtype")),
+        Case(
+            "CN04", lambda: models.SmallCNN()(torch.zeros(2, 1, 8, 8, dtype=torch.float64)), names=("images", "dtype")
+        ),
+        Case("CN05", lambda: models.SmallCNN().train()(_randn(1, 1, 2, 2)), names=("images", "training mode")),
+        Case("HF05", lambda: models.GPT.from_hf_gpt2(_hf("gpt2"), max_len=32), names=("max_len", "16")),
+        Case("HF06", lambda: models.GPT.from_hf_gpt2(_hf("bert")), names=("hf_model", "GPT-2")),
+        Case(
+            "HF07",
+            lambda: gpt2_state_dict_to_ours(_hf("gpt2").state_dict(), 5),
+            names=("num_layers=5", "2 layers"),
+        ),
+        Case("HF11", lambda: models.BERT.from_hf_bert(_hf("gpt2")), names=("hf_model", "BERT")),
+        Case("HF14", lambda: models.ViT().load_hf_weights(_hf("vit")), names=("hf_model", ".vit")),
+        # tokenizers
+        Case(
+            "TK10",
+            lambda: BPETokenizer.train("a b", 2, extra_tokens=["<unk>", "[CLS]", "[CLS]"]).idx_to_token.count("[CLS]"),
+            check=lambda n: n == 1,
+        ),
+        Case("TK14", lambda: _special_free_encoding(), check=bool),
+        # pretrain (command line): an argparse error naming the option, before anything runs
+        Case("PT03", lambda: _argparse_error("--log-every", "0"), names=("--log-every",)),
+        Case("PT04", lambda: _argparse_error("--eval-batches", "0"), names=("--eval-batches",)),
+        Case("PT05", lambda: _argparse_error("--steps", "-1"), names=("--steps",)),
+        Case("PT06", lambda: _argparse_error("--lr", "nan"), names=("--lr",)),
+        Case("PT09", lambda: _argparse_error("--threads", "-1"), names=("--threads",)),
+        # attribution
+        Case("AT04", lambda: attribution.attention_rollout(torch.full((1, 1, 3, 3), NAN)), names=("weights", "finite")),
+        Case("AT05", lambda: attribution.attention_rollout(_randn(2, 1, 3, 3)), names=("weights",)),
+        Case(
+            "AT20",
+            lambda: attribution.top_k_agreement(_randn(2, 3), torch.tensor([0.5, 1.5])),
+            names=("truth", "integer positions"),
+        ),
+        Case(
+            "AT21",
+            lambda: attribution.fit_linear_probe(_randn(3, 4), torch.tensor([0, 1, 0]), torch.Generator()),
+            names=("features", "too few"),
+        ),
+        Case(
+            "AT22", lambda: attribution.fit_linear_probe(*_probe_data(nan_feature=True)), names=("features", "finite")
+        ),
+        Case("AT23", lambda: attribution.fit_linear_probe(*_probe_data(label=-1)), names=("labels", "non-negative")),
+        Case(
+            "AT28",
+            lambda: attribution.control_labels(torch.tensor([10**11]), 2, torch.Generator()),
+            names=("types", "2**24"),
+        ),
+        # stability
+        Case(
+            "ST14",
+            lambda: stability.gumbel_softmax(
+                torch.zeros(200000, 2, dtype=torch.float16), generator=torch.Generator().manual_seed(0)
+            ),
+            check=lambda y: y.dtype == torch.float16 and bool(torch.isfinite(y).all()) and bool((y > 0).all()),
+        ),
+        Case(
+            "ST19",
+            lambda: stability.calibration_bins(torch.tensor([0.55, 0.56]), torch.tensor([2.0, 3.0])),
+            names=("correct", "0/1"),
+        ),
+        # exercises: the forbidden-call watch cannot be switched off; an exit is a failed answer
+        Case("XC47", lambda: _probe_check(_switch_off_then_cheat), check=bool),
+        Case("XC47-restored", lambda: _probe_check(_switch_off_and_back), check=bool),
+        Case("XC49", lambda: _probe_check(lambda s, l: sys.exit(3)), check=bool),
+        # pooling, scoring, positional (old suite)
+        Case("Q3", lambda: pooling.attention_pool(_randn(2, 3), [1.0, 2.0, 3.0]), names=("values", "tensor")),
+        Case("Q4", lambda: pooling.attention_pool([[0.0, 1.0]], torch.ones(2)), names=("scores", "tensor")),
+        Case(
+            "Q9",
+            lambda: pooling.hard_lookup(torch.tensor([3.0]), torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 2.0])),
+            names=("values", "one entry per key"),
+        ),
+        Case(
+            "S33",
+            lambda: scoring.AdditiveAttention(8, 5, 4)(
+                _randn(2, 3, 8).half(), _randn(2, 4, 5).half(), _randn(2, 4, 6).half()
+            ),
+            names=("queries", "dtype"),
+        ),
+        Case(
+            "E10",
+            lambda: positional.RotaryPositionalEncoding(8)(_randn(2, 5, 8), torch.arange(6)),
+            names=("positions", "(5)"),
+        ),
+        Case("E11", lambda: positional.apply_rotary(_randn(5, 4), [[0.0, 0.0]] * 5), names=("angles", "tensor")),
+        # translation, utils
+        Case("T32", lambda: translation.evaluate_bleu(GRU, [], SRC_VOCAB, TGT_VOCAB, 5), names=("pairs",)),
+        Case("T42", lambda: translation.load_model(_saved({"format": translation.FORMAT})), names=("incomplete",)),
+        Case("U8", lambda: utils.seed_everything(2**70), names=("seed", "2**63")),
+        Case("U12", lambda: utils.save_atomic({"a": 1}, _a_file() / "x.pt"), names=("path", "is a file")),
+        # data: downloads, archives, IDX files
+        Case("Z8", lambda: _extract(_tmp() / "missing.zip"), names=("zip_path", "missing.zip")),
+        Case("DL10", lambda: _download_into_a_directory(), names=("good.bin", "directory")),
+        Case("DL11", lambda: data.download(URL, "0" * 40, cache_dir=_tmp(), timeout=INF), names=("timeout", "finite")),
+        Case("DL14", lambda: data.download(URL, "0" * 40, cache_dir=_tmp(), filename="a\x00b"), names=("filename",)),
+        Case("DL22", lambda: _extract(_zip_with(flag=0x1)), names=("secret.txt", "encrypted")),
+        Case("DL23", lambda: _extract(_zip_with(method=99)), names=("secret.txt", "compression method 99")),
+        Case(
+            "IM14",
+            lambda: data.read_idx(b"\x00\x00\x08\x04" + (65536).to_bytes(4, "big") * 4),
+            names=("promises", "18,446,744,073,709,551,616"),
+        ),
+        # the attention view
+        Case(
+            "AV09",
+            lambda: (
+                attention_view(["ok", "\ud800", "x"], torch.softmax(_randn(3, 3), -1))._repr_html_().encode("utf-8")
+            ),
+            check=lambda html: b"\xef\xbf\xbd" in html,  # U+FFFD in place of the lone surrogate
+        ),
+        # losses
+        Case(
+            "BT14",
+            lambda: losses.mlm_loss(_randn(2, 3, 20), torch.tensor([[25, -100, -100], [1, 2, -100]])),
+            names=("labels", "[0, V=20)"),
+        ),
+        Case(
+            "BT15",
+            lambda: losses.mlm_loss(_randn(2, 3, 20), torch.tensor([[-1, -100, -100], [1, 2, -100]])),
+            names=("labels", "IGNORE_INDEX"),
+        ),
+        Case("BT17", lambda: losses.mlm_loss(_randn(1, 2, 5), torch.tensor([[1.0, 2.0]])), names=("labels", "int64")),
+        Case("BT21", lambda: losses.lm_loss(_randn(2, 3, 15), SRC.float()), names=("tokens", "int64")),
+    ]
+
+
+URL = "file:///nonexistent/good.bin"
+
+
+def _special_free_encoding() -> bool:
+    """TK14: text that spells ``<pad>`` or ``[MASK]`` (learned as merges) never encodes to a reserved id."""
+    tk = BPETokenizer.train("<pad>x " * 20 + "[MASK]y " * 20, 40, extra_tokens=["[MASK]"])
+    ids = tk.encode("<pad>q [MASK]z")
+    reserved = len(BPETokenizer.SPECIALS) + 1  # <unk> <pad> <bos> <eos> [MASK]
+    return all(i >= reserved or i == tk.unk_id for i in ids) and "<pad>" in tk.decode(ids)
+
+
+def _probe_data(nan_feature: bool = False, label: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Generator]:
+    features = _randn(10, 3)
+    if nan_feature:
+        features[:, 2] = NAN
+    labels = torch.tensor([0, 1, 0, 1, 0, 1, 0, 1, label, 0])
+    return features, labels, torch.Generator().manual_seed(0)
+
+
+def _saved(obj: Any) -> Path:
+    path = _tmp() / "model.pt"
+    torch.save(obj, path)
+    return path
+
+
+def _a_file() -> Path:
+    path = _tmp() / "afile"
+    path.write_text("x")
+    return path
+
+
+def _download_into_a_directory() -> Path:
+    cache = _tmp()
+    (cache / "good.bin").mkdir()
+    return data.download(URL, "0" * 40, cache_dir=cache)
+
+
+REVIEW = _review_cases()
+
+
+@pytest.mark.parametrize("case", REVIEW, ids=[c.id for c in REVIEW])
+def test_review_case(case):
+    if case.check is not None:
+        assert case.check(case.call()), case.id
+        return
+    with pytest.raises(case.error) as info:
+        case.call()
+    message = str(info.value)
+    missing = [word for word in case.names if word not in message]
+    assert not missing, f"{case.id}: the message does not name {missing}: {type(info.value).__name__}: {message}"

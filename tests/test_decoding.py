@@ -493,3 +493,19 @@ def test_decoders_reject_a_model_that_is_not_a_step_model(bad):
     ):
         with pytest.raises(ValueError, match=r"model must be an nn.Module with init_state"):
             call()
+
+
+def test_every_decoder_accepts_no_lengths_for_an_unpadded_prompt():
+    """``src_valid_lens=None``: all positions valid (a GPT prompt has no padding); same as full lengths."""
+    from d2l_attn.models import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    gpt = GPT(GPTConfig(vocab_size=16, max_len=16, num_layers=1, num_heads=2, d_model=8, eos_id=3)).eval()
+    prompt = torch.tensor([[5, 6, 7], [8, 9, 10]])
+    full = torch.tensor([3, 3])
+    assert greedy_decode(gpt, prompt, None, 5) == greedy_decode(gpt, prompt, full, 5)
+    assert beam_search(gpt, prompt, None, 5, beam_size=2) == beam_search(gpt, prompt, full, 5, beam_size=2)
+    draw = lambda lens: sample(gpt, prompt, lens, 5, generator=torch.Generator().manual_seed(1))
+    assert draw(None) == draw(full)
+    tgt = torch.tensor([[1, 2, 3], [4, 5, 3]])
+    torch.testing.assert_close(sequence_log_prob(gpt, prompt, None, tgt), sequence_log_prob(gpt, prompt, full, tgt))

@@ -335,11 +335,12 @@
     return node;
   }
 
+  /** The page's Colab URL, used as a link: only an https:// URL (never javascript: or data:). */
   function colabLink(doc) {
     var meta = doc.querySelector('meta[name="d2l-attn-colab"]');
-    if (meta && meta.getAttribute("content")) { return meta.getAttribute("content"); }
     var launch = doc.querySelector('a[href*="colab.research.google.com"]');
-    return launch ? launch.getAttribute("href") : null;
+    var url = meta && meta.getAttribute("content") ? meta.getAttribute("content") : (launch ? launch.getAttribute("href") : null);
+    return url && /^https:\/\//i.test(url.trim()) ? url.trim() : null;
   }
 
   /** Find the exercises on the page: the first visible marker of each id (not in a folded solution). */

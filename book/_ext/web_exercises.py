@@ -10,8 +10,10 @@ link to it); other pages get nothing.
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
+import urllib.parse
 from pathlib import Path
 
 from sphinx.application import Sphinx
@@ -41,6 +43,8 @@ def _colab_url(app: Sphinx, pagename: str) -> str | None:
     colab = str((options.get("launch_buttons") or {}).get("colab_url", "")).rstrip("/")
     if not (repo and colab):
         return None
+    if urllib.parse.urlsplit(colab).scheme != "https":  # the page uses it as a link: never javascript:
+        raise ValueError(f"html_theme_options launch_buttons.colab_url must be an https:// URL, got {colab!r}")
     source = Path(app.env.doc2path(pagename, False)).as_posix()
     prefix = str(options.get("path_to_docs", "") or "").strip("/")
     path = f"{prefix}/{source}" if prefix else source
@@ -63,7 +67,9 @@ def _page(app: Sphinx, pagename: str, templatename: str, context: dict, doctree)
     app.add_css_file(f"{FOLDER}/{STYLE}")
     url = _colab_url(app, pagename)
     if url:
-        context["metatags"] = context.get("metatags", "") + f'\n<meta name="d2l-attn-colab" content="{url}" />'
+        context["metatags"] = (
+            context.get("metatags", "") + f'\n<meta name="d2l-attn-colab" content="{html.escape(url, quote=True)}" />'
+        )
 
 
 def setup(app: Sphinx) -> dict:

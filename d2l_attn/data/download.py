@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import math
 import os
 import re
 import stat
@@ -127,19 +128,23 @@ def download(
         algorithm, expected = "sha1", sha1.lower()
     if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1):
         raise ValueError(f"max_bytes must be a positive int or None, got {max_bytes!r}")
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
+        raise ValueError(f"timeout must be a finite positive number of seconds, got {timeout!r}")
     if filename is None:
         filename = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
         if not filename:
             raise ValueError(f"cannot infer a file name from url {url!r}; pass filename=")
-    if not filename or filename in (".", "..") or "/" in filename or os.sep in filename:
-        raise ValueError(f"filename must be a plain file name (no directories), got {filename!r}")
+    if not filename or filename in (".", "..") or "/" in filename or os.sep in filename or "\x00" in filename:
+        raise ValueError(f"filename must be a plain file name (no directories, no null byte), got {filename!r}")
 
     directory = Path(cache_dir) if cache_dir is not None else data_dir()
     target = directory / filename
     if target.is_file() and _digest_of_file(target, algorithm) == expected:
         return target
+    if target.is_dir():
+        raise ValueError(
+            f"cannot download to {str(target)!r}: it is a directory (pass another filename= or cache_dir=)"
+        )
 
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -185,6 +190,9 @@ def _is_symlink(info: zipfile.ZipInfo) -> bool:
     return stat.S_ISLNK(mode)
 
 
+#: compression methods zipfile can read (an archive with another one is refused before anything is written)
+_ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
+
 #: the most an archive may expand to (the largest dataset of the book, WikiText-2, is ~13 MB)
 MAX_EXTRACTED_BYTES = 256 * 2**20
 
@@ -205,6 +213,8 @@ def extract_zip(
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
         raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
     zip_path = Path(zip_path)
+    if not zip_path.is_file():
+        raise ValueError(f"zip_path: no zip archive at {str(zip_path)!r}")
     target = Path(target_dir)
     root = target.resolve()
     try:
@@ -216,6 +226,13 @@ def extract_zip(
                     raise ValueError(f"refusing to extract {str(zip_path)!r}: member {name!r} is a symbolic link")
                 if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
                     raise ValueError(f"refusing to extract {str(zip_path)!r}: member {name!r} has an absolute path")
+                if info.flag_bits & 0x1:
+                    raise ValueError(f"refusing to extract {str(zip_path)!r}: member {name!r} is encrypted")
+                if info.compress_type not in _ZIP_METHODS:
+                    raise ValueError(
+                        f"refusing to extract {str(zip_path)!r}: member {name!r} uses compression method "
+                        f"{info.compress_type}, which zipfile cannot read (stored, deflate, bzip2 and lzma can be)"
+                    )
                 destination = (root / name).resolve()
                 if destination != root and root not in destination.parents:
                     raise ValueError(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import os
 import zlib
 from dataclasses import dataclass
@@ -179,7 +180,7 @@ def read_idx(source: str | os.PathLike[str] | bytes, *, name: str | None = None)
     if not 1 <= ndim <= 4 or len(raw) < 4 + 4 * ndim:
         raise ValueError(f"{label!r}: truncated or invalid IDX header ({ndim} dimensions)")
     shape = tuple(int(s) for s in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    expected = int(np.prod(shape))
+    expected = math.prod(int(n) for n in shape)  # Python ints: no int64 wrap-around
     actual = len(raw) - 4 - 4 * ndim
     if actual != expected:
         raise ValueError(

@@ -279,7 +279,7 @@ class FunctionExercise(Exercise):
                     got = answer(*copies)
                 except NotImplementedError:
                     return "starter", message("function_starter")
-                except Exception as exc:  # the reader's code failed: report it, do not crash
+                except (Exception, SystemExit) as exc:  # the reader's code failed (or exited): report it
                     if hits:
                         break
                     return "wrong", message("function_raised", type=type(exc).__name__, error=exc, trial=trial + 1)

@@ -8,6 +8,14 @@
   profile hook records every call into forbidden code, however it was reached (an alias, a
   ``functools.partial``, an instance of a forbidden class, the library function itself passed
   as the answer). Nothing is patched, and the reader's source text is never read.
+
+**A teaching aid, not a sandbox.** Answers run in the reader's own kernel, with the reader's
+permissions: the checker refuses *shortcuts* (calling the function an exercise asks you to
+write), it does not contain code that sets out to cheat or to do harm, and it need not, since
+that code could run in the same kernel without any checker. It does close the one-line way of
+switching the watch off: an answer that calls ``sys.setprofile`` while it is watched (to remove
+or replace the hook, even if it puts it back), or after which the hook is no longer installed,
+is recorded as a forbidden call, so it is never marked correct.
 """
 
 from __future__ import annotations
@@ -116,9 +124,13 @@ def watch_calls(forbidden: Sequence[str]) -> Iterator[list[str]]:
             builtins[id(obj)] = name
     hits: list[str] = []
     library_cache: dict = {}
+    watching = watched = bool(prefixes or codes or builtins)
+    switched_off = "sys.setprofile (it switches off the checker's watch)"
 
     def profiler(frame, event, arg):
-        if event == "call":
+        if event == "c_call" and arg is sys.setprofile and watching:
+            hits.append(switched_off)  # the answer removes or replaces this hook
+        elif event == "call":
             code = frame.f_code
             if code in codes:
                 hits.append(codes[code])
@@ -136,7 +148,11 @@ def watch_calls(forbidden: Sequence[str]) -> Iterator[list[str]]:
     try:
         yield hits
     finally:
+        still_watching = sys.getprofile() is profiler  # a second check, whatever the answer did
+        watching = False  # the restore below is the checker's own call, not the answer's
         sys.setprofile(previous)
+        if watched and not still_watching:
+            hits.append(switched_off)
 
 
 def _is_module(name: str) -> bool:

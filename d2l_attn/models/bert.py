@@ -184,7 +184,10 @@ class BERT(nn.Module):
         Heads missing from ``hf_model`` (a bare ``BertModel`` has no MLM/NSP classifier) keep
         their fresh initialization; the pooler is copied when present.
         """
-        hf = hf_model.config
+        hf = getattr(hf_model, "config", None)
+        needed = ("hidden_act", "max_position_embeddings", "num_hidden_layers", "num_attention_heads", "hidden_size")
+        if not all(hasattr(hf, name) for name in needed):
+            raise ValueError(f"hf_model must be a Hugging Face BERT model (BertModel), got {type(hf_model).__name__}")
         if hf.hidden_act != "gelu" or getattr(hf, "position_embedding_type", "absolute") != "absolute":
             raise ValueError("only BERT with hidden_act='gelu' and absolute positions is supported")
         sizes = dict(

@@ -23,6 +23,9 @@ def _conv(c_in: int, c_out: int) -> nn.Sequential:
 class SmallCNN(nn.Module):
     """``images (B, C, H, W)`` -> ``logits (B, num_classes)``; ``H`` and ``W`` at least 2.
 
+    In training mode BatchNorm needs more than one value per channel after the pooling:
+    ``B * (H // 2) * (W // 2) >= 2`` (a single 2 x 2 or 3 x 3 image trains only in a batch of 2).
+
     Args:
         in_channels: ``C``.
         num_classes: number of classes.
@@ -53,4 +56,12 @@ class SmallCNN(nn.Module):
         ):
             shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
             raise ValueError(f"images must have shape (B, C={self.in_channels}, H>=2, W>=2), got {shape}")
+        dtype = self.head.weight.dtype
+        if images.dtype != dtype and not torch.is_autocast_enabled(images.device.type):
+            raise ValueError(f"images have dtype {images.dtype} but the model's parameters are {dtype}: convert one")
+        if self.training and images.shape[0] * (images.shape[2] // 2) * (images.shape[3] // 2) < 2:
+            raise ValueError(
+                f"images of shape {tuple(images.shape)} are too few values for BatchNorm in training mode: "
+                "need B * (H // 2) * (W // 2) >= 2 (use a larger batch or image, or model.eval())"
+            )
         return self.head(self.features(images))  # (B, num_classes)

@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from .._checks import config_from, stack_sizes, token_ids
+from .._checks import config_from, positive_number, special_ids, stack_sizes, token_ids
 from ..blocks import SelfAttentionBlock, key_mask, run_blocks
 from ..masking import as_valid_lens
 from ..multihead import KVCache
@@ -65,6 +65,10 @@ class GPTConfig:
 
     def __post_init__(self) -> None:
         self.d_ff = stack_sizes(self, "vocab_size", "max_len", "num_layers", "num_heads", "d_model")
+        positive_number("eps", self.eps)
+        special_ids(self.vocab_size, bos_id=self.bos_id, pad_id=self.pad_id)
+        if self.eos_id != -1:  # -1: no end-of-text token
+            special_ids(self.vocab_size, eos_id=self.eos_id)
 
 
 class GPTState(NamedTuple):
@@ -192,7 +196,11 @@ class GPT(nn.Module):
 
         ``config_overrides`` may set ``dropout``, the special ids, or a shorter ``max_len`` (the first
         ``max_len`` learned positions are kept); the sizes come from the checkpoint."""
-        hf = hf_model.config
+        hf = getattr(hf_model, "config", None)
+        if not all(hasattr(hf, name) for name in ("n_positions", "n_layer", "n_head", "n_embd")):
+            raise ValueError(
+                f"hf_model must be a Hugging Face GPT-2 model (GPT2LMHeadModel), got {type(hf_model).__name__}"
+            )
         if getattr(hf, "activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
             raise ValueError(f"only GPT-2's tanh GELU is supported, got {hf.activation_function!r}")
         sizes = dict(
@@ -208,6 +216,10 @@ class GPT(nn.Module):
         clash = set(config_overrides) & set(sizes) - {"max_len"}
         if clash:
             raise ValueError(f"these sizes come from the checkpoint and cannot be overridden: {sorted(clash)}")
+        if config_overrides.get("max_len", 0) > hf.n_positions:
+            raise ValueError(
+                f"max_len={config_overrides['max_len']} is longer than the checkpoint's {hf.n_positions} positions"
+            )
         config = GPTConfig(**{**sizes, **config_overrides})
         model = cls(config)
         ours = gpt2_state_dict_to_ours(hf_model.state_dict(), config.num_layers)
@@ -226,6 +238,9 @@ def gpt2_state_dict_to_ours(sd: Mapping[str, torch.Tensor], num_layers: int) -> 
     prefix = "transformer." if "transformer.wte.weight" in sd else ""
     if f"{prefix}wte.weight" not in sd:
         raise ValueError("sd must be a GPT2LMHeadModel or GPT2Model state dict (no 'wte.weight' found)")
+    held = sum(1 for name in sd if name.startswith(f"{prefix}h.") and name.endswith(".attn.c_attn.weight"))
+    if num_layers > held:
+        raise ValueError(f"num_layers={num_layers}, but the state dict holds {held} layers")
     g = lambda name: sd[prefix + name]
     out = {
         "token_embedding.weight": g("wte.weight"),

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .._checks import heads_divide, positive_int, unit_interval
+from .._checks import heads_divide, positive_int, positive_number, unit_interval
 from ..blocks import SelfAttentionBlock, run_blocks
 from ..embeddings import ImageEmbedding
 
@@ -65,6 +65,7 @@ class ViTConfig:
             positive_int(name, getattr(self, name))
         heads_divide(self.d_model, self.num_heads)
         unit_interval("dropout", self.dropout)
+        positive_number("layer_norm_eps", self.layer_norm_eps)
         if self.pool not in ("cls", "mean"):
             raise ValueError(f"pool must be 'cls' or 'mean', got {self.pool!r}")
         if self.image_size % self.patch_size:
@@ -108,6 +109,16 @@ class ViT(nn.Module):
         self, images: torch.Tensor, return_weights: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``LN(H^{(L)})`` of shape ``(B, T, d)`` (and the weights ``(B, L, h, T, T)``)."""
+        dtype = self.head.weight.dtype
+        if (
+            isinstance(images, torch.Tensor)
+            and images.dtype != dtype
+            and not torch.is_autocast_enabled(images.device.type)
+        ):
+            kind = "a floating-point tensor" if not images.is_floating_point() else f"in the model's dtype {dtype}"
+            raise ValueError(
+                f"images must be {kind}, got dtype {images.dtype} (use images.to({dtype}) or model.to(...))"
+            )
         h = self.embed(images)  # (B, T, d)
         out = run_blocks(self.blocks, h, None, return_weights)  # (B, T, d) [, L x (B, h, T, T)]
         if return_weights:
@@ -147,6 +158,11 @@ class ViT(nn.Module):
                 raise ValueError(f"hf_model.config.{name} is {getattr(hf, name, None)!r}, this ViT has {ours}")
         if getattr(hf, "hidden_act", None) != "gelu" or not getattr(hf, "qkv_bias", True) or c.pool != "cls":
             raise ValueError("only ViTs with hidden_act='gelu', qkv_bias=True and a [CLS] token can be loaded")
+        if not hasattr(hf_model, "embeddings"):
+            raise ValueError(
+                f"hf_model must be a Hugging Face ViTModel, got {type(hf_model).__name__}: "
+                "for a ViTForImageClassification pass its .vit submodule"
+            )
         emb = hf_model.embeddings
         self.embed.patches.load_conv_weights(emb.patch_embeddings.projection)
         self.embed.cls_token.copy_(emb.cls_token)
