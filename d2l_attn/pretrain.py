@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import time
 
@@ -39,6 +38,7 @@ from torch.nn import functional as F
 
 from .data.text import lm_batch, load_tiny_shakespeare
 from .models.gpt import GPT, GPTConfig
+from .optim import cosine_factor, weight_decay_groups
 
 __all__ = ["parse_args", "learning_rate", "main"]
 
@@ -68,12 +68,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def learning_rate(step: int, args: argparse.Namespace) -> float:
-    r"""Linear warm-up to ``lr`` over ``warmup`` steps, then cosine decay to ``min_lr`` at the last step:
-    :math:`\eta_t = \eta_{\min} + \tfrac12(1 + \cos(\pi\,\tfrac{t - w}{S - w}))(\eta - \eta_{\min})`."""
-    if step < args.warmup:
-        return args.lr * (step + 1) / args.warmup
-    progress = (step - args.warmup) / max(1, args.steps - args.warmup)
-    return args.min_lr + 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))) * (args.lr - args.min_lr)
+    r"""The rate of optimizer step ``step + 1`` (``step`` counts from 0): linear warm-up to ``lr`` over
+    ``warmup`` steps, then cosine decay to ``min_lr`` at the last step,
+    :math:`\eta_s = \eta\, f_\text{cos}(s)` with :math:`r = \eta_{\min}/\eta`
+    (:func:`d2l_attn.optim.cosine_factor`)."""
+    return args.lr * cosine_factor(step + 1, args.warmup, args.steps, args.min_lr / args.lr)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -121,13 +120,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.compile:
         net = torch.compile(net)
     # weight decay on matrices only (not on biases, LayerNorms), as nanoGPT
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=args.lr,
-        betas=(0.9, 0.99),
-    )
+    opt = torch.optim.AdamW(weight_decay_groups(model, 0.1), lr=args.lr, betas=(0.9, 0.99))
     batches = torch.Generator().manual_seed(args.seed + 1)  # the same on every rank
     share = args.batch_size // world
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext()
