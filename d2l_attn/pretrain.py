@@ -158,11 +158,10 @@ def main(argv: list[str] | None = None) -> dict:
             global_loss /= world
         losses.append(float(global_loss))
         if rank == 0 and (step % args.log_every == 0 or step == args.steps - 1):
-            tokens_per_s = (step + 1) * args.batch_size * args.block_size / (time.perf_counter() - start)
-            print(
-                json.dumps({"step": step, "loss": round(losses[-1], 4), "tokens_per_s": round(tokens_per_s)}),
-                flush=True,
-            )
+            seconds = time.perf_counter() - start
+            tokens_per_s = (step + 1) * args.batch_size * args.block_size / seconds
+            line = {"step": step, "loss": round(losses[-1], 4), "tokens_per_s": round(tokens_per_s)}
+            print(json.dumps({**line, "seconds": round(seconds, 4)}), flush=True)
         last = step == args.steps - 1
         if rank == 0 and (last or (args.eval_every and (step + 1) % args.eval_every == 0)):
             evals.append({"step": step + 1, "val_loss": val_loss(), "seconds": time.perf_counter() - start})
