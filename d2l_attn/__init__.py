@@ -29,7 +29,8 @@ module                    what it holds                                         
                           value norms, head ablation, induction score
 ``attribution``           rollout, attention flow, gradient x input, integrated  11
                           gradients, rank scores, linear probes
-``training``              the Trainer (AMP, clipping, hooks, checkpoints)        4, 7
+``training``              the Trainer (AMP, clipping, hooks, checkpoints,        4, 5, 7
+                          epochs or steps: ``fit`` / ``fit_steps``)
 ``stability``             init, QK-norm, Gumbel, tying, dropout, monitors        12
 ``optim``                 warm-up / inverse-sqrt / cosine schedules, weight-    9, 12
                           decay groups, temperature annealing
