@@ -23,6 +23,17 @@ out the first steps and the evaluation steps). The printed ratio is the median o
 **Quality** (``--full``): one run of each for ``--steps`` steps (the README's 2,000), and the
 validation loss each prints at the end (20 batches; nanoGPT's README: 1.88).
 
+**Measured** 2026-12-07 on the shared 2-core x86_64 CPU (torch 2.13.0, 2 threads) while the machine
+was overloaded (load average 5-6 on 2 cores; nanoGPT ran at 242-1,305 tokens/s, against the
+issue's 16,438 on a quiet machine), ``--rounds 2 --round-steps 40``, after pretrain's fused AdamW::
+
+    round  ours tok/s  nanoGPT tok/s  ratio
+        1         615          1,277  0.481
+        2         270            242  1.116
+
+The two rounds disagree by more than 2x: under that load the ratio says nothing yet. The 2,000-step
+validation losses (``--full``) were not run. Rerun on a quiet machine.
+
 Examples::
 
     python benchmarks/gpt_vs_nanogpt.py --threads 2 --rounds 3 --round-steps 60
