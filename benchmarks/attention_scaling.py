@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
 import sys
 import time
 
@@ -39,9 +37,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from d2l_attn import efficient
+from d2l_attn import efficient, utils
 from d2l_attn.profiling import peak_tensor_memory
 
 
@@ -130,15 +126,8 @@ def main(argv=None) -> int:
     while n <= args.max_n:
         lengths.append(n)
         n *= 2
-    where = (
-        torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else (f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads")
-    )
-    print(
-        f"# attention scaling: {where}, torch {torch.__version__}, {args.torch_dtype}, "
-        f"B=1, h={args.heads}, d={args.head_dim}"
-    )
+    where = utils.machine_description(device)
+    print(f"# attention scaling: {where}, {args.torch_dtype}, B=1, h={args.heads}, d={args.head_dim}")
     if device.type != "cuda":
         print("# no GPU here: GPU (bf16, flash backend) numbers are not measured in this run")
 

@@ -7,9 +7,10 @@ row per setting: the reference attention path (matmul -> masked softmax -> matmu
 attention (:func:`torch.nn.functional.scaled_dot_product_attention`), and optionally bfloat16
 autocast (``--bf16``) and :func:`torch.compile` (``--compile``).
 
-MFU (model FLOP utilization) :math:`= \dfrac{6 N T_\text{tokens} + 12 L T^2 d \cdot B}{t_\text{step}\,\text{peak}}`
+MFU (model FLOP utilization) :math:`= \dfrac{6 N B T + 12 B d L T^2}{t_\text{step}\,\text{peak}}`
 (Kaplan et al., 2020's :math:`6N` per token plus the attention scores, as in nanoGPT's
-``estimate_mfu``), with the GPU's bf16 peak from :func:`d2l_attn.profiling.peak_bf16_flops`;
+``estimate_mfu``; :func:`d2l_attn.profiling.training_flops`, tested against PyTorch's FLOP counter),
+with the GPU's bf16 peak from :func:`d2l_attn.profiling.peak_bf16_flops`;
 ``n/a`` on a CPU. GPU numbers have not been measured for the book yet: run it and see.
 
 Examples::
@@ -24,17 +25,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import platform
-import sys
 import time
-from pathlib import Path
 
 import torch
 from torch.nn import functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from d2l_attn import utils
 from d2l_attn.models.gpt import GPT, GPTConfig
-from d2l_attn.profiling import count_parameters, peak_bf16_flops
+from d2l_attn.profiling import peak_bf16_flops, training_flops
 
 
 def measure(args, fused: bool, bf16: bool, compile_: bool, device: torch.device) -> tuple[float, float | None]:
@@ -76,7 +74,7 @@ def measure(args, fused: bool, bf16: bool, compile_: bool, device: torch.device)
         torch.cuda.synchronize()
     seconds = (time.perf_counter() - start) / args.steps
     tokens = args.batch_size * args.block_size
-    flops = 6 * count_parameters(model) * tokens + 12 * args.layers * args.block_size * args.d_model * tokens
+    flops = training_flops(model, args.batch_size, args.block_size)  # 6 N B T + 12 B d L T^2, tested
     peak = peak_bf16_flops(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
     return tokens / seconds, (flops / seconds / peak if peak else None)
 
@@ -96,9 +94,8 @@ def main(argv=None) -> None:
     p.add_argument("--compile", action="store_true")
     args = p.parse_args(argv)
     device = torch.device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     print(
-        f"device: {name}; torch {torch.__version__}; threads {torch.get_num_threads()}; "
+        f"machine: {utils.machine_description(device)}; "
         f"B={args.batch_size} T={args.block_size} L={args.layers} h={args.heads} d={args.d_model}"
     )
     settings = [("reference attention", False, False, False), ("fused attention", True, False, False)]

@@ -35,21 +35,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import os
-import platform
-import sys
-from pathlib import Path
 
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
 from d2l_attn import profiling, utils
-from d2l_attn.data import Vocab
 from d2l_attn.losses import masked_cross_entropy, shift_right
-from d2l_attn.models import Transformer
+from d2l_attn.models import Transformer, TransformerDecoder, TransformerEncoder
 from d2l_attn.positional import SinusoidalPositionalEncoding
+
+BOS = 2  # <unk>, <pad>, <bos>, <eos> come first in the made-up vocabularies
 
 # The configuration trained in the chapter's full mode (TransformerConfig's defaults differ);
 # vocabulary sizes rounded up from the full-mode vocabularies (2,070 English / 3,094 French).
@@ -105,7 +100,7 @@ def random_batch(cfg, device, seed=0):
     tgt = torch.randint(4, cfg["tgt_vocab"], (b, t), generator=g)
     src_lens = torch.randint(max(1, t // 2), t + 1, (b,), generator=g)
     tgt_lens = torch.randint(max(1, t // 2), t + 1, (b,), generator=g)
-    tgt_in = shift_right(tgt, bos_id=2)  # <bos> = 2 (after <unk>, <pad>)
+    tgt_in = shift_right(tgt, bos_id=BOS)
     return [x.to(device) for x in (src, src_lens, tgt_in, tgt, tgt_lens)]
 
 
@@ -136,14 +131,12 @@ def time_training(model, batch, steps, warmup, device, amp):
 def build_models(cfg, device, compile_model):
     sizes = {k: cfg[k] for k in ("d_model", "num_heads", "d_ff", "num_layers", "dropout")}
     torch.manual_seed(0)
-    src_vocab = _FakeVocab(cfg["src_vocab"])
-    tgt_vocab = _FakeVocab(cfg["tgt_vocab"])
-    ours = Transformer.from_vocabs(src_vocab, tgt_vocab, **sizes).to(device)
-    reference = Transformer.from_vocabs(src_vocab, tgt_vocab, fused=False, **sizes).to(device)
+    ours = _transformer(cfg, sizes).to(device)
+    reference = _transformer(cfg, sizes, fused=False).to(device)
     reference.load_state_dict(ours.state_dict())
     variants = [("ours, reference attention", reference), ("ours, fused attention", ours)]
     if compile_model:
-        compiled = Transformer.from_vocabs(src_vocab, tgt_vocab, **sizes).to(device)
+        compiled = _transformer(cfg, sizes).to(device)
         compiled.load_state_dict(ours.state_dict())
         variants.append(("ours, fused + torch.compile", torch.compile(compiled)))
     torch.manual_seed(0)
@@ -153,21 +146,11 @@ def build_models(cfg, device, compile_model):
     return variants, ours
 
 
-class _FakeVocab(Vocab):
-    """A vocabulary of ``size`` made-up tokens (<unk>, <pad>, <bos>, <eos>, w4, w5, ...)."""
-
-    def __init__(self, size):
-        super().__init__([], reserved_tokens=["<pad>", "<bos>", "<eos>"] + [f"w{i}" for i in range(4, size)])
-
-
-def machine_description(device):
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda}), torch {torch.__version__}"
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (
-        f"CPU {platform.processor() or platform.machine()}, {cores} cores, "
-        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}"
-    )
+def _transformer(cfg, sizes, **extra):
+    """Our Transformer for made-up vocabularies of these sizes: ids 1, 2, 3 = <pad>, <bos>, <eos> (0 is <unk>)."""
+    encoder = TransformerEncoder(cfg["src_vocab"], **sizes, **extra)
+    decoder = TransformerDecoder(cfg["tgt_vocab"], **sizes, **extra)
+    return Transformer(encoder, decoder, bos_id=BOS, eos_id=BOS + 1, pad_id=BOS - 1)
 
 
 def main(argv=None):
@@ -201,7 +184,7 @@ def main(argv=None):
     flops = profiling.training_flops(ours, cfg["batch_size"], cfg["seq_len"], cfg["seq_len"])
     peak = profiling.peak_bf16_flops(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
 
-    print(f"machine: {machine_description(device)}")
+    print(f"machine: {utils.machine_description(device)}")
     print(
         "config: "
         + ", ".join(f"{k}={v}" for k, v in cfg.items())

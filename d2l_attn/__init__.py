@@ -29,10 +29,13 @@ module                    what it holds                                         
                           value norms, head ablation, induction score
 ``attribution``           rollout, attention flow, gradient x input, integrated  11
                           gradients, rank scores, linear probes
-``training``              the Trainer (AMP, clipping, hooks, checkpoints)        4, 7
-``stability``             schedules, init, QK-norm, Gumbel, ECE, monitors        12
+``training``              the Trainer (AMP, clipping, hooks, checkpoints,        4, 5, 7
+                          epochs or steps: ``fit`` / ``fit_steps``)
+``stability``             init, QK-norm, Gumbel, tying, dropout, monitors        12
+``optim``                 warm-up / inverse-sqrt / cosine schedules, weight-    9, 12
+                          decay groups, temperature annealing
 ``profiling``             parameters, FLOPs, timers, threads, MFU, peak memory   5, 6, 7, 8
-``metrics``               BLEU (checked against sacrebleu)                       4, 7
+``metrics``               BLEU (checked against sacrebleu), calibration (ECE)    4, 7, 12
 ``data``                  downloads, vocabularies, fra-eng, synthetic, images    2, 4, 5, 7, 10
 ``data.text``             WikiText-2, Tiny Shakespeare, LM batches               9
 ``plotting``              heatmaps, attention grids, curves                      all

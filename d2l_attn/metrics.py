@@ -39,6 +39,11 @@ a string argument is split on whitespace.
 :func:`compare_accuracies` turns two measured accuracies into the sentence a chapter may print
 about them ("A beats B", "neither beats chance", "within noise"), so that a verdict in the prose
 is computed from the run and never typed (chapters 9 to 12).
+
+**Calibration** (chapter 12): the expected calibration error over :math:`M` equal-width confidence
+bins (Guo et al., 2017), :math:`\operatorname{ECE} = \sum_m \frac{|B_m|}{n}\,|\operatorname{acc}(B_m)
+- \operatorname{conf}(B_m)|` (:func:`expected_calibration_error`); :func:`calibration_bins` gives
+the data of a reliability diagram.
 """
 
 from __future__ import annotations
@@ -48,9 +53,21 @@ import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import torch
+
 from ._checks import nonnegative_int, paired_lists, positive_int
 
-__all__ = ["ngram_counts", "brevity_penalty", "bleu", "corpus_bleu", "AccuracyComparison", "compare_accuracies"]
+__all__ = [
+    "ngram_counts",
+    "brevity_penalty",
+    "bleu",
+    "corpus_bleu",
+    "AccuracyComparison",
+    "compare_accuracies",
+    "CalibrationBins",
+    "calibration_bins",
+    "expected_calibration_error",
+]
 
 Tokens = Sequence[str]
 
@@ -270,3 +287,41 @@ def compare_accuracies(
             f"is within noise ({100 * noise:.1f} points)"
         )
     return AccuracyComparison(a_chance, b_chance, a_beats_b, b_beats_a, diff, noise, verdict)
+
+
+# -- calibration ------------------------------------------------------------------------------
+class CalibrationBins(NamedTuple):
+    """Per bin: mean confidence, accuracy (``nan`` for an empty bin) and count; bins are equal-width on [0, 1]."""
+
+    confidence: torch.Tensor
+    accuracy: torch.Tensor
+    count: torch.Tensor
+
+
+def calibration_bins(confidences: torch.Tensor, correct: torch.Tensor, num_bins: int = 10) -> CalibrationBins:
+    """Bin ``m`` holds confidences in ``(m/M, (m+1)/M]`` (bin 0 also holds 0): the data of a reliability diagram."""
+    positive_int("num_bins", num_bins)
+    conf = torch.as_tensor(confidences, dtype=torch.float64).flatten()
+    hit = torch.as_tensor(correct).flatten().to(torch.float64)
+    if conf.numel() == 0 or conf.shape != hit.shape:
+        raise ValueError(
+            f"confidences and correct must be non-empty and of one shape, got {tuple(conf.shape)} "
+            f"and {tuple(hit.shape)}"
+        )
+    if conf.min() < 0 or conf.max() > 1:
+        raise ValueError("confidences must lie in [0, 1]")
+    if not bool(((hit == 0) | (hit == 1)).all()):
+        raise ValueError("correct must hold 0/1 (or False/True): whether each prediction was right")
+    index = (torch.ceil(conf * num_bins).long() - 1).clamp(0, num_bins - 1)  # (N,)
+    count = torch.zeros(num_bins, dtype=torch.float64).index_add_(0, index, torch.ones_like(conf))
+    conf_sum = torch.zeros(num_bins, dtype=torch.float64).index_add_(0, index, conf)
+    hit_sum = torch.zeros(num_bins, dtype=torch.float64).index_add_(0, index, hit)
+    return CalibrationBins(conf_sum / count, hit_sum / count, count.long())  # empty bins: 0/0 = nan
+
+
+def expected_calibration_error(confidences: torch.Tensor, correct: torch.Tensor, num_bins: int = 10) -> float:
+    r""":math:`\sum_m \frac{|B_m|}{n}|\operatorname{acc}(B_m) - \operatorname{conf}(B_m)|` (Guo et al., 2017)."""
+    bins = calibration_bins(confidences, correct, num_bins)
+    full = bins.count > 0
+    gaps = (bins.accuracy[full] - bins.confidence[full]).abs()
+    return float((bins.count[full] / bins.count.sum() * gaps).sum())

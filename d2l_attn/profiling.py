@@ -2,7 +2,8 @@ r"""Counting what a model costs: parameters, FLOPs, time, threads, and how much 
 
 * :func:`count_parameters` -- parameters, without the embedding tables unless asked (chapters 5, 7);
 * :func:`training_flops` -- the matrix-multiplication FLOPs of one training step of the
-  Transformer, attention's :math:`T^2` term included (chapter 7); the tests check it against
+  Transformer or of a GPT-like stack, attention's :math:`T^2` term included (chapter 7,
+  ``benchmarks/gpt_throughput.py``); the tests check it against
   :class:`torch.utils.flop_counter.FlopCounterMode` on a real forward and backward pass;
 * :func:`timeit` -- seconds per call of a function: warm-up, then the best (or median) of several
   repeats, with CUDA synchronized around each timing (chapters 6 and 7, ``benchmarks/``);
@@ -81,23 +82,43 @@ def _matrix_entries(module: nn.Module) -> int:
     return sum(m.weight.numel() for m in module.modules() if isinstance(m, nn.Linear))
 
 
-def training_flops(model: nn.Module, batch_size: int, src_len: int, tgt_len: int, *, attention: bool = True) -> int:
-    r"""Matrix-multiplication FLOPs of one training step (forward + backward) of a Transformer.
+def training_flops(
+    model: nn.Module, batch_size: int, src_len: int, tgt_len: int | None = None, *, attention: bool = True
+) -> int:
+    r"""Matrix-multiplication FLOPs of one training step (forward + backward) of a Transformer or a stack.
 
     ``model`` is a :class:`d2l_attn.models.transformer.Transformer` trained on batches of
     ``batch_size`` sentence pairs padded to ``src_len`` source and ``tgt_len`` target positions
-    (the model computes on padding too). The count is the module docstring's formula: ``6 N`` per
-    token for the weight matrices, plus, with ``attention=True``, the :math:`T^2` term of the
-    attention scores and weighted sums. It assumes every parameter is trained (the backward pass
-    computes every input gradient) and counts a causal mask's skipped half as work, as the kernels
-    do. It equals what :class:`torch.utils.flop_counter.FlopCounterMode` counts (tested).
+    (the model computes on padding too), or, with ``tgt_len=None``, any stack of self-attention
+    blocks whose every position passes through every weight matrix (GPT, an encoder): there every
+    :class:`~d2l_attn.multihead.MultiHeadAttention` attends over the ``src_len`` positions, so
+    :math:`\text{FLOPs} = 6 N B S + 12 B d L S^2` (nanoGPT's ``estimate_mfu``, with :math:`N` the
+    matrix entries, a tied output matrix included: it multiplies). The count is the module
+    docstring's formula: ``6 N`` per token for the weight matrices, plus, with ``attention=True``,
+    the :math:`T^2` term of the attention scores and weighted sums. It assumes every parameter is
+    trained (the backward pass computes every input gradient) and counts a causal mask's skipped
+    half as work, as the kernels do. It equals what :class:`torch.utils.flop_counter.FlopCounterMode`
+    counts (tested).
     """
     from .models.transformer import Transformer  # the tools import the models, never the reverse
+    from .multihead import MultiHeadAttention
 
-    if not isinstance(model, Transformer):
-        raise ValueError(f"model must be a d2l_attn.models.transformer.Transformer, got {type(model).__name__}")
-    for name, value in (("batch_size", batch_size), ("src_len", src_len), ("tgt_len", tgt_len)):
+    for name, value in (("batch_size", batch_size), ("src_len", src_len)):
         positive_int(name, value)
+    if not isinstance(model, Transformer):
+        layers = (
+            [m for m in model.modules() if isinstance(m, MultiHeadAttention)] if isinstance(model, nn.Module) else []
+        )
+        if tgt_len is not None or not layers:
+            raise ValueError(
+                "model must be a d2l_attn.models.transformer.Transformer (with tgt_len), or a stack of "
+                f"MultiHeadAttention blocks (tgt_len=None), got {type(model).__name__} and tgt_len={tgt_len!r}"
+            )
+        forward = 2 * _matrix_entries(model) * batch_size * src_len
+        if attention:  # QK^T and weights @ V over all query heads of every layer
+            forward += 4 * batch_size * src_len**2 * sum(m.num_heads * m.head_dim for m in layers)
+        return 3 * forward  # backward: the gradients of both factors of every product
+    positive_int("tgt_len", tgt_len)
     encoder, decoder = model.encoder, model.decoder
     cross_kv = sum(
         _matrix_entries(block.cross_attention.W_k) + _matrix_entries(block.cross_attention.W_v)

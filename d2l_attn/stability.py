@@ -1,16 +1,10 @@
-r"""Training Transformers stably (chapter 12): schedules, init, QK-norm, Gumbel-softmax, calibration, monitors.
+r"""Training Transformers stably (chapter 12): init, QK-norm, Gumbel-softmax, weight tying, dropout places, monitors.
 
-**Learning-rate schedules** (multipliers of a base rate, for :class:`torch.optim.lr_scheduler.LambdaLR`;
-optimizer step :math:`s = 1, 2, \dots` uses the factor of :math:`s`, warm-up :math:`w` steps):
-
-.. math::
-
-    f_\text{inv-sqrt}(s) = \min\Big(\frac{s}{w}, \sqrt{\frac{w}{s}}\Big), \qquad
-    f_\text{cos}(s) = \begin{cases} s/w & s \le w \\
-        r + (1 - r)\,\tfrac12\big(1 + \cos\big(\pi \tfrac{s - w}{S - w}\big)\big) & w < s \le S \end{cases}
-
-With base rate :math:`d^{-1/2} w^{-1/2}` the first is the schedule of Vaswani et al. (2017),
-:math:`d^{-1/2}\min(s^{-1/2}, s\,w^{-3/2})` (:func:`noam_lr`).
+The learning-rate schedules (:func:`noam_lr`, :func:`warmup_inverse_sqrt`, :func:`warmup_cosine`
+and their factors), :func:`gumbel_temperature` and :func:`weight_decay_groups` live in
+:mod:`d2l_attn.optim`, the calibration error (:func:`expected_calibration_error`,
+:func:`calibration_bins`) in :mod:`d2l_attn.metrics` and :func:`attention_entropy` in
+:mod:`d2l_attn.interpret`; chapter 12 reaches them under this module's name too.
 
 **Residual-scaled init** (GPT-2, Radford et al., 2019): the matrices that write into the residual
 stream (attention's :math:`\mathbf{W}^o`, the FFN's :math:`\mathbf{W}_2`) are multiplied by
@@ -25,13 +19,9 @@ keys before the dot product, :math:`\operatorname{softmax}(\operatorname{LN}(\ma
 :math:`\operatorname{softmax}(\mathbf{z})` and :math:`\operatorname{softmax}((\mathbf{z} + \mathbf{g})/\tau)`
 is a differentiable relaxation of its one-hot vector. It *adds* noise; it does not smooth attention.
 
-**Calibration**: the expected calibration error over :math:`M` equal-width confidence bins
-(Guo et al., 2017), :math:`\operatorname{ECE} = \sum_m \frac{|B_m|}{n}\,|\operatorname{acc}(B_m) - \operatorname{conf}(B_m)|`.
-
-**Dropout places and temperature annealing**: :func:`dropout_places` finds a model's dropout layers
-by place (embeddings, attention weights, FFN hidden layer, residual branches) and :func:`set_dropout`
-sets one rate per place; :func:`gumbel_temperature` is the exponential annealing
-:math:`\tau_s = \max(\tau_\text{min}, \tau_0 e^{-rs})` of Jang et al. (2017).
+**Dropout places**: :func:`dropout_places` finds a model's dropout layers by place (embeddings,
+attention weights, FFN hidden layer, residual branches) and :func:`set_dropout` sets one rate per
+place.
 
 **Monitors**: :class:`TrainingMonitor` is a :class:`d2l_attn.training.Trainer` step hook that records
 per-layer gradient norms and, on a fixed probe batch, per-layer activation RMS and attention entropy.
@@ -41,15 +31,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple
 
 import torch
 from torch import nn
-from torch.optim.lr_scheduler import LambdaLR
 
-from ._checks import nonnegative_int, positive_int, positive_number, unit_interval
+from ._checks import positive_int, positive_number, unit_interval
 from .blocks import AddNorm, PositionWiseFFN
+from .interpret import attention_entropy
+from .metrics import CalibrationBins, calibration_bins, expected_calibration_error  # chapter 12's names
 from .multihead import MultiHeadAttention, split_heads
+from .optim import (  # chapter 12's names; the one implementation lives in optim
+    cosine_factor,
+    gumbel_temperature,
+    inverse_sqrt_factor,
+    noam_lr,
+    warmup_cosine,
+    warmup_inverse_sqrt,
+    weight_decay_groups,
+)
 from .positional import LearnedPositionalEncoding, SinusoidalPositionalEncoding
 from .scoring import AdditiveAttention, DotProductAttention
 
@@ -76,48 +75,6 @@ __all__ = [
     "set_dropout",
     "TrainingMonitor",
 ]
-
-
-# -- learning-rate schedules ------------------------------------------------------------------
-def inverse_sqrt_factor(step: int, warmup_steps: int) -> float:
-    r""":math:`\min(s/w, \sqrt{w/s})`: linear warm-up to 1 at step :math:`w`, then :math:`\propto 1/\sqrt{s}`."""
-    positive_int("step", step)
-    positive_int("warmup_steps", warmup_steps)
-    return min(step / warmup_steps, math.sqrt(warmup_steps / step))
-
-
-def cosine_factor(step: int, warmup_steps: int, total_steps: int, min_ratio: float = 0.0) -> float:
-    r"""Linear warm-up to 1 at step :math:`w`, then a half cosine down to ``min_ratio`` at ``total_steps``."""
-    positive_int("step", step)
-    nonnegative_int("warmup_steps", warmup_steps)
-    positive_int("total_steps", total_steps)
-    if warmup_steps >= total_steps:
-        raise ValueError(f"warmup_steps must be < total_steps, got {warmup_steps} and {total_steps}")
-    min_ratio = unit_interval("min_ratio", min_ratio)
-    if step <= warmup_steps:
-        return step / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def noam_lr(step: int, d_model: int, warmup_steps: int) -> float:
-    r"""The paper's rate :math:`d^{-1/2}\min(s^{-1/2}, s\,w^{-3/2})` (Vaswani et al., 2017, eq. 3)."""
-    positive_int("d_model", d_model)
-    return d_model**-0.5 * warmup_steps**-0.5 * inverse_sqrt_factor(step, warmup_steps)
-
-
-def warmup_inverse_sqrt(optimizer: torch.optim.Optimizer, warmup_steps: int) -> LambdaLR:
-    """A scheduler (stepped once per optimizer step) that multiplies the base rate by :func:`inverse_sqrt_factor`."""
-    positive_int("warmup_steps", warmup_steps)
-    return LambdaLR(optimizer, lambda t: inverse_sqrt_factor(t + 1, warmup_steps))  # step t + 1 uses factor(t + 1)
-
-
-def warmup_cosine(
-    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int, min_ratio: float = 0.0
-) -> LambdaLR:
-    """A scheduler (stepped once per optimizer step) that multiplies the base rate by :func:`cosine_factor`."""
-    cosine_factor(1, warmup_steps, total_steps, min_ratio)  # check the arguments now
-    return LambdaLR(optimizer, lambda t: cosine_factor(t + 1, warmup_steps, total_steps, min_ratio))
 
 
 # -- initialization ---------------------------------------------------------------------------
@@ -205,13 +162,6 @@ def attention_logits(attention: MultiHeadAttention, queries: torch.Tensor, keys:
     return q @ k.transpose(-2, -1) / math.sqrt(attention.head_dim)  # (B, h, T_q, T_k)
 
 
-def attention_entropy(weights: torch.Tensor) -> torch.Tensor:
-    r"""Entropy :math:`-\sum_j a_{ij}\log a_{ij}` (nats, :math:`0\log 0 = 0`) of each row: ``(..., T_q, T_k)`` -> ``(..., T_q)``."""
-    if not isinstance(weights, torch.Tensor) or weights.dim() < 1:
-        raise ValueError(f"weights must be a tensor (..., T_q, T_k), got {type(weights).__name__}")
-    return -torch.where(weights > 0, weights * weights.clamp_min(1e-30).log(), 0.0).sum(-1)
-
-
 # -- Gumbel-softmax ---------------------------------------------------------------------------
 def gumbel_softmax(
     logits: torch.Tensor, tau: float = 1.0, hard: bool = False, generator: torch.Generator | None = None
@@ -236,71 +186,7 @@ def gumbel_softmax(
     return one_hot - soft.detach() + soft
 
 
-def gumbel_temperature(step: int, tau0: float = 1.0, tau_min: float = 0.1, rate: float = 0.0) -> float:
-    r"""Exponential annealing :math:`\tau_s = \max(\tau_\text{min}, \tau_0 e^{-r s})` (Jang et al., 2017), step :math:`s \ge 0`.
-
-    ``rate = 0`` keeps :math:`\tau_0` fixed; :math:`r = \ln(\tau_0/\tau_\text{min}) / S` reaches
-    :math:`\tau_\text{min}` at step :math:`S`.
-    """
-    nonnegative_int("step", step)
-    tau0, tau_min = positive_number("tau0", tau0), positive_number("tau_min", tau_min)
-    if not isinstance(rate, (int, float)) or not 0 <= rate < math.inf:
-        raise ValueError(f"rate must be a finite number >= 0, got {rate!r}")
-    return max(tau_min, tau0 * math.exp(-rate * step))
-
-
-# -- calibration ------------------------------------------------------------------------------
-class CalibrationBins(NamedTuple):
-    """Per bin: mean confidence, accuracy (``nan`` for an empty bin) and count; bins are equal-width on [0, 1]."""
-
-    confidence: torch.Tensor
-    accuracy: torch.Tensor
-    count: torch.Tensor
-
-
-def calibration_bins(confidences: torch.Tensor, correct: torch.Tensor, num_bins: int = 10) -> CalibrationBins:
-    """Bin ``m`` holds confidences in ``(m/M, (m+1)/M]`` (bin 0 also holds 0): the data of a reliability diagram."""
-    positive_int("num_bins", num_bins)
-    conf = torch.as_tensor(confidences, dtype=torch.float64).flatten()
-    hit = torch.as_tensor(correct).flatten().to(torch.float64)
-    if conf.numel() == 0 or conf.shape != hit.shape:
-        raise ValueError(
-            f"confidences and correct must be non-empty and of one shape, got {tuple(conf.shape)} "
-            f"and {tuple(hit.shape)}"
-        )
-    if conf.min() < 0 or conf.max() > 1:
-        raise ValueError("confidences must lie in [0, 1]")
-    if not bool(((hit == 0) | (hit == 1)).all()):
-        raise ValueError("correct must hold 0/1 (or False/True): whether each prediction was right")
-    index = (torch.ceil(conf * num_bins).long() - 1).clamp(0, num_bins - 1)  # (N,)
-    count = torch.zeros(num_bins, dtype=torch.float64).index_add_(0, index, torch.ones_like(conf))
-    conf_sum = torch.zeros(num_bins, dtype=torch.float64).index_add_(0, index, conf)
-    hit_sum = torch.zeros(num_bins, dtype=torch.float64).index_add_(0, index, hit)
-    return CalibrationBins(conf_sum / count, hit_sum / count, count.long())  # empty bins: 0/0 = nan
-
-
-def expected_calibration_error(confidences: torch.Tensor, correct: torch.Tensor, num_bins: int = 10) -> float:
-    r""":math:`\sum_m \frac{|B_m|}{n}|\operatorname{acc}(B_m) - \operatorname{conf}(B_m)|` (Guo et al., 2017)."""
-    bins = calibration_bins(confidences, correct, num_bins)
-    full = bins.count > 0
-    gaps = (bins.accuracy[full] - bins.confidence[full]).abs()
-    return float((bins.count[full] / bins.count.sum() * gaps).sum())
-
-
-# -- optimizer groups and weight tying --------------------------------------------------------
-def weight_decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two parameter groups for AdamW: matrices and embeddings decay; biases and norm gains (1-D) do not."""
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(weight_decay, (int, float)) or not 0 <= weight_decay < math.inf:
-        raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
-    params = [p for p in model.parameters() if p.requires_grad]  # shared (tied) parameters appear once
-    return [
-        {"params": [p for p in params if p.dim() >= 2], "weight_decay": float(weight_decay)},
-        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
-    ]
-
-
+# -- weight tying -----------------------------------------------------------------------------
 def tie_output_embedding(model: nn.Module) -> nn.Module:
     r"""Share the target embedding with the output layer, :math:`\mathbf{W}_\text{out} = \mathbf{E}` (Press & Wolf, 2017).
 

@@ -41,6 +41,10 @@ step, which the non-finite check needs anyway (on CUDA this is one synchronizati
 ``.grad`` then still hold that step's (clipped) gradients. :meth:`Trainer.fit` also calls its
 ``callbacks`` after every epoch.
 
+**Epochs or steps.** :meth:`Trainer.fit` runs epochs over a loader; :meth:`Trainer.fit_steps` runs a
+number of steps on batches drawn by a function (``batch_fn(step)``, e.g. a fresh synthetic batch
+each step), with an optional evaluation every ``k`` steps: the loop of nanoGPT's ``train.py``.
+
 **Checkpoints** (:meth:`Trainer.save_checkpoint`) hold the model, the optimizer, the scheduler,
 the grad scaler, the epoch and step counters, both histories and the torch random-number states
 (CPU; CUDA on a CUDA device). :meth:`Trainer.load_checkpoint` restores them all, including the
@@ -72,7 +76,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 
 from . import utils
-from ._checks import positive_number
+from ._checks import nonnegative_int, positive_int, positive_number
 
 __all__ = ["Trainer", "StepRecord", "move_to_device", "save_checkpoint", "load_checkpoint"]
 
@@ -153,6 +157,11 @@ def load_checkpoint(
     return state.get("extra", {})
 
 
+def _check_hooks(step_hooks: object) -> None:
+    if not isinstance(step_hooks, (list, tuple)) or not all(callable(hook) for hook in step_hooks):
+        raise ValueError(f"step_hooks must be a list of callables hook(record: StepRecord), got {step_hooks!r:.80}")
+
+
 class Trainer:
     r"""Train any model with a loss function: device, AMP, clipping, scheduler, hooks, checkpoints.
 
@@ -204,8 +213,7 @@ class Trainer:
             positive_number("grad_clip", grad_clip, allow_inf=True)
         if amp_dtype not in (torch.bfloat16, torch.float16):
             raise ValueError(f"amp_dtype must be torch.bfloat16 or torch.float16, got {amp_dtype!r}")
-        if not isinstance(step_hooks, (list, tuple)) or not all(callable(hook) for hook in step_hooks):
-            raise ValueError(f"step_hooks must be a list of callables hook(record: StepRecord), got {step_hooks!r:.80}")
+        _check_hooks(step_hooks)
         self.device = utils.get_device(device)
         self.amp = bool(amp)
         if self.amp and self.device.type not in ("cuda", "cpu"):
@@ -366,6 +374,43 @@ class Trainer:
                 callback(self)
         bar.close()
         return self.history
+
+    def fit_steps(
+        self,
+        batch_fn: Callable[[int], Any],
+        steps: int,
+        *,
+        eval_fn: Callable[[Trainer], float] | None = None,
+        eval_every: int = 0,
+        step_hooks: Sequence[Callable[[StepRecord], None]] = (),
+    ) -> dict[str, list[float]]:
+        """Train for ``steps`` more optimizer steps on ``batch_fn(step)`` (``step``: the optimizer step
+        about to be taken, counting from 1 over the run); returns this call's record.
+
+        Clipping, the scheduler and AMP are the trainer's. ``step_hooks`` run after every step of
+        this call only (after the trainer's own). With ``eval_fn(trainer) -> float`` (e.g. a
+        validation loss; it runs with the model as it is: switch to eval mode inside if needed),
+        it is called every ``eval_every`` steps (0: only after the last) and after the last step.
+        The record holds ``loss`` per step and ``eval_step`` / ``eval`` per evaluation.
+        """
+        positive_int("steps", steps)
+        nonnegative_int("eval_every", eval_every)
+        if not callable(batch_fn) or (eval_fn is not None and not callable(eval_fn)):
+            raise ValueError("batch_fn(step) must be callable, and eval_fn(trainer) callable or None")
+        _check_hooks(step_hooks)
+        from tqdm.auto import tqdm
+
+        record: dict[str, list[float]] = {"loss": [], "eval_step": [], "eval": []}
+        own, self.step_hooks = self.step_hooks, [*self.step_hooks, *step_hooks]
+        try:
+            for i in tqdm(range(steps), desc="steps", disable=not self.progress, leave=True):
+                record["loss"].append(self.train_step(batch_fn(self.step + 1))[0])
+                if eval_fn is not None and (i == steps - 1 or (eval_every and (i + 1) % eval_every == 0)):
+                    record["eval_step"].append(self.step)
+                    record["eval"].append(float(eval_fn(self)))
+        finally:
+            self.step_hooks = own
+        return record
 
     # -- checkpoints --------------------------------------------------------------------------
     def save_checkpoint(self, path: str | os.PathLike[str], **extra: Any) -> Path:

@@ -7,8 +7,12 @@ seed the global random number generators (and it says so).
 from __future__ import annotations
 
 import os
+import platform
 import random
+import socket
+import sys
 import tempfile
+import threading
 import zipfile
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,7 +20,17 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-__all__ = ["get_device", "seed_everything", "is_quick", "quick_or_full", "in_colab", "save_atomic", "load_weights_only"]
+__all__ = [
+    "get_device",
+    "seed_everything",
+    "is_quick",
+    "quick_or_full",
+    "in_colab",
+    "reachable",
+    "machine_description",
+    "save_atomic",
+    "load_weights_only",
+]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
@@ -101,12 +115,43 @@ def quick_or_full(quick: _T, full: _T) -> _T:
 
 
 def in_colab() -> bool:
-    """True when running inside Google Colab."""
-    try:
-        import google.colab  # type: ignore[import-not-found]  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """True when running inside Google Colab (which imports ``google.colab`` at start-up, as the setup cells test)."""
+    return "google.colab" in sys.modules
+
+
+def reachable(host: str, port: int = 443, timeout: float = 2.0) -> bool:
+    """True if a TCP connection to ``host:port`` opens within ``timeout`` seconds; never hangs.
+
+    The probe runs in a daemon thread that is waited for ``timeout + 1`` seconds, so a slow DNS
+    lookup cannot block a notebook either (chapters 9 and 11 probe the model hubs with it).
+    """
+    if not isinstance(host, str) or not host:
+        raise ValueError(f"host must be a non-empty string, got {host!r}")
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout + 1.0)
+    return bool(result and result[0])
+
+
+def machine_description(device: str | torch.device | None = None) -> str:
+    """One line naming the machine for a benchmark or a notebook: the GPU, or the CPU, its cores and torch threads."""
+    device = get_device(device)
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda}), torch {torch.__version__}"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (
+        f"{device.type.upper()} {platform.processor() or platform.machine()}, {cores} cores, "
+        f"{torch.get_num_threads()} torch thread(s), torch {torch.__version__}"
+    )
 
 
 def save_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:

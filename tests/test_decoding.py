@@ -100,6 +100,24 @@ def test_full_beam_finds_the_most_likely_output_of_a_real_model(make):
     assert found_score >= totals.max() - 1e-5
 
 
+def test_full_beam_finds_the_most_likely_continuation_of_a_gpt():
+    """The exhaustive oracle on chapter 9's GPT: it runs through GPT.reorder_state at every step."""
+    from d2l_attn.models.gpt import GPT, GPTConfig
+
+    torch.manual_seed(7)
+    vocab_size, eos, max_len = 5, 4, 3
+    model = GPT(GPTConfig(vocab_size=vocab_size, max_len=8, num_layers=2, num_heads=2, d_model=8, eos_id=eos)).eval()
+    prompt = torch.tensor([[1, 0, 2]])
+    candidates = list(all_outputs(vocab_size, max_len, eos=eos))
+    found = beam_search(model, prompt, torch.tensor([3]), max_len, beam_size=len(candidates), length_penalty=0.0)[0]
+    totals = []
+    with torch.no_grad():
+        for y in candidates:
+            log_p = model(torch.cat([prompt, torch.tensor([y])], dim=1)).log_softmax(-1)[0]  # (3 + |y|, V)
+            totals.append(sum(float(log_p[2 + i, t]) for i, t in enumerate(y)))  # position 2 + i predicts y_i
+    assert totals[candidates.index(with_eos(found, max_len, eos))] >= max(totals) - 1e-5
+
+
 # -- beam search vs greedy: hand-made tables -------------------------------------------------------
 BEAM_BEATS_GREEDY = {
     (): {A: 0.55, B: 0.40},  # greedy takes A, the locally best first token ...

@@ -67,6 +67,25 @@ def test_kv_cache_generation_equals_full_recomputation(prompt_len):
     assert greedy == seq[:, prompt_len:].tolist()
 
 
+@pytest.mark.parametrize("after", [0, 2])
+def test_reorder_state_moves_every_layers_cache_rows(after):
+    """Reordered and stepped = recomputed on the reordered sequences (rows differ, index unsorted)."""
+    model = tiny()
+    g = torch.Generator().manual_seed(1)
+    seq = torch.randint(0, 23, (3, 4), generator=g)
+    state = model.init_state(seq, None)
+    token = torch.zeros(3, dtype=torch.long)  # the first step feeds the prompt's last token
+    for _ in range(after):
+        logits, state, _ = model.step(token, state)
+        token = logits.argmax(-1)
+        seq = torch.cat([seq, token[:, None]], dim=1)
+    index = torch.tensor([2, 0, 0])  # sorting it, or reordering only some layers, gives other logits
+    logits, _, _ = model.step(token[index], model.reorder_state(state, index))
+    want = model(seq[index])[:, -1]  # seq ends with the token this step feeds (or the prompt's last)
+    torch.testing.assert_close(logits, want, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(logits[0], logits[1], atol=1e-3)  # the rows really differ
+
+
 def test_beam_search_reorders_the_cache():
     model = tiny()
     prompt = torch.randint(0, 23, (2, 3))

@@ -112,10 +112,31 @@ def test_training_flops_scale_with_the_sizes():
     assert profiling.training_flops(model, 1, 8, 8) == 2 * one + 4 * att
 
 
+@pytest.mark.parametrize("tie", [True, False])
+def test_training_flops_of_a_gpt_equal_flop_counter(tie):
+    """The stack formula 6 N B T + 12 B d L T^2 on a real GPT training step (SDPA's math backend)."""
+    from d2l_attn.models.gpt import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    gpt = GPT(GPTConfig(vocab_size=11, max_len=8, num_layers=2, num_heads=2, d_model=8, tie_weights=tie))
+    tokens = torch.randint(0, 11, (3, 6), generator=torch.Generator().manual_seed(0))
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        torch.nn.functional.cross_entropy(gpt(tokens).flatten(0, 1), tokens.flatten()).backward()
+    flops = profiling.training_flops(gpt, 3, 6)
+    assert flops == counter.get_total_flops()
+    # by hand: per block W_qkv 3 d^2, W_o d^2, FFN 8 d^2; the head V d (tied or not, it multiplies)
+    n = 2 * 12 * 8 * 8 + 11 * 8
+    assert flops == 6 * n * 3 * 6 + 12 * 3 * 8 * 2 * 6**2
+
+
 def test_training_flops_rejects_bad_arguments():
     model = make_model()
     with pytest.raises(ValueError, match="Transformer"):
+        profiling.training_flops(torch.nn.Linear(2, 2), 1, 2)
+    with pytest.raises(ValueError, match="tgt_len=None"):
         profiling.training_flops(model.encoder, 1, 2, 3)
+    with pytest.raises(ValueError, match="tgt_len"):
+        profiling.training_flops(model, 1, 2)
     with pytest.raises(ValueError, match="src_len"):
         profiling.training_flops(model, 1, 0, 3)
     with pytest.raises(ValueError, match="batch_size"):

@@ -1,4 +1,4 @@
-"""d2l_attn.stability: schedules against their formulas, init, QK-norm, Gumbel-softmax, ECE, monitors."""
+"""d2l_attn.stability: init, QK-norm, Gumbel-softmax, weight tying, dropout places, monitors."""
 
 import math
 
@@ -11,69 +11,14 @@ from d2l_attn import blocks, stability, training
 from d2l_attn.multihead import MultiHeadAttention
 
 
-# -- schedules ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("warmup", [1, 4, 10])
-def test_noam_lr_is_the_papers_formula(warmup):
-    d = 512
-    for s in range(1, 50):
-        paper = d**-0.5 * min(s**-0.5, s * warmup**-1.5)
-        assert math.isclose(stability.noam_lr(s, d, warmup), paper, rel_tol=1e-12)
+# -- the names chapter 12 reaches through this module ------------------------------------------
+def test_moved_names_are_the_one_implementation():
+    from d2l_attn import interpret, metrics, optim
 
-
-def test_warmup_inverse_sqrt_scheduler_in_the_trainer_records_the_papers_rates():
-    d, warmup = 64, 5
-    model = nn.Linear(3, 1)
-    trainer = training.Trainer(
-        model,
-        lambda m, b: m(b).pow(2).mean(),
-        lr=d**-0.5 * warmup**-0.5,
-        device="cpu",
-        progress=False,
-        scheduler=lambda opt: stability.warmup_inverse_sqrt(opt, warmup),
-    )
-    for _ in range(12):
-        trainer.train_step(torch.ones(2, 3))
-    expected = [d**-0.5 * min(s**-0.5, s * warmup**-1.5) for s in range(1, 13)]
-    for got, want in zip(trainer.step_history["lr"], expected):
-        assert math.isclose(got, want, rel_tol=1e-9)
-    assert max(trainer.step_history["lr"]) == trainer.step_history["lr"][warmup - 1]  # peak at step w
-
-
-def test_cosine_factor_formula_and_endpoints():
-    w, total, r = 10, 110, 0.1
-    assert stability.cosine_factor(5, w, total, r) == 0.5
-    assert stability.cosine_factor(w, w, total, r) == 1.0
-    assert math.isclose(stability.cosine_factor(60, w, total, r), r + (1 - r) * 0.5)  # halfway: cos(pi/2) = 0
-    assert math.isclose(stability.cosine_factor(total, w, total, r), r)
-    assert math.isclose(stability.cosine_factor(total + 50, w, total, r), r)  # flat after the end
-    for s in range(w + 1, total):
-        want = r + (1 - r) * 0.5 * (1 + math.cos(math.pi * (s - w) / (total - w)))
-        assert math.isclose(stability.cosine_factor(s, w, total, r), want)
-    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=2.0)
-    sched = stability.warmup_cosine(opt, w, total, r)
-    rates = []
-    for _ in range(total):
-        rates.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
-    assert all(
-        math.isclose(a, 2.0 * stability.cosine_factor(s, w, total, r)) for s, a in zip(range(1, total + 1), rates)
-    )
-
-
-@pytest.mark.parametrize(
-    "call, name",
-    [
-        (lambda: stability.inverse_sqrt_factor(0, 4), "step"),
-        (lambda: stability.inverse_sqrt_factor(3, 0), "warmup_steps"),
-        (lambda: stability.cosine_factor(3, 10, 10), "warmup_steps must be < total_steps"),
-        (lambda: stability.cosine_factor(3, 2, 10, 1.5), "min_ratio"),
-        (lambda: stability.noam_lr(3, -1, 4), "d_model"),
-    ],
-)
-def test_schedule_bad_inputs(call, name):
-    with pytest.raises(ValueError, match=name):
-        call()
+    for name in ("noam_lr", "cosine_factor", "warmup_cosine", "gumbel_temperature", "weight_decay_groups"):
+        assert getattr(stability, name) is getattr(optim, name), name
+    assert stability.expected_calibration_error is metrics.expected_calibration_error
+    assert stability.attention_entropy is interpret.attention_entropy
 
 
 # -- init ---------------------------------------------------------------------------------------
@@ -115,11 +60,6 @@ def test_qk_norm_attention_matches_a_by_hand_computation_and_bounds_logits():
     assert stability.attention_logits(plain, x, x).abs().max() > 100  # without QK-norm they explode
 
 
-def test_attention_entropy_of_uniform_and_one_hot_rows():
-    w = torch.tensor([[0.25, 0.25, 0.25, 0.25], [1.0, 0.0, 0.0, 0.0]])
-    torch.testing.assert_close(stability.attention_entropy(w), torch.tensor([math.log(4), 0.0]))
-
-
 # -- Gumbel-softmax -----------------------------------------------------------------------------
 def test_gumbel_argmax_frequencies_match_the_softmax():
     logits = torch.tensor([1.0, 0.0, -1.0, 2.0])
@@ -156,36 +96,7 @@ def test_straight_through_gradient_is_the_soft_samples_gradient():
         stability.gumbel_softmax(logits, 0.0)
 
 
-# -- calibration --------------------------------------------------------------------------------
-def test_ece_on_a_hand_computed_case():
-    # bins of width 0.5: (0, 0.5] holds 0.2, 0.4 (1 of 2 correct), (0.5, 1] holds 0.6, 0.8, 1.0 (3 of 3)
-    conf = torch.tensor([0.2, 0.4, 0.6, 0.8, 1.0])
-    correct = torch.tensor([0, 1, 1, 1, 1])
-    # |0.5 - 0.3| * 2/5 + |1.0 - 0.8| * 3/5 = 0.08 + 0.12
-    assert math.isclose(stability.expected_calibration_error(conf, correct, num_bins=2), 0.2, abs_tol=1e-6)
-    bins = stability.calibration_bins(conf, correct, num_bins=2)
-    torch.testing.assert_close(bins.count, torch.tensor([2, 3]))
-    torch.testing.assert_close(bins.confidence, torch.tensor([0.3, 0.8], dtype=torch.float64), rtol=1e-6, atol=1e-6)
-    empty = stability.calibration_bins(torch.tensor([0.95]), torch.tensor([1]), num_bins=4)
-    assert torch.isnan(empty.accuracy[0]) and empty.count.tolist() == [0, 0, 0, 1]
-    assert stability.expected_calibration_error(torch.tensor([0.9] * 10), torch.tensor([1] * 9 + [0])) < 1e-6
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        stability.expected_calibration_error(torch.tensor([1.5]), torch.tensor([1]))
-
-
-# -- optimizer groups and tying ---------------------------------------------------
-def test_weight_decay_groups_exclude_biases_and_norms():
-    block = blocks.SelfAttentionBlock(8, 2, 16)
-    decay, no_decay = stability.weight_decay_groups(block, 0.1)
-    names = {id(p): n for n, p in block.named_parameters()}
-    assert all(names[id(p)].endswith("weight") and "norm" not in names[id(p)] for p in decay["params"])
-    assert all(names[id(p)].endswith("bias") or "norm" in names[id(p)] for p in no_decay["params"])
-    assert len(decay["params"]) + len(no_decay["params"]) == len(names)
-    assert (decay["weight_decay"], no_decay["weight_decay"]) == (0.1, 0.0)
-    with pytest.raises(ValueError, match="weight_decay"):
-        stability.weight_decay_groups(block, -1)
-
-
+# -- weight tying ---------------------------------------------------------------------------
 def test_tie_output_embedding_shares_one_tensor():
     from d2l_attn import data, models
 
@@ -240,21 +151,7 @@ def test_monitor_records_per_layer_grad_norms_before_clipping_and_probe_statisti
     assert all(not b._forward_hooks for b in stack)  # and removed its hooks
 
 
-# -- temperature annealing and dropout places ---------------------------------------------------
-def test_gumbel_temperature_is_the_exponential_schedule_with_a_floor():
-    rate = math.log(10) / 50
-    taus = [stability.gumbel_temperature(s, 1.0, 0.1, rate) for s in range(101)]
-    for s, tau in enumerate(taus):
-        assert math.isclose(tau, max(0.1, math.exp(-rate * s)), rel_tol=1e-12)
-    assert taus[0] == 1.0 and math.isclose(taus[50], 0.1) and taus[100] == 0.1
-    assert all(a >= b for a, b in zip(taus, taus[1:]))
-    assert stability.gumbel_temperature(1000, 2.0, 0.5) == 2.0  # rate 0: fixed
-    for bad, name in [({"step": -1}, "step"), ({"tau_min": 0.0}, "tau_min"), ({"rate": -1.0}, "rate")]:
-        kwargs = {"step": 0, "tau0": 1.0, "tau_min": 0.1, "rate": 0.1, **bad}
-        with pytest.raises(ValueError, match=name):
-            stability.gumbel_temperature(**kwargs)
-
-
+# -- dropout places ---------------------------------------------------
 def _tiny_transformer(dropout=0.1):
     from d2l_attn import data, models
 

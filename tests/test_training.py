@@ -130,9 +130,12 @@ def test_save_is_atomic_when_writing_fails(tmp_path, monkeypatch):
 
 
 def test_move_to_device_handles_nested_batches():
-    batch = {"x": torch.ones(2), "pair": (torch.zeros(1), 3)}
-    moved = training.move_to_device(batch, torch.device("cpu"))
-    assert moved["pair"][1] == 3 and torch.equal(moved["x"], torch.ones(2))
+    # to the meta device: an identity move_to_device would leave the tensors on the CPU
+    batch = {"x": torch.ones(2), "pair": (torch.zeros(1), 3), "list": [torch.ones(3)]}
+    moved = training.move_to_device(batch, torch.device("meta"))
+    assert moved["x"].device.type == moved["pair"][0].device.type == moved["list"][0].device.type == "meta"
+    assert moved["pair"][1] == 3 and isinstance(moved["pair"], tuple) and isinstance(moved["list"], list)
+    assert moved["x"].shape == (2,) and batch["x"].device.type == "cpu"  # the input is untouched
 
 
 def test_amp_on_cpu_runs_the_loss_under_bfloat16_autocast():
@@ -517,3 +520,64 @@ def test_checkpoint_keeps_the_callers_extra_data(tmp_path):
     path = trainer.save_checkpoint(tmp_path / "ckpt.pt", note="hello", data_rng=torch.arange(3))
     extra = make_trainer().load_checkpoint(path)
     assert extra.keys() == {"note", "data_rng"} and torch.equal(extra["data_rng"], torch.arange(3))
+
+
+# -- fit_steps ------------------------------------------------------------------------------------
+def test_fit_steps_is_the_train_step_loop_on_batch_fn_batches():
+    train, _ = regression_task()
+    seen = []
+
+    def batch_fn(step):
+        seen.append(step)
+        return train[(step - 1) % len(train)]
+
+    looped = make_trainer(grad_clip=0.5)
+    want = [looped.train_step(train[i % len(train)])[0] for i in range(9)]
+    fitted = make_trainer(grad_clip=0.5)
+    got = fitted.fit_steps(batch_fn, 5)["loss"] + fitted.fit_steps(batch_fn, 4)["loss"]
+    assert seen == list(range(1, 10))  # the step about to be taken, continued over calls
+    assert got == want and fitted.step == 9 and fitted.epoch == 0
+    assert fitted.step_history == looped.step_history
+    for a, b in zip(fitted.model.parameters(), looped.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_fit_steps_evaluates_every_k_steps_and_after_the_last():
+    train, val = regression_task()
+    trainer = make_trainer()
+    calls = []
+
+    def eval_fn(t):
+        calls.append(t.step)
+        return t.evaluate(val)
+
+    out = trainer.fit_steps(lambda step: train[0], 7, eval_fn=eval_fn, eval_every=3)
+    assert out["eval_step"] == calls == [3, 6, 7]
+    assert out["eval"][-1] == trainer.evaluate(val) and out["eval"][0] > out["eval"][-1]  # it learns
+    assert trainer.fit_steps(lambda step: train[0], 2, eval_fn=eval_fn)["eval_step"] == [9]  # 0: the last only
+
+
+def test_fit_steps_hooks_run_for_that_call_only_and_the_scheduler_steps():
+    train, _ = regression_task()
+    trainer = make_trainer(scheduler=lambda opt: StepLR(opt, step_size=2, gamma=0.5))
+    records = []
+    trainer.fit_steps(lambda step: train[0], 5, step_hooks=[records.append])
+    assert [r.step for r in records] == [1, 2, 3, 4, 5]
+    assert [r.lr for r in records] == [0.05, 0.05, 0.025, 0.025, 0.0125]
+    assert trainer.step_hooks == []
+    trainer.fit_steps(lambda step: train[0], 1)
+    assert len(records) == 5
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"steps": 0}, "steps"),
+        ({"steps": 2, "eval_every": -1}, "eval_every"),
+        ({"steps": 2, "eval_fn": 3}, "eval_fn"),
+        ({"steps": 2, "step_hooks": [1]}, "step_hooks"),
+    ],
+)
+def test_fit_steps_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_trainer().fit_steps(lambda step: None, **kwargs)

@@ -273,11 +273,13 @@ def test_benchmark_smoke():
     assert "bf16" in out  # --amp on the CPU exercises the autocast path
 
 
-def test_encoder_step_benchmark_smoke():
+def test_encoder_step_benchmark_smoke(tmp_path):
     """benchmarks/encoder_step.py runs (it checks ours == torch.nn.TransformerEncoder before timing); not timed."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, str(ROOT / "benchmarks" / "encoder_step.py"), "--tiny", "--repeats", "1"]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
+    result = subprocess.run(
+        cmd + ["--d2l", str(tmp_path)], capture_output=True, text=True, env=env, timeout=120, cwd=ROOT
+    )
     assert result.returncode == 0, result.stderr
-    for label in ("tiny", "ours ms", "torch ms", "speed"):
+    for label in ("tiny", "ours ms", "torch ms", "vs torch", "vs d2l", "d2l 1.0.3: not found"):
         assert label in result.stdout, result.stdout

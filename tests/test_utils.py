@@ -1,5 +1,8 @@
 """Tests for d2l_attn.utils: device choice, seeding, quick mode, atomic save, weights-only load."""
 
+import sys
+import types
+
 import numpy as np
 import pytest
 import torch
@@ -40,8 +43,33 @@ def test_seed_everything_is_reproducible():
         utils.seed_everything(-1)
 
 
-def test_in_colab_is_false_here():
+def test_in_colab_follows_the_colab_module(monkeypatch):
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
     assert utils.in_colab() is False
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    assert utils.in_colab() is True
+
+
+def test_reachable_sees_a_listening_socket_and_not_a_closed_port():
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    try:
+        assert utils.reachable("127.0.0.1", port, timeout=1.0) is True
+    finally:
+        server.close()
+    assert utils.reachable("127.0.0.1", port, timeout=1.0) is False  # closed now: refused
+    with pytest.raises(ValueError, match="host"):
+        utils.reachable("")
+
+
+def test_machine_description_names_the_cpu_threads():
+    threads = torch.get_num_threads()
+    text = utils.machine_description("cpu")
+    assert text.startswith("CPU ") and f"{threads} torch thread(s)" in text and torch.__version__ in text
 
 
 def test_save_atomic_and_load_weights_only_round_trip(tmp_path):

@@ -7,7 +7,8 @@ import math
 import torch
 from torch.nn import functional as F
 
-from ..stability import expected_calibration_error, noam_lr
+from ..metrics import expected_calibration_error
+from ..optim import noam_lr
 from .core import ChoiceExercise, FunctionExercise, NumberExercise
 
 noam_peak = NumberExercise(
