@@ -52,7 +52,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._checks import heads_divide, positive_int, unit_interval
-from .masking import as_valid_lens, key_padding_mask
+from .masking import Mask
 from .multihead import KVCache, MultiHeadAttention
 
 __all__ = [
@@ -512,21 +512,16 @@ class TransformerDecoderBlock(nn.Module):
 
 
 def key_mask(valid_lens, x: torch.Tensor, name: str = "valid_lens") -> torch.Tensor | None:
-    """The keep mask ``(B, 1, 1, T)`` that every block of a stack shares, or ``None``.
-
-    ``valid_lens`` (``(B,)`` lengths, or ``None`` for no padding) is checked once against
-    ``x (B, T, ...)``: its shape must be ``(B,)`` and every length in ``1..T``.
-    """
-    return None if valid_lens is None else key_padding_mask(batch_lengths(valid_lens, x, name), x.shape[1])
+    """The keep mask ``(B, 1, 1, T)`` that every block of a stack shares, or ``None``
+    (``Mask.from_lengths(valid_lens, x, name).keep``, kept for callers of the old name)."""
+    return Mask.from_lengths(valid_lens, x, name).keep
 
 
 def batch_lengths(valid_lens, x: torch.Tensor, name: str = "valid_lens") -> torch.Tensor:
-    """Lengths ``(B,)`` checked against ``x (B, T, ...)`` (shape ``(B,)``, every length in ``1..T``),
-    as an int64 tensor on ``x``'s device."""
-    lens = as_valid_lens(valid_lens, max_len=x.shape[1], device=x.device, name=name)  # (B,)
-    if tuple(lens.shape) != (x.shape[0],):
-        raise ValueError(f"{name} must have shape (B,) = ({x.shape[0]},), got {tuple(lens.shape)}")
-    return lens
+    """Lengths ``(B,)`` checked against ``x (B, T, ...)`` (``Mask.from_lengths(...).lengths``)."""
+    if valid_lens is None:
+        raise ValueError(f"{name} must be a (B,) = ({x.shape[0]},) tensor of lengths, got None")
+    return Mask.from_lengths(valid_lens, x, name).lengths
 
 
 def run_blocks(

@@ -27,12 +27,14 @@ length per sequence) or ``(B, T_q)`` (one length per query).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
 from ._checks import bool_mask, nonnegative_int, positive_int
 
 __all__ = [
+    "Mask",
     "as_valid_lens",
     "sequence_mask",
     "padding_mask",
@@ -232,39 +234,102 @@ def masked_softmax(
         return torch.softmax(scores, dim=-1)
     if scores.dim() < 2:
         raise ValueError(f"scores must have shape (B, ..., T_q, T_k), got {tuple(scores.shape)}")
-    num_queries, num_keys = scores.shape[-2], scores.shape[-1]
-
-    keep = None
-    if valid_lens is not None:
-        if scores.dim() < 3:
-            raise ValueError(f"with valid_lens, scores must have shape (B, ..., T_q, T_k), got {tuple(scores.shape)}")
-        lens = as_valid_lens(valid_lens, max_len=num_keys, device=scores.device)
-        batch_size = scores.shape[0]
-        if lens.dim() not in (1, 2):
-            raise ValueError(
-                f"valid_lens must have shape ({batch_size},) or ({batch_size}, {num_queries}), got {tuple(lens.shape)}"
-            )
-        if lens.dim() == 1 and lens.shape[0] != batch_size:
-            raise ValueError(
-                f"valid_lens of shape {tuple(lens.shape)} does not match scores' batch size: "
-                f"expected ({batch_size},) or ({batch_size}, {num_queries})"
-            )
-        if lens.dim() == 2 and tuple(lens.shape) != (batch_size, num_queries):
-            raise ValueError(
-                f"valid_lens of shape {tuple(lens.shape)} does not match scores {tuple(scores.shape)}: "
-                f"expected ({batch_size},) or ({batch_size}, {num_queries})"
-            )
-        keep = padding_mask(lens, num_queries, num_keys)  # (B, T_q, T_k)
-        # insert the middle axes (e.g. heads) so that keep broadcasts: (B, 1, ..., T_q, T_k)
-        keep = keep.view(batch_size, *([1] * (scores.dim() - 3)), num_queries, num_keys)
-    if mask is not None:
-        mask = bool_mask(mask, scores.shape, expected="e.g. (T_q, T_k), (B, T_q, T_k) or (B, 1, T_q, T_k)").to(
-            scores.device
-        )
-        keep = mask if keep is None else keep & mask
+    keep = Mask.of(valid_lens, mask, scores_shape=scores.shape, device=scores.device, mask_name="mask").keep
 
     # A very negative *finite* fill keeps fully masked rows NaN-free (they become uniform here,
     # then are zeroed below), so gradients stay finite too.
     fill = torch.finfo(scores.dtype).min
     weights = torch.softmax(scores.masked_fill(~keep, fill), dim=-1)
     return weights.masked_fill(~keep, 0.0)
+
+
+@dataclass(frozen=True)
+class Mask:
+    """Which keys each query may see, made once per call at a model's front door.
+
+    * ``keep``: boolean, broadcastable to the scores ``(B, h, T_q, T_k)`` (``True`` = may attend),
+      or ``None`` for "every key";
+    * ``is_causal``: the causal pattern on top of ``keep`` (SDPA's ``is_causal``);
+    * ``sanitize``: zero the masked keys and values before attending (NaN/inf padding from a
+      reader's direct call must not leak); stacks, whose activations come from an embedding,
+      build ``sanitize=False``;
+    * ``lengths``: the checked lengths ``(B,)`` the mask came from, or ``None``.
+
+    Constructors: :meth:`from_lengths` (the only place that reads lengths on the host),
+    :meth:`causal`, and :meth:`of` (lengths and/or a mask given to a layer directly).
+    """
+
+    keep: torch.Tensor | None = None
+    is_causal: bool = False
+    sanitize: bool = False
+    lengths: torch.Tensor | None = None
+
+    @classmethod
+    def from_lengths(cls, valid_lens, x: torch.Tensor, name: str = "valid_lens", *, sanitize: bool = False) -> Mask:
+        """Key mask ``(B, 1, 1, T)`` from lengths ``(B,)`` checked once against ``x (B, T, ...)``.
+
+        ``valid_lens=None`` (no padding) gives an empty mask. Lengths must have shape ``(B,)`` with
+        values in ``[0, T]``; the check reads them on the host (CPU tensors and lists only, see
+        :func:`as_valid_lens`), so call this once per model call, never per layer.
+        """
+        if valid_lens is None:
+            return cls(sanitize=sanitize)
+        lens = as_valid_lens(valid_lens, max_len=x.shape[1], device=x.device, name=name)  # (B,)
+        if tuple(lens.shape) != (x.shape[0],):
+            raise ValueError(f"{name} must have shape (B,) = ({x.shape[0]},), got {tuple(lens.shape)}")
+        return cls(key_padding_mask(lens, x.shape[1]), sanitize=sanitize, lengths=lens)
+
+    @classmethod
+    def causal(cls) -> Mask:
+        """The causal mask: query ``i`` sees keys ``j <= i + T_k - T_q`` (see :func:`causal_mask`)."""
+        return cls(is_causal=True)
+
+    @classmethod
+    def of(
+        cls,
+        valid_lens: torch.Tensor | Sequence[int] | None = None,
+        attn_mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+        *,
+        scores_shape: Sequence[int] | None = None,
+        device: torch.device | None = None,
+        mask_name: str = "attn_mask",
+    ) -> Mask:
+        """The mask of a direct call: lengths ``(B,)`` or ``(B, T_q)`` AND a boolean ``attn_mask``.
+
+        ``scores_shape = (B, ..., T_q, T_k)`` is needed when either is given. The result keeps
+        ``sanitize=True``. ``keep`` is ``(B, 1, ..., 1, T_k)`` for lengths ``(B,)``,
+        ``(B, 1, ..., T_q, T_k)`` for lengths ``(B, T_q)``.
+        """
+        keep = None
+        if valid_lens is not None or attn_mask is not None:
+            if scores_shape is None:
+                raise ValueError("Mask.of needs scores_shape = (B, ..., T_q, T_k) to check valid_lens or attn_mask")
+            scores_shape = tuple(scores_shape)
+            num_queries, num_keys = scores_shape[-2], scores_shape[-1]
+        if valid_lens is not None:
+            if len(scores_shape) < 3:
+                raise ValueError(f"with valid_lens, scores must have shape (B, ..., T_q, T_k), got {scores_shape}")
+            batch_size = scores_shape[0]
+            lens = as_valid_lens(valid_lens, max_len=num_keys, device=device)
+            if tuple(lens.shape) not in ((batch_size,), (batch_size, num_queries)):
+                raise ValueError(
+                    f"valid_lens must have shape (B,) = ({batch_size},) or (B, T_q) = ({batch_size}, {num_queries}), "
+                    f"got {tuple(lens.shape)}: expected ({batch_size},) or ({batch_size}, {num_queries})"
+                )
+            if lens.dim() == 1:
+                keep = key_padding_mask(lens, num_keys, len(scores_shape))  # (B, 1, ..., 1, T_k)
+            else:
+                positions = torch.arange(num_keys, device=lens.device)
+                keep = positions < lens.unsqueeze(-1)  # (B, T_q, T_k)
+                keep = keep.view(batch_size, *([1] * (len(scores_shape) - 3)), num_queries, num_keys)
+        if attn_mask is not None:
+            attn_mask = bool_mask(
+                attn_mask,
+                scores_shape,
+                mask_name,
+                f"(T_q, T_k) = ({num_queries}, {num_keys}), (B, T_q, T_k) or (B, 1, T_q, T_k)",
+            )
+            attn_mask = attn_mask.to(device) if device is not None else attn_mask
+            keep = attn_mask if keep is None else keep & attn_mask
+        return cls(keep, is_causal=bool(is_causal), sanitize=True)

@@ -44,8 +44,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._checks import bool_mask, positive_int, unit_interval
-from .masking import as_valid_lens, causal_mask, key_padding_mask, masked_softmax, padding_mask
+from ._checks import positive_int, unit_interval
+from .masking import Mask, causal_mask, masked_softmax
 
 __all__ = ["AdditiveAttention", "DotProductAttention", "combine_masks"]
 
@@ -112,32 +112,7 @@ def combine_masks(
         that broadcasts to ``scores_shape``: ``(B, 1, ..., 1, T_k)`` for lengths ``(B,)`` (the same
         for every query), ``(B, 1, ..., T_q, T_k)`` for lengths ``(B, T_q)``.
     """
-    scores_shape = tuple(scores_shape)
-    batch_size, num_queries, num_keys = scores_shape[0], scores_shape[-2], scores_shape[-1]
-    keep = None
-    if valid_lens is not None:
-        lens = as_valid_lens(valid_lens, max_len=num_keys, device=device)
-        if tuple(lens.shape) not in ((batch_size,), (batch_size, num_queries)):
-            raise ValueError(
-                f"valid_lens must have shape (B,) = ({batch_size},) or (B, T_q) = ({batch_size}, {num_queries}), "
-                f"got {tuple(lens.shape)}"
-            )
-        if lens.dim() == 1:
-            keep = key_padding_mask(lens, num_keys, len(scores_shape))  # (B, 1, ..., 1, T_k)
-        else:
-            keep = padding_mask(lens, num_queries, num_keys)  # (B, T_q, T_k)
-            # insert the middle axes (e.g. heads) so that keep broadcasts: (B, 1, ..., T_q, T_k)
-            keep = keep.view(batch_size, *([1] * (len(scores_shape) - 3)), num_queries, num_keys)
-    if attn_mask is not None:
-        bool_mask(
-            attn_mask,
-            scores_shape,
-            "attn_mask",
-            f"(T_q, T_k) = ({num_queries}, {num_keys}), (B, T_q, T_k) or (B, 1, T_q, T_k)",
-        )
-        attn_mask = attn_mask.to(device) if device is not None else attn_mask
-        keep = attn_mask if keep is None else keep & attn_mask
-    return keep
+    return Mask.of(valid_lens, attn_mask, scores_shape=scores_shape, device=device).keep
 
 
 def _zero_masked_keys(

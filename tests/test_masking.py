@@ -173,3 +173,33 @@ def test_length_values_are_checked_on_the_host_only():
     assert as_valid_lens(on_device, max_len=3).shape == (2,)
     with pytest.raises(ValueError, match="integer lengths"):  # the dtype is still checked
         as_valid_lens(torch.tensor([True], device="meta"), max_len=3)
+
+
+def test_mask_constructors_build_the_keep_masks_and_are_frozen():
+    """Mask.from_lengths / causal / of give the keep masks that the functions above define."""
+    import dataclasses
+
+    from d2l_attn.masking import Mask, key_padding_mask
+
+    x = torch.zeros(2, 5, 3)
+    lens = torch.tensor([5, 2])
+    m = Mask.from_lengths(lens, x)
+    assert m.keep.shape == (2, 1, 1, 5) and not m.is_causal and not m.sanitize
+    torch.testing.assert_close(m.keep, key_padding_mask(lens, 5))
+    assert m.keep[1, 0, 0].tolist() == [True, True, False, False, False]
+    torch.testing.assert_close(m.lengths, lens)
+    assert Mask.from_lengths(None, x).keep is None
+    with pytest.raises(ValueError, match=r"valid_lens must have shape \(B,\) = \(2,\)"):
+        Mask.from_lengths(torch.tensor([1, 2, 3]), x)
+    with pytest.raises(ValueError, match=r"src_valid_lens must lie in \[0, 5\]"):
+        Mask.from_lengths(torch.tensor([1, 6]), x, "src_valid_lens")
+    assert Mask.causal().is_causal and Mask.causal().keep is None
+    attn = torch.tensor([[True, False, True, True, True]] * 4)  # (T_q, T_k)
+    direct = Mask.of(lens, attn, is_causal=True, scores_shape=(2, 3, 4, 5))
+    assert direct.sanitize and direct.is_causal
+    expected = key_padding_mask(lens, 5) & attn  # (2, 1, 4, 5)
+    torch.testing.assert_close(direct.keep.expand(2, 3, 4, 5), expected.expand(2, 3, 4, 5))
+    per_query = Mask.of(torch.tensor([[1, 2, 3, 4], [0, 0, 5, 5]]), scores_shape=(2, 4, 5)).keep
+    torch.testing.assert_close(per_query, padding_mask(torch.tensor([[1, 2, 3, 4], [0, 0, 5, 5]]), 4, 5))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        m.is_causal = True

@@ -40,10 +40,10 @@ import torch
 from torch import nn
 
 from .._checks import heads_divide, positive_int, special_ids, token_ids, unit_interval
-from ..blocks import SelfAttentionBlock, TransformerDecoderBlock, batch_lengths, key_mask, run_blocks
+from ..blocks import SelfAttentionBlock, TransformerDecoderBlock, batch_lengths, run_blocks
 from ..data.vocab import Vocab
 from ..embeddings import TokenEmbedding
-from ..masking import key_padding_mask
+from ..masking import Mask, key_padding_mask
 from ..scoring import DotProductAttention
 
 __all__ = [
@@ -135,14 +135,25 @@ class TransformerEncoder(_Stack):
         super().__init__(vocab_size, SelfAttentionBlock, config, sizes)
 
     def forward(
-        self, src: torch.Tensor, valid_lens=None, return_weights: bool = False
+        self, src: torch.Tensor, valid_lens=None, return_weights: bool = False, *, mask: Mask | None = None
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         token_ids(src, "src", self.vocab_size)
-        keep = key_mask(valid_lens, src)  # (B, 1, 1, T) or None, checked once
+        keep = _front_door(valid_lens, mask, src, "valid_lens").keep  # (B, 1, 1, T) or None, checked once
         out = run_blocks(self.blocks, self.embed(src), keep, return_weights)  # (B, T, d) [, L x (B, h, T, T)]
         if return_weights:
             return self.final_norm(out[0]), torch.stack(out[1], dim=1)  # (B, T, d), (B, L, h, T, T)
         return self.final_norm(out)
+
+
+def _front_door(valid_lens, mask: Mask | None, x: torch.Tensor, name: str) -> Mask:
+    """The call's mask: ``mask`` as built by a caller's front door, or one built from ``valid_lens``."""
+    if mask is None:
+        return Mask.from_lengths(valid_lens, x, name)
+    if valid_lens is not None:
+        raise ValueError(f"give {name} or a Mask, not both")
+    if not isinstance(mask, Mask):
+        raise ValueError(f"mask must be a d2l_attn.masking.Mask, got {type(mask).__name__}")
+    return mask
 
 
 class TransformerState(NamedTuple):
@@ -185,11 +196,17 @@ class TransformerDecoder(_Stack):
         self.dense = nn.Linear(self.d_model, vocab_size)  # logits over the target vocabulary
 
     def forward(
-        self, tgt_in: torch.Tensor, memory: torch.Tensor, memory_valid_lens=None, return_weights: bool = False
+        self,
+        tgt_in: torch.Tensor,
+        memory: torch.Tensor,
+        memory_valid_lens=None,
+        return_weights: bool = False,
+        *,
+        memory_mask: Mask | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         token_ids(tgt_in, "tgt_in", self.vocab_size)
         _check_memory(memory, self.d_model, tgt_in.shape[0])
-        keep = key_mask(memory_valid_lens, memory, "memory_valid_lens")  # (B, 1, 1, T) or None, checked once
+        keep = _front_door(memory_valid_lens, memory_mask, memory, "memory_valid_lens").keep  # checked once
         x = self.embed(tgt_in)  # (B, T', d)
         w_self, w_cross = [], []
         for block in self.blocks:
@@ -209,7 +226,10 @@ class TransformerDecoder(_Stack):
     def init_state(self, memory: torch.Tensor, src_valid_lens) -> TransformerState:
         """Project the encoder outputs once per block (cross-attention keys/values); empty self-attention caches."""
         _check_memory(memory, self.d_model)
-        lens = batch_lengths(src_valid_lens, memory, "src_valid_lens")  # (B,)
+        if isinstance(src_valid_lens, Mask):  # built (and checked) by Transformer's front door
+            lens = src_valid_lens.lengths
+        else:
+            lens = batch_lengths(src_valid_lens, memory, "src_valid_lens")  # (B,)
         return TransformerState(lens, tuple(block.init_cache(memory) for block in self.blocks), 0)
 
     def step_tokens(
@@ -300,29 +320,32 @@ class Transformer(nn.Module):
                 module.fused = bool(fused)
         return self
 
-    def _check_src(self, src, src_valid_lens) -> torch.Tensor:
+    def _check_src(self, src, src_valid_lens) -> Mask:
+        """The front door: ``src`` checked and the one :class:`~d2l_attn.masking.Mask` of this call."""
         token_ids(src, "src", self.encoder.vocab_size)
-        return batch_lengths(src_valid_lens, src, "src_valid_lens")  # (B,)
+        if src_valid_lens is None:
+            raise ValueError(f"src_valid_lens must be a (B,) = ({src.shape[0]},) tensor of lengths, got None")
+        return Mask.from_lengths(src_valid_lens, src, "src_valid_lens")  # keep (B, 1, 1, T), lengths (B,)
 
     def forward(
         self, src: torch.Tensor, src_valid_lens, tgt_in: torch.Tensor, return_weights: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, TransformerWeights]:
-        lens = self._check_src(src, src_valid_lens)
+        mask = self._check_src(src, src_valid_lens)
         token_ids(tgt_in, "tgt_in", self.decoder.vocab_size)
         if tgt_in.shape[0] != src.shape[0]:
             raise ValueError(f"tgt_in must have batch size {src.shape[0]} like src, got {tgt_in.shape[0]}")
         if not return_weights:
-            memory = self.encoder(src, lens)  # (B, T, d)
-            return self.decoder(tgt_in, memory, lens)  # (B, T', V)
-        memory, w_enc = self.encoder(src, lens, return_weights=True)
-        logits, w_self, w_cross = self.decoder(tgt_in, memory, lens, return_weights=True)
+            memory = self.encoder(src, mask=mask)  # (B, T, d)
+            return self.decoder(tgt_in, memory, memory_mask=mask)  # (B, T', V)
+        memory, w_enc = self.encoder(src, return_weights=True, mask=mask)
+        logits, w_self, w_cross = self.decoder(tgt_in, memory, return_weights=True, memory_mask=mask)
         return logits, TransformerWeights(w_enc, w_self, w_cross)
 
     # -- the StepModel protocol (d2l_attn.decoding) -------------------------------------------------
     def init_state(self, src: torch.Tensor, src_valid_lens) -> TransformerState:
         """Run the encoder and return the decoder's initial generation state."""
-        lens = self._check_src(src, src_valid_lens)
-        return self.decoder.init_state(self.encoder(src, lens), lens)
+        mask = self._check_src(src, src_valid_lens)
+        return self.decoder.init_state(self.encoder(src, mask=mask), mask)
 
     def step(
         self, tokens: torch.Tensor, state: TransformerState
