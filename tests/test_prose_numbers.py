@@ -87,6 +87,8 @@ ALLOWED = [
     ("09", "1.1", "Tiny Shakespeare's size, 1.1 million characters (nanoGPT's README)", None),
     ("09", "1.88", "nanoGPT's published validation loss (its README, cited there)", None),
     ("12", "0.98", "the Transformer paper's Adam beta_2 (Vaswani et al. 2017, section 5.3)", None),
+    ("08", "90%", "the accuracy threshold the check cell asserts (and an exercise's steps-to-threshold)", "> 0.9"),
+    ("08", "1.5", "the A100's HBM bandwidth, 1.5-2.0 TB/s, quoted from Dao et al. 2022, section 2.1", None),
     ("10", "0.01", "D2L's learning rate for ResNet-18 (its published recipe)", None),
     ("10", "0.010", "half a pixel of D2L's published ViT plot, in accuracy", None),
     ("10", "0.0035", "half a pixel of D2L's published ResNet plot, in accuracy", None),
