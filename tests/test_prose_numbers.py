@@ -86,6 +86,11 @@ ALLOWED = [
     ("09", "0.01", "D2L's BERT recipe: learning rate", None),
     ("09", "1.1", "Tiny Shakespeare's size, 1.1 million characters (nanoGPT's README)", None),
     ("09", "1.88", "nanoGPT's published validation loss (its README, cited there)", None),
+    # chapter 9, section 9.10: published numbers, each quoted with its source
+    ("09", "64.3%", "GPT-3's zero-shot TriviaQA accuracy (Brown et al. 2020, Table 3.3, cited there)", None),
+    ("09", "68.0%", "GPT-3's one-shot TriviaQA accuracy (Brown et al. 2020, Table 3.3)", None),
+    ("09", "71.2%", "GPT-3's few-shot TriviaQA accuracy (Brown et al. 2020, Table 3.3)", None),
+    ("09", "1.4", "Chinchilla's 1.4 trillion training tokens (Hoffmann et al. 2022, cited there)", None),
     ("12", "0.98", "the Transformer paper's Adam beta_2 (Vaswani et al. 2017, section 5.3)", None),
     ("08", "90%", "the accuracy threshold the check cell asserts (and an exercise's steps-to-threshold)", "> 0.9"),
     ("08", "1.5", "the A100's HBM bandwidth, 1.5-2.0 TB/s, quoted from Dao et al. 2022, section 2.1", None),
