@@ -3,12 +3,17 @@
 Counts, times, losses, accuracies, BLEU scores and speed ratios change with the mode (quick or
 full), the machine and the library versions; the text must take them from the executed run
 (myst-nb ``glue`` and ``{glue:text}``) or show them in a printed table next to the claim. This
-test scans the markdown cells of every chapter and appendix notebook for numbers that *look*
+test scans the markdown cells of every chapter and appendix notebook, and the markdown pages of
+the book (front matter and the question appendix), for numbers that *look*
 measured -- decimals, percentages, durations, thousands-separated counts, "about N" and
 "N times" -- after removing math, code spans, citations, roles, cross-references and section
 numbers. Every number that remains must be in ``ALLOWED`` below, with the reason it may be
 typed (a definition, a configuration the code sets, a published number with its source), so
 a new typed number fails until someone glues it or justifies it.
+
+For the same reason no page may type a run-mode label ("quick mode: ...", "(full mode)"): the
+book is built in full mode and the tests run it in quick mode, so a label typed into the text is
+wrong on one of the two; the page glues a run note from the run instead.
 """
 
 import json
@@ -18,7 +23,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = sorted((ROOT / "chapters").glob("*.ipynb")) + sorted((ROOT / "book").glob("*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb")) + sorted((ROOT / "book").glob("*.ipynb"))
+# the markdown pages: front matter, glossary and the question appendix
+MARKDOWN = sorted((ROOT / "book").glob("*.md")) + sorted((ROOT / "book" / "questions").glob("*.md"))
+PAGES = NOTEBOOKS + MARKDOWN
 
 _NUMBER_WORDS = "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty"
 MEASURED = re.compile(
@@ -34,6 +42,9 @@ MEASURED = re.compile(
     r")",
     re.I,
 )
+
+# a run-mode label typed into prose: "quick mode: ...", "full mode:", "(quick mode)", "**full-mode**:"
+RUN_MODE_LABEL = re.compile(r"\b(?:quick|full)[\s-]mode\b\**\s*[:)]", re.I)
 
 # (page prefix, number as typed, why it may be typed, a string the page's code must contain
 # -- so that a constant quoted in prose is the one the code uses -- or None)
@@ -90,6 +101,7 @@ ALLOWED = [
     ("09", "68.0%", "GPT-3's one-shot TriviaQA accuracy (Brown et al. 2020, Table 3.3)", None),
     ("09", "71.2%", "GPT-3's few-shot TriviaQA accuracy (Brown et al. 2020, Table 3.3)", None),
     ("09", "1.4", "Chinchilla's 1.4 trillion training tokens (Hoffmann et al. 2022, cited there)", None),
+    ("notes_a", "28.4", "the Transformer's published BLEU (Vaswani et al. 2017, Table 2, cited there)", None),
     ("12", "0.98", "the Transformer paper's Adam beta_2 (Vaswani et al. 2017, section 5.3)", None),
     ("08", "90%", "the accuracy threshold the check cell asserts (and an exercise's steps-to-threshold)", "> 0.9"),
     ("08", "1.5", "the A100's HBM bandwidth, 1.5-2.0 TB/s, quoted from Dao et al. 2022, section 2.1", None),
@@ -130,14 +142,23 @@ def _prose(cell_source: str) -> str:
     return text
 
 
-def typed_numbers(path: Path) -> list[str]:
+def _markdown(path: Path) -> list[str]:
+    """The page's prose: each markdown cell of a notebook, or the whole of a markdown page."""
+    if path.suffix == ".md":
+        return [path.read_text(encoding="utf-8")]
     cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return ["".join(c["source"]) for c in cells if c["cell_type"] == "markdown"]
+
+
+def run_mode_labels(text: str) -> list[str]:
+    """The run-mode labels ("quick mode:", "(full mode)") typed in a piece of markdown's prose."""
+    return [" ".join(m.group(0).split()) for m in RUN_MODE_LABEL.finditer(_prose(text))]
+
+
+def typed_numbers(path: Path) -> list[str]:
     tables = [key for page, key, _ in PUBLISHED_TABLES if path.name.startswith(page)]
     found = []
-    for cell in cells:
-        if cell["cell_type"] != "markdown":
-            continue
-        text = "".join(cell["source"])
+    for text in _markdown(path):
         if any(key in text for key in tables):  # a quoted table: skip its rows
             text = "\n".join(line for line in text.splitlines() if not line.startswith("|"))
         found += [" ".join(m.group(0).split()) for m in MEASURED.finditer(_prose(text))]
@@ -145,6 +166,8 @@ def typed_numbers(path: Path) -> list[str]:
 
 
 def _code(path: Path) -> str:
+    if path.suffix == ".md":
+        return ""
     cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
     return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
 
@@ -157,6 +180,29 @@ def test_no_measured_number_is_typed_into_prose(path):
         f"{path.name}: numbers typed into markdown {typed}; glue them from the run "
         "({glue:text}`key`) or add them to ALLOWED in this test with the reason"
     )
+
+
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: p.name)
+def test_no_run_mode_label_is_typed_into_prose(path):
+    labels = [label for text in _markdown(path) for label in run_mode_labels(text)]
+    assert not labels, (
+        f"{path.name}: run-mode labels typed into markdown {labels}; the book is built in full mode "
+        "and tested in quick mode, so glue a run note from the run ({glue:text}`..._run_note`)"
+    )
+
+
+def test_the_run_mode_scanner_flags_labels_and_not_descriptions():
+    planted = (
+        "In this run (quick mode: meaningless numbers) the BLEU is {glue:text}`bleu:.1f`; "
+        "full mode: 30 epochs. A loss of {glue:text}`loss:.2f` (full mode) and **Quick mode**: 3 epochs."
+    )
+    assert run_mode_labels(planted) == ["quick mode:", "full mode:", "full mode)", "Quick mode**:"]
+    described = (
+        "Quick mode (the test suite) trains fewer epochs; full mode runs all of them, and the "
+        "**quick mode** (the test suite) uses 3,000 pairs. Chapter 7's full-mode curves, "
+        "`D2L_ATTN_QUICK=1` and {glue:text}`ch09_run_note` name no mode, nor does `quick mode: x`."
+    )
+    assert run_mode_labels(described) == [], run_mode_labels(described)
 
 
 @pytest.mark.parametrize("page, number, reason, in_code", ALLOWED, ids=lambda v: str(v)[:20])
@@ -187,7 +233,7 @@ def test_the_scanner_finds_measured_numbers_and_skips_math_code_and_sections():
     assert found == ["three minutes", "24.1", "1,097", "35%", "1.8x"], found
 
 
-@pytest.mark.parametrize("path", PAGES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_glued_name_in_prose_is_glued_by_the_page(path):
     """A ``{glue:...}`name``` whose name no code cell glues renders as a warning in the build (a
     failure under -W) -- catch it without building. Names made by f-strings match as patterns."""

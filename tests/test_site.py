@@ -85,6 +85,11 @@ FIGURES = {
     "multihead_attention": "chapters/05_multihead_attention",
     "cnn_rnn_self_attention": "chapters/06_self_attention_positional",
     "transformer": "chapters/07_transformer",
+    "tiled_attention": "chapters/08_efficient_attention",
+    "pretraining_objectives": "chapters/09_pretraining",
+    "vit_pipeline": "chapters/10_vision_transformer",
+    "rollout_flow": "chapters/11_interpreting_attention",
+    "post_pre_ln": "chapters/12_training_stability",
 }
 # every page a reader can reach: the toc, Sphinx's own pages, and the redirecting index.html
 SITE_PAGES = ["index", *TOC_PAGES, "genindex", "search"]
@@ -234,6 +239,28 @@ def test_architecture_figures_are_current_and_embedded():
     for name, page in FIGURES.items():
         text = (ROOT / f"{page}.ipynb").read_text(encoding="utf-8")
         assert text.count(f"../book/figures/{name}.svg") == 1, (name, page)
+
+
+def test_rollout_figure_computes_what_the_library_computes():
+    """Chapter 11's figure works rollout and flow by hand (plain Python); the library must agree."""
+    import importlib.util
+
+    import torch
+
+    from d2l_attn import attribution
+
+    sys.path.insert(0, str(ROOT / "book" / "figures"))
+    spec = importlib.util.spec_from_file_location("figures_8_12", ROOT / "book" / "figures" / "figures_8_12.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    g1, g2 = (module._raw_graph(a) for a in module.HAND_ATTENTION)
+    weights = torch.tensor(module.HAND_ATTENTION, dtype=torch.float64)[:, None]  # (L, h=1, T, T)
+    rollout = attribution.attention_rollout(weights)
+    flow = attribution.attention_flow(weights)
+    for j in range(2):
+        paths = [(g2[0][m], g1[m][j]) for m in range(2)]  # output 1 -> layer-1 position m -> input j
+        assert abs(sum(a * b for a, b in paths) - rollout[0, j].item()) < 1e-12
+        assert abs(sum(min(a, b) for a, b in paths) - flow[0, j].item()) < 1e-12
 
 
 def test_bibliography_lists_cited_works(built_book):

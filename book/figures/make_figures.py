@@ -2,100 +2,24 @@
 
     python book/figures/make_figures.py
 
-One small set of helpers (boxes, arrows, labels) gives every figure the same look: the colours
-of the chapters' plots (queries blue, keys orange, values green, weights red, outputs purple),
-rounded boxes, one font. The SVGs are committed; rerun the script after changing it. Text uses
-Unicode sub- and superscripts and a generic sans-serif font, so the files need nothing else.
+One small set of helpers (``figure_kit.py``: boxes, arrows, labels) gives every figure the same
+look: the colours of the chapters' plots (queries blue, keys orange, values green, weights red,
+outputs purple), rounded boxes, one font. This file draws the figures of chapters 1-7,
+``figures_8_12.py`` those of chapters 8-12. The SVGs are committed; rerun the script after
+changing either. Text uses Unicode sub- and superscripts and a generic sans-serif font, so the
+files need nothing else.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from xml.sax.saxutils import escape
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the kit and the later chapters' figures
+from figure_kit import COLOURS, INK, MUTED, Svg  # noqa: E402
+from figures_8_12 import LATER_FIGURES  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
-# colour: (stroke, fill)
-COLOURS = {
-    "query": ("#1f77b4", "#dbe9f6"),
-    "key": ("#d9730d", "#fde7d0"),
-    "value": ("#2c8c2c", "#dcf0dc"),
-    "weight": ("#c62828", "#f9dede"),
-    "output": ("#7b3fa0", "#ece0f4"),
-    "op": ("#555555", "#f2f2f2"),
-    "norm": ("#8a6d00", "#fff4c4"),
-    "ffn": ("#00838f", "#d6f1f3"),
-    "plain": ("#444444", "#ffffff"),
-}
-INK = "#222222"
-MUTED = "#6b6b6b"
-
-
-class Svg:
-    def __init__(self, width: int, height: int, title: str):
-        self.width, self.height, self.title = width, height, title
-        self.items: list[str] = []
-
-    def add(self, item: str) -> None:
-        self.items.append(item)
-
-    def box(self, x, y, w, h, label="", kind="plain", size=15, rx=8, dashed=False, bold=False,
-            lines=None, opacity=1.0, fill=None):
-        stroke, default_fill = COLOURS[kind]
-        fill = fill or default_fill
-        dash = ' stroke-dasharray="6 4"' if dashed else ""
-        self.add(f'<rect x="{x}" y="{y}" width="{w}" height="{h}" rx="{rx}" fill="{fill}" '
-                 f'fill-opacity="{opacity}" stroke="{stroke}" stroke-width="1.6"{dash}/>')
-        lines = lines if lines is not None else ([label] if label else [])
-        step = size * 1.25
-        top = y + h / 2 - step * (len(lines) - 1) / 2
-        for i, line in enumerate(lines):
-            self.text(x + w / 2, top + i * step, line, size=size, bold=bold)
-
-    def text(self, x, y, s, size=15, anchor="middle", colour=INK, bold=False, italic=False):
-        weight = ' font-weight="bold"' if bold else ""
-        style = ' font-style="italic"' if italic else ""
-        self.add(f'<text x="{x}" y="{y}" font-size="{size}" text-anchor="{anchor}" '
-                 f'dominant-baseline="central" fill="{colour}"{weight}{style}>{escape(s)}</text>')
-
-    def line(self, points, colour=INK, width=1.6, arrow=True, dashed=False, opacity=1.0, halo=False):
-        d = " ".join(f"{'M' if i == 0 else 'L'}{x},{y}" for i, (x, y) in enumerate(points))
-        if halo:   # a white casing, so that lines it crosses look interrupted
-            self.add(f'<path d="{d}" fill="none" stroke="#ffffff" stroke-width="{width + 6}"/>')
-        marker = f' marker-end="url(#arrow-{colour[1:]})"' if arrow else ""
-        dash = ' stroke-dasharray="5 4"' if dashed else ""
-        self.add(f'<path d="{d}" fill="none" stroke="{colour}" stroke-width="{width}" '
-                 f'stroke-opacity="{opacity}" stroke-linejoin="round"{dash}{marker}/>')
-
-    def circle(self, x, y, r, label, kind="op", size=16):
-        stroke, fill = COLOURS[kind]
-        self.add(f'<circle cx="{x}" cy="{y}" r="{r}" fill="{fill}" stroke="{stroke}" stroke-width="1.6"/>')
-        self.text(x, y, label, size=size)
-
-    def grid(self, x, y, cell, allowed, kind="weight", label=""):
-        """A small mask matrix: allowed[i][j] True = query i may attend to key j (filled)."""
-        stroke, fill = COLOURS[kind]
-        n_rows, n_cols = len(allowed), len(allowed[0])
-        for i in range(n_rows):
-            for j in range(n_cols):
-                colour = stroke if allowed[i][j] else "#ffffff"
-                self.add(f'<rect x="{x + j * cell}" y="{y + i * cell}" width="{cell}" height="{cell}" '
-                         f'fill="{colour}" fill-opacity="{0.75 if allowed[i][j] else 1}" '
-                         f'stroke="#9a9a9a" stroke-width="0.8"/>')
-        if label:
-            self.text(x + n_cols * cell / 2, y + n_rows * cell + 14, label, size=12, colour=MUTED)
-
-    def render(self) -> str:
-        colours = sorted({c for c in (v[0] for v in COLOURS.values())} | {INK, MUTED, "#9a9a9a"})
-        markers = "".join(
-            f'<marker id="arrow-{c[1:]}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
-            f'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{c}"/></marker>'
-            for c in colours)
-        body = "\n  ".join(self.items)
-        return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{self.width}" height="{self.height}" '
-                f'viewBox="0 0 {self.width} {self.height}" font-family="{FONT}" role="img">\n'
-                f'  <title>{escape(self.title)}</title>\n  <defs>{markers}</defs>\n'
-                f'  <rect width="100%" height="100%" fill="#ffffff"/>\n  {body}\n</svg>\n')
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,6 +307,7 @@ FIGURES = {
     "multihead_attention.svg": multihead,
     "cnn_rnn_self_attention.svg": cnn_rnn_self_attention,
     "transformer.svg": transformer,
+    **LATER_FIGURES,
 }
 
 
