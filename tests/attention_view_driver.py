@@ -61,6 +61,16 @@ def exercise_view(page, root) -> None:
     view = view_of(root)
     num_layers, num_heads = len(view.payload["layers"]), view.payload["heads"]
     num_queries = len(view.payload["queries"])
+    # A full-mode page is long: images and MathJax still move the layout after "load", and a
+    # click computed before a shift lands on the wrong token. Interact once the layout settled.
+    page.wait_for_load_state("networkidle")
+    page.evaluate(
+        "() => ((window.MathJax && MathJax.startup && MathJax.startup.promise) || Promise.resolve())"
+        ".then(() => document.fonts.ready).then(() => true)"
+    )
+    # start from rest: no focus or pointer left in an earlier view of the same page
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    page.mouse.move(0, 0)
     root.scroll_into_view_if_needed()
     first = readout(root)
     assert first["query"] is None and "hover over" in first["text"], first
