@@ -21,10 +21,10 @@ FILE = "build-info.json"
 def _write(app: Sphinx, exception: Exception | None) -> None:
     if exception is not None or app.builder.format != "html":
         return
-    from d2l_attn.utils import quick_mode
+    from d2l_attn.utils import is_quick
 
     info = {
-        "quick_mode": quick_mode(),
+        "quick_mode": is_quick(),
         "built_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     (Path(app.outdir) / FILE).write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
