@@ -35,6 +35,8 @@ def test_ci_builds_the_published_book_first_and_tests_that_build():
     between = lines[build_at:test_at]
     assert any(re.fullmatch(r'export D2L_ATTN_SITE="\$PWD/_build/html"', line) for line in between)
     before = lines[:build_at]
-    assert "unset D2L_ATTN_QUICK" in before, "the published build must not inherit quick mode"
+    unset = [line.split()[1:] for line in before if line.startswith("unset ")]
+    assert any("D2L_ATTN_QUICK" in names for names in unset), "the published build must not inherit quick mode"
+    assert any("D2L_ATTN_SITE_QUICK_OK" in names for names in unset), "CI must not accept a quick-mode site"
     assert "rm -rf _build" in before, "a fresh execution cache: no quick-mode outputs reused"
     assert "D2L_ATTN_QUICK" not in book_command
