@@ -95,6 +95,21 @@ def test_read_idx_rejects_corrupt_files_with_their_name(tmp_path, payload, messa
     assert "bad-images-idx3-ubyte.gz" in str(info.value)
 
 
+def test_read_idx_refuses_oversized_files_compressed_or_not(tmp_path, monkeypatch):
+    """The size limit holds for plain IDX files too (reliability review IM20), before reading."""
+    import d2l_attn.data.images as images
+
+    monkeypatch.setattr(images, "_MAX_IDX_BYTES", 50)
+    small, large = idx_bytes(np.zeros((2, 4, 4)), compress=False), idx_bytes(np.zeros((3, 4, 4)), compress=False)
+    assert len(small) <= 50 < len(large)
+    np.testing.assert_array_equal(read_idx(small), np.zeros((2, 4, 4)))
+    path = tmp_path / "big-idx3-ubyte"
+    path.write_bytes(large)
+    for source in (path, large, gzip.compress(large, mtime=0)):
+        with pytest.raises(ValueError, match="refusing it"):
+            read_idx(source)
+
+
 def test_fashion_mnist_over_file_urls_then_from_the_cache(tmp_path):
     www, cache = tmp_path / "www", tmp_path / "cache"
     www.mkdir()

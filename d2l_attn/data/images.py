@@ -161,6 +161,8 @@ def read_idx(source: str | os.PathLike[str] | bytes, *, name: str | None = None)
         label = name or str(path)
         if not path.is_file():
             raise ValueError(f"no IDX file at {label!r}")
+        if path.stat().st_size > _MAX_IDX_BYTES:  # compressed or not, nothing that large is read
+            raise ValueError(f"{label!r} is larger than {_MAX_IDX_BYTES:,} bytes; refusing it")
         raw = path.read_bytes()
     else:
         raise ValueError(f"source must be a path or bytes, got {type(source).__name__}")
@@ -172,6 +174,8 @@ def read_idx(source: str | os.PathLike[str] | bytes, *, name: str | None = None)
             raise ValueError(f"{label!r} is not a valid gzip file (corrupt or truncated): {exc}") from exc
         if len(raw) > _MAX_IDX_BYTES:
             raise ValueError(f"{label!r} unpacks to more than {_MAX_IDX_BYTES:,} bytes; refusing it")
+    elif len(raw) > _MAX_IDX_BYTES:
+        raise ValueError(f"{label!r} is larger than {_MAX_IDX_BYTES:,} bytes; refusing it")
     if len(raw) < 4 or raw[:2] != b"\x00\x00":
         raise ValueError(f"{label!r} is not an IDX file (its first bytes must be 0x00 0x00)")
     dtype_code, ndim = raw[2], raw[3]
