@@ -86,3 +86,45 @@ def test_exported_rules_hold_no_python_objects():
             assert len(rules["tensor"]["values"]) <= 16, eid
     script = web.to_script(data)
     assert script.isascii() and f"window.{web.GLOBAL_NAME} = " in script
+
+
+COLAB_LINK_JS = r"""
+const {colabLink} = require(process.argv[1]);
+function fakeDoc(meta, launch) {
+  return {querySelector: (sel) => {
+    if (sel.startsWith("meta")) { return meta === null ? null : {getAttribute: () => meta}; }
+    return launch === null ? null : {getAttribute: () => launch};
+  }};
+}
+const cases = JSON.parse(require("fs").readFileSync(0, "utf8"));
+process.stdout.write(JSON.stringify(cases.map(([meta, launch]) => colabLink(fakeDoc(meta, launch)))));
+"""
+
+
+def test_the_page_script_links_only_https_colab_urls():
+    """exercises.js takes the Colab URL from the page's meta (or its launch button) and uses it as a
+    link only when it is https: (reliability review, security finding 1); run under Node."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node.js is not installed (the README's setup needs it for npm)")
+    good = "https://colab.research.google.com/github/x/y/blob/main/chapters/01.ipynb"
+    cases = [
+        [good, None],
+        [None, good],
+        ["  " + good + " ", None],
+        ["javascript:alert(document.domain)", None],
+        ["JavaScript:alert(1)", good],
+        ["data:text/html,<script>alert(1)</script>", None],
+        ["http://colab.research.google.com/x", None],
+        [None, "javascript:alert(1)//colab.research.google.com"],
+        [None, None],
+    ]
+    result = subprocess.run(
+        [node, "-e", COLAB_LINK_JS, str(ROOT / "book" / "_ext" / "exercises.js")],
+        input=json.dumps(cases),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [good, good, good, None, None, None, None, None, None]

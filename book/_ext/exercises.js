@@ -516,5 +516,5 @@
     if (doc.readyState === "loading") { doc.addEventListener("DOMContentLoaded", run); } else { run(); }
   }
 
-  return {makeChecker: makeChecker, start: start, STORAGE_PREFIX: STORAGE_PREFIX};
+  return {makeChecker: makeChecker, start: start, colabLink: colabLink, STORAGE_PREFIX: STORAGE_PREFIX};
 });
