@@ -275,8 +275,9 @@
       return el(doc, "div", {className: "d2l-practice-rate", role: "group", "aria-label": "How well did you know it?"},
         RATINGS.map(function (r) {
           var when = describe(r.name, entry);
+          // the accessible name is the visible text ("3 Good in 1 day"): no aria-label that could differ
           var b = el(doc, "button", {type: "button", className: "d2l-practice-" + r.name, "data-rating": r.name,
-            "aria-label": r.label + " (key " + r.key + "): comes back " + when, "aria-keyshortcuts": r.key},
+            title: r.label + " (key " + r.key + "): this card comes back " + when, "aria-keyshortcuts": r.key},
             [el(doc, "kbd", {text: r.key}), doc.createTextNode(" " + r.label + " "),
              el(doc, "span", {className: "d2l-practice-when", text: when})]);
           b.addEventListener("click", function () { rate(r.name); });
