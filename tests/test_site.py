@@ -25,7 +25,14 @@ as a reader's browser sees it:
   the next hint, the right answer *Correct*; the progress count survives a reload (localStorage)
   and the reset button clears it; code exercises link to the chapter in Colab; no request leaves
   the page. The same checks run from ``file://``, and the browser checker gives the Python
-  checker's verdicts on the parity answers (``tests/exercise_cases.py``).
+  checker's verdicts on the parity answers (``tests/exercise_cases.py``);
+* the practice page (``book/practice``, ``book/_ext/practice.py`` and ``practice.js``) has one card
+  per entry of the question appendix (counted from ``book/questions/*.md``), each with its
+  question, original Chinese, short answer and links that land on existing anchors; a card is
+  revealed with Space and rated with 1-4, the Leitner schedule is kept across a reload, a card
+  comes back when due (Playwright's fake clock), the filters and the random round choose the
+  right cards, the page fits a phone, exercise cards are checked by the exercises' rules, and
+  it works from ``file://``.
 
 A screenshot of every page (and of every chapter's exercise section, after answering) is written
 to ``.artifacts/screenshots/`` (or ``$D2L_ATTN_ARTIFACTS``) for a human to look at; CI keeps them as artifacts. The build's log, with each notebook's

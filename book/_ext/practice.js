@@ -111,7 +111,7 @@
     }).filter(function (ex) {
       return ex.kind !== "code" && chapters[ex.chapter.slice(2)];
     }).map(function (ex) {
-      return {id: "ex:" + ex.id, type: "exercise", set: "Exercises", chapters: [ex.chapter.slice(2)], data: ex};
+      return {id: "ex:" + ex.id, type: "exercise", set: "Exercise", chapters: [ex.chapter.slice(2)], data: ex};
     });
   }
 
@@ -311,8 +311,7 @@
 
     function renderExercise(c) {
       var ex = c.data, chapter = data.chapters[c.chapters[0]];
-      card.appendChild(el(doc, "h2", {className: "d2l-practice-question",
-        text: "Exercise " + ex.id + ": " + ex.prompt}));
+      card.appendChild(el(doc, "h2", {className: "d2l-practice-question", text: ex.prompt}));
       var form = el(doc, "form", {className: "d2l-practice-exform"});
       var read;
       if (ex.kind === "choice") {
@@ -360,12 +359,13 @@
         event.preventDefault();
         if (revealed) { return; }
         var fb = checker.check(ex.id, read(), wrongTries);
+        var said = checker.data.heads[fb.status] + " " + fb.message + (fb.hint ? " Hint: " + fb.hint : "");
         out.setAttribute("data-status", fb.status);
         if (fb.status === "correct") {
-          finish(wrongTries ? "hard" : "good", "Correct! " + fb.message);
+          finish(wrongTries ? "hard" : "good", said);
         } else {
-          if (fb.status === "wrong") { wrongTries++; }
-          out.textContent = (fb.status === "wrong" ? "Not yet. " : "") + fb.message + (fb.hint ? " Hint: " + fb.hint : "");
+          if (fb.status === "wrong") { wrongTries++; }  // as on the chapter pages: unreadable input costs no hint
+          out.textContent = said;
         }
       });
       giveUp.addEventListener("click", function () {
