@@ -185,7 +185,7 @@
         [el(doc, "label", {"for": control.id, text: label}), control]);
     }
     function check(label, control) {
-      return el(doc, "div", {className: "d2l-practice-field d2l-practice-check"},
+      return el(doc, "div", {className: "d2l-practice-field d2l-practice-toggle"},
         [control, el(doc, "label", {"for": control.id, text: label})]);
     }
     var controls = el(doc, "fieldset", {className: "d2l-practice-controls"}, [
