@@ -840,7 +840,7 @@ def test_practice_page_is_linked_and_loads_its_scripts(built_book):
         assert f'href="{href}"' in (built_book / f"{source}.html").read_text(encoding="utf-8"), source
 
 
-def _practice(browser, url: str, *, width: int = 1280, now: int | None = None):
+def _practice(browser, url: str, *, width: int = 1280, now=None):
     context = browser.new_context(viewport={"width": width, "height": 900})
     page = context.new_page()
     log = PageLog(page, url)
@@ -906,8 +906,10 @@ def test_practice_reveal_rate_and_progress_survive_a_reload(browser, site):
 
 def test_practice_card_comes_back_when_due(browser, site):
     """A fake clock (Playwright's): a card rated easy (box 2) is away for 3 days, then due again."""
-    day = 86_400_000
-    start = 1_796_731_200_000  # 2026-12-08 12:00 UTC
+    import datetime
+
+    day = datetime.timedelta(days=1)
+    start = datetime.datetime(2026, 12, 8, 12, 0, tzinfo=datetime.timezone.utc)  # Playwright takes a datetime
     first = next(iter(_appendix_entries()))
     context, page, log = _practice(browser, f"{site}/{PRACTICE}.html", now=start)
     try:
@@ -917,6 +919,7 @@ def test_practice_card_comes_back_when_due(browser, site):
             page.clock.set_fixed_time(start + days * day)
             page.reload(wait_until="networkidle")
             page.wait_for_selector(".d2l-practice-card[data-card]")
+            assert page.evaluate("Date.now()") == (start + days * day).timestamp() * 1000  # the clock moved
             assert _status(page)[0] == due, (days, _status(page))
             assert (_card(page) == first) is (due == 88), (days, _card(page))
     finally:

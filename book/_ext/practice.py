@@ -61,13 +61,24 @@ def _retarget(node: nodes.Node, docname: str, app: Sphinx) -> nodes.Node:
     return node
 
 
-def _html(app: Sphinx, node: nodes.Node) -> str:
-    return app.builder.render_partial(node)["fragment"].strip()
+SPLIT = "<!--d2l-practice-part-->"
 
 
-def _inline_html(app: Sphinx, title: nodes.Node) -> str:
-    """A section title as inline HTML (its children in a paragraph, without the ``<p>``)."""
-    html = _html(app, nodes.paragraph("", "", *title.children))
+def _render_parts(app: Sphinx, parts: list[list[nodes.Node]]) -> list[str]:
+    """Each part (a list of nodes) as HTML, in one call of the writer for the whole page (one call
+    per part costs seconds per question page on a busy machine)."""
+    holder = nodes.container()
+    for part in parts:
+        holder += nodes.raw("", SPLIT, format="html")
+        holder.extend(part)
+    holder += nodes.raw("", SPLIT, format="html")
+    pieces = app.builder.render_partial(holder)["fragment"].split(SPLIT)
+    assert len(pieces) == len(parts) + 2, "a part of a question entry split the rendered HTML"
+    return [piece.strip() for piece in pieces[1:-1]]
+
+
+def _inline(html: str) -> str:
+    """A section title rendered as a paragraph, as inline HTML (without the ``<p>``)."""
     return html.removeprefix("<p>").removesuffix("</p>").strip()
 
 
@@ -90,7 +101,7 @@ def _links(paragraph: nodes.Node, docname: str, app: Sphinx) -> list[dict]:
 
 
 def _cards_of(app: Sphinx, doctree: nodes.document, docname: str) -> list[dict]:
-    cards = []
+    cards, parts = [], []
     for section in doctree.findall(nodes.section):
         label = next((i for i in section["ids"] if i.startswith("q-")), None)
         if label is None:
@@ -113,18 +124,21 @@ def _cards_of(app: Sphinx, doctree: nodes.document, docname: str) -> list[dict]:
         links = _links(at_length, docname, app)
         if not links:
             raise ValueError(f"{docname}: entry {label} links to no section in its '{AT_LENGTH}' paragraph")
+        heading = nodes.paragraph("", "", *_retarget(title, docname, app).children)
+        parts += [[heading], [_retarget(node, docname, app) for node in answer]]
         cards.append(
             {
                 "id": label,
                 "set": QUESTION_SETS[docname],
-                "question": _inline_html(app, _retarget(title, docname, app)),
                 "chinese": chinese,
-                "answer": "\n".join(_html(app, _retarget(node, docname, app)) for node in answer),
                 "links": links,
                 "entry": _relative(docname, app, "#" + label),
                 "chapters": sorted({link["chapter"] for link in links if link["chapter"]}),
             }
         )
+    html = _render_parts(app, parts)
+    for card, question, answer in zip(cards, html[0::2], html[1::2]):
+        card["question"], card["answer"] = _inline(question), answer
     return cards
 
 
