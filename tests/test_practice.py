@@ -42,7 +42,7 @@ def test_the_appendix_has_88_entries_each_with_its_chinese_question():
     all_labels = [
         m
         for p in (ROOT / "book" / "questions").glob("*.md")
-        for m in re.findall(r"^\((q-[\w-]+)\)=", p.read_text(), re.M)
+        for m in re.findall(r"^\((q-[\w-]+)\)=", p.read_text(encoding="utf-8"), re.M)
     ]
     assert sorted(all_labels) == sorted(labels)
 
