@@ -791,6 +791,7 @@ def _practice_data(built_book: Path) -> dict:
     text = (built_book / "_static" / "d2l-practice" / "cards.js").read_text(encoding="utf-8")
     prefix = "window.D2L_ATTN_PRACTICE = "
     assert text.startswith(prefix) and text.rstrip().endswith(";")
+    assert "</" not in text, "the card HTML could end a <script> early: '</' must be escaped"
     return json.loads(text[len(prefix) :].rstrip().removesuffix(";"))
 
 
