@@ -25,7 +25,14 @@ as a reader's browser sees it:
   the next hint, the right answer *Correct*; the progress count survives a reload (localStorage)
   and the reset button clears it; code exercises link to the chapter in Colab; no request leaves
   the page. The same checks run from ``file://``, and the browser checker gives the Python
-  checker's verdicts on the parity answers (``tests/exercise_cases.py``).
+  checker's verdicts on the parity answers (``tests/exercise_cases.py``);
+* the practice page (``book/practice``, ``book/_ext/practice.py`` and ``practice.js``) has one card
+  per entry of the question appendix (counted from ``book/questions/*.md``), each with its
+  question, original Chinese, short answer and links that land on existing anchors; a card is
+  revealed with Space and rated with 1-4, the Leitner schedule is kept across a reload, a card
+  comes back when due (Playwright's fake clock), the filters and the random round choose the
+  right cards, the page fits a phone, exercise cards are checked by the exercises' rules, and
+  it works from ``file://``.
 
 A screenshot of every page (and of every chapter's exercise section, after answering) is written
 to ``.artifacts/screenshots/`` (or ``$D2L_ATTN_ARTIFACTS``) for a human to look at; CI keeps them as artifacts. The build's log, with each notebook's
@@ -759,5 +766,289 @@ def test_browser_checker_gives_the_python_verdicts_in_chromium(browser, site):
         mismatches = [(c, python_verdict(c), j) for c, j in zip(cases, js) if python_verdict(c) != j]
         assert not mismatches, f"{len(mismatches)} of {len(cases)} differ, e.g. {mismatches[:3]}"
         assert len(cases) > 3000
+    finally:
+        context.close()
+
+
+# --------------------------------------------------------------------------------------------
+# The practice page (book/practice.md, book/_ext/practice.py and practice.js)
+# --------------------------------------------------------------------------------------------
+
+PRACTICE = "book/practice"
+
+
+def _appendix_entries() -> dict[str, str]:
+    """label -> original Chinese of every appendix entry, read from book/questions/*.md (not from
+    the exporter)."""
+    entries = {}
+    for path in sorted((ROOT / "book" / "questions").glob("*.md")):
+        text = path.read_text(encoding="utf-8")
+        entries.update(re.findall(r"^\((q-[\w-]+)\)=\n## .+\n\n原问题：(.+)$", text, flags=re.M))
+    return entries
+
+
+def _practice_data(built_book: Path) -> dict:
+    text = (built_book / "_static" / "d2l-practice" / "cards.js").read_text(encoding="utf-8")
+    prefix = "window.D2L_ATTN_PRACTICE = "
+    assert text.startswith(prefix) and text.rstrip().endswith(";")
+    assert "</" not in text, "the card HTML could end a <script> early: '</' must be escaped"
+    return json.loads(text[len(prefix) :].rstrip().removesuffix(";"))
+
+
+def _lands(built_book: Path, href: str) -> bool:
+    """Whether a link written on the practice page reaches an existing page and anchor."""
+    target, _, anchor = href.partition("#")
+    path = (built_book / PRACTICE).parent / target
+    return path.is_file() and (
+        not anchor or anchor in _ids(built_book, path.resolve().relative_to(built_book.resolve()))
+    )
+
+
+def test_practice_cards_are_the_appendix_entries(built_book):
+    data = _practice_data(built_book)
+    entries = _appendix_entries()
+    cards = data["cards"]
+    assert len(entries) == 88
+    assert [c["id"] for c in cards] == list(entries), "one card per appendix entry, in the appendix's order"
+    for card in cards:
+        label = card["id"]
+        assert card["chinese"] == entries[label].strip(), label
+        assert re.sub(r"<[^>]+>", "", card["question"]).strip(), label
+        assert len(re.sub(r"<[^>]+>", "", card["answer"]).split()) >= 5, label
+        assert card["links"], f"{label} links to no section"
+        for href in [card["entry"], *(link["href"] for link in card["links"])]:
+            assert _lands(built_book, href), f"{label}: {href} does not land on an existing anchor"
+        assert card["entry"].endswith(f"#{label}")
+    assert {c["set"] for c in cards} == set(data["sets"]) == {"Core", "Interview", "Notes A", "Notes B", "Notes C"}
+    assert sorted(data["chapters"]) == [nb.name[:2] for nb in NOTEBOOKS]
+    for chapter in data["chapters"].values():
+        assert _lands(built_book, chapter["href"] + "#exercises"), chapter
+
+
+def test_practice_page_is_linked_and_loads_its_scripts(built_book):
+    page = (built_book / f"{PRACTICE}.html").read_text(encoding="utf-8")
+    for script in [
+        "d2l-exercises/data.js",
+        "d2l-exercises/exercises.js",
+        "d2l-practice/cards.js",
+        "d2l-practice/practice.js",
+    ]:
+        assert f'src="../_static/{script}' in page, script
+    assert (built_book / "_static" / "d2l-practice" / "practice.js").read_bytes() == (
+        ROOT / "book" / "_ext" / "practice.js"
+    ).read_bytes()
+    for source, href in [("book/intro", "practice.html"), ("book/questions/index", "../practice.html")]:
+        assert f'href="{href}"' in (built_book / f"{source}.html").read_text(encoding="utf-8"), source
+
+
+def _practice(browser, url: str, *, width: int = 1280, now=None):
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    log = PageLog(page, url)
+    if now is not None:
+        page.clock.set_fixed_time(now)
+    page.goto(url, wait_until="networkidle")
+    page.wait_for_selector(".d2l-practice-card[data-card]", timeout=20_000)
+    return context, page, log
+
+
+def _press(page, *keys: str) -> None:
+    """Keys pressed with the card focused (as after a rating; a focused filter keeps its keys)."""
+    page.locator(".d2l-practice-card").focus()
+    for key in keys:
+        page.keyboard.press(key)
+
+
+def _card(page) -> str:
+    return page.locator(".d2l-practice-card").get_attribute("data-card")
+
+
+def _status(page) -> tuple[int, int]:
+    status = page.locator(".d2l-practice-status")
+    return int(status.get_attribute("data-due")), int(status.get_attribute("data-left"))
+
+
+def _stored(page) -> dict:
+    return page.evaluate("() => JSON.parse(localStorage.getItem('d2l-attn:practice'))")
+
+
+def test_practice_reveal_rate_and_progress_survive_a_reload(browser, site):
+    entries = list(_appendix_entries())
+    context, page, log = _practice(browser, f"{site}/{PRACTICE}.html")
+    try:
+        assert _status(page) == (88, 88) and _card(page) == entries[0]
+        assert page.locator(".d2l-practice-answer").count() == 0, "the answer shows before the reader asks"
+        page.keyboard.press("Space")  # nothing focused yet: the page takes the key
+        answer = page.locator(".d2l-practice-answer")
+        assert answer.is_visible() and page.locator(".d2l-practice-card").get_attribute("data-revealed") == "true"
+        page.wait_for_function("() => document.querySelector('.d2l-practice-answer mjx-container')")
+        assert page.locator(".d2l-practice-card a.d2l-practice-link").count() >= 1
+        _press(page, "3")  # good: box 1, due tomorrow
+        assert _card(page) == entries[1] and _status(page) == (87, 87)
+        stored = _stored(page)
+        assert stored["version"] == 1 and stored["cards"][entries[0]]["box"] == 1
+        page.locator(".d2l-practice-reveal").click()
+        page.locator("button[data-rating='again']").click()  # again: due today, later in this round
+        assert _status(page) == (87, 87) and _card(page) == entries[2]
+        assert stored["cards"][entries[0]]["due"] == _stored(page)["cards"][entries[1]]["due"] + 1
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "book__practice__card.png"), full_page=True)
+        page.reload(wait_until="networkidle")
+        page.wait_for_selector(".d2l-practice-card[data-card]")
+        assert _status(page) == (87, 87), "the progress did not survive a reload"
+        assert _card(page) == entries[1], "a card rated good came back the same day"
+        page.locator(".d2l-practice-reset").click()
+        assert _status(page) == (88, 88) and _stored(page) is None
+        assert not log.external and not log.failed, (log.external, log.failed)
+        assert not log.unexpected_console_errors(), log.unexpected_console_errors()
+    finally:
+        context.close()
+
+
+def test_practice_card_comes_back_when_due(browser, site):
+    """A fake clock (Playwright's): a card rated easy (box 2) is away for 3 days, then due again."""
+    import datetime
+
+    day = datetime.timedelta(days=1)
+    start = datetime.datetime(2026, 12, 8, 12, 0, tzinfo=datetime.timezone.utc)  # Playwright takes a datetime
+    first = next(iter(_appendix_entries()))
+    context, page, log = _practice(browser, f"{site}/{PRACTICE}.html", now=start)
+    try:
+        _press(page, "Space", "4")
+        assert _stored(page)["cards"][first]["box"] == 2 and _status(page)[0] == 87
+        for days, due in [(1, 87), (2, 87), (3, 88), (10, 88)]:
+            page.clock.set_fixed_time(start + days * day)
+            page.reload(wait_until="networkidle")
+            page.wait_for_selector(".d2l-practice-card[data-card]")
+            assert page.evaluate("Date.now()") == (start + days * day).timestamp() * 1000  # the clock moved
+            assert _status(page)[0] == due, (days, _status(page))
+            assert (_card(page) == first) is (due == 88), (days, _card(page))
+    finally:
+        context.close()
+
+
+def test_practice_filters_and_the_random_round(browser, site):
+    context, page, log = _practice(browser, f"{site}/{PRACTICE}.html")
+    try:
+        cards = page.evaluate("() => window.D2L_ATTN_PRACTICE.cards")
+        page.select_option(".d2l-practice-set", "Notes B")
+        notes_b = [c["id"] for c in cards if c["set"] == "Notes B"]
+        assert _status(page)[1] == len(notes_b) == 7 and _card(page) == notes_b[0]
+        page.select_option(".d2l-practice-set", "")
+        page.select_option(".d2l-practice-chapter", "05")
+        chapter5 = [c["id"] for c in cards if "05" in c["chapters"]]
+        assert 0 < _status(page)[1] == len(chapter5) < 88 and _card(page) == chapter5[0]
+        _press(page, "Space", "3")
+        assert _status(page)[1] == len(chapter5) - 1
+        page.uncheck(".d2l-practice-due")  # not due only: the rated card is back in the round
+        assert _status(page)[1] == len(chapter5) and _card(page) == chapter5[0]
+        page.check(".d2l-practice-due")
+        page.select_option(".d2l-practice-chapter", "")
+        page.locator(".d2l-practice-random").click()
+        assert _status(page)[1] == 10
+        seen = set()
+        for _ in range(10):
+            seen.add(_card(page))
+            _press(page, "Space", "2")
+        assert len(seen) == 10 and chapter5[0] not in seen, "the random round drew a card that is not due"
+        assert _card(page) == "" and _status(page) == (77, 0)
+        assert not log.unexpected_console_errors(), log.unexpected_console_errors()
+    finally:
+        context.close()
+
+
+def test_practice_page_fits_a_phone_and_is_labelled(browser, site):
+    context, page, log = _practice(browser, f"{site}/{PRACTICE}.html", width=390)
+    try:
+        _press(page, "Space")
+        width = page.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= 390, f"the practice page is {width} px wide on a 390-px phone"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "book__practice__phone.png"), full_page=True)
+        for name in ["again", "hard", "good", "easy"]:
+            button = page.locator(f"button[data-rating='{name}']")
+            assert button.bounding_box()["width"] >= 44 and button.bounding_box()["height"] >= 40, name
+            # the accessible name is the visible text: the key, the rating and when the card comes back
+            label = " ".join(button.inner_text().split())
+            assert re.fullmatch(rf"\d {name} (in \d+ days?|again today)", label, flags=re.I), label
+            assert button.get_attribute("aria-label") is None and button.get_attribute("aria-keyshortcuts")
+        assert page.locator(".d2l-practice-card").get_attribute("aria-label") == "Practice card"
+        assert page.locator(".d2l-practice-status").get_attribute("role") == "status"
+        assert page.locator(".d2l-practice-chinese").get_attribute("lang") == "zh-CN"
+        for control in ["#d2l-practice-set", "#d2l-practice-chapter", "#d2l-practice-due", "#d2l-practice-ex"]:
+            assert page.locator(f"label[for='{control[1:]}']").count() == 1, control
+    finally:
+        context.close()
+
+
+def test_practice_card_link_opens_its_section(browser, site):
+    context, page, log = _practice(browser, f"{site}/{PRACTICE}.html")
+    try:
+        _press(page, "Space")
+        link = page.locator(".d2l-practice-card a.d2l-practice-link").first
+        anchor = link.get_attribute("href").partition("#")[2]
+        link.click()
+        page.wait_for_load_state("networkidle")
+        assert "/chapters/" in page.url and page.url.endswith(f"#{anchor}"), page.url
+        assert page.locator(f"[id='{anchor}']").count() == 1
+    finally:
+        context.close()
+
+
+def test_practice_exercise_cards_are_checked_by_the_exercise_rules(browser, site):
+    from d2l_attn.exercises import all_exercises
+    from d2l_attn.exercises.web import web_kind
+
+    context, page, log = _practice(browser, f"{site}/{PRACTICE}.html")
+    try:
+        page.select_option(".d2l-practice-chapter", "03")
+        questions = _status(page)[1]
+        page.check(".d2l-practice-ex")
+        exercises = {i: e for i, e in all_exercises().items() if i.startswith("ch03-") and web_kind(e) != "code"}
+        assert _status(page)[1] == questions + len(exercises)
+        for _ in range(questions):  # the chapter's questions come first
+            _press(page, "Space", "3")
+        eid = _card(page).removeprefix("ex:")
+        ex = exercises[eid]
+        view = page.locator(".d2l-practice-card")
+        wrong = next(t for t in (_typed(ex, w) for w in ex.wrong_answers) if t and ex.evaluate(t).status == "wrong")
+
+        def answer(text):
+            if web_kind(ex) == "choice":
+                for box in view.locator(".d2l-practice-options input").all():
+                    box.set_checked(box.get_attribute("value") in ex._normalize(text))
+            else:
+                view.locator(".d2l-practice-input").fill(text)
+            view.locator(".d2l-practice-check").click()
+            return view.locator(".d2l-practice-feedback")
+
+        out = answer(wrong)
+        assert out.get_attribute("data-status") == "wrong"
+        assert ex.feedback(ex.evaluate(wrong), 0).message in out.inner_text()
+        assert f"Hint: {ex.hint_for(0)}" in out.inner_text()
+        out = answer(_typed(ex, ex.reference_answer()))
+        assert out.get_attribute("data-status") == "correct" and "Correct!" in out.inner_text()
+        view.locator(".d2l-practice-next").click()
+        assert _stored(page)["cards"][f"ex:{eid}"]["box"] == 1  # right after a wrong answer: hard
+        assert _card(page) != f"ex:{eid}"
+        assert not log.unexpected_console_errors(), log.unexpected_console_errors()
+    finally:
+        context.close()
+
+
+def test_practice_works_from_a_file_url(browser, built_book):
+    context = browser.new_context()
+    page = context.new_page()
+    requests = []
+    page.on("request", lambda r: requests.append(r.url) if not r.url.startswith(("file:", "data:", "blob:")) else None)
+    try:
+        page.goto((built_book / f"{PRACTICE}.html").as_uri(), wait_until="load")
+        page.wait_for_selector(".d2l-practice-card[data-card]", timeout=20_000)
+        first = _card(page)
+        _press(page, "Space", "3")
+        page.reload(wait_until="load")
+        page.wait_for_selector(".d2l-practice-card[data-card]", timeout=20_000)
+        assert _status(page)[0] == 87 and _card(page) != first
+        assert not requests, requests
     finally:
         context.close()
