@@ -50,7 +50,7 @@ from .optim import (  # chapter 12's names; the one implementation lives in opti
     weight_decay_groups,
 )
 from .positional import LearnedPositionalEncoding, SinusoidalPositionalEncoding
-from .scoring import AdditiveAttention, DotProductAttention
+from .scoring import AdditiveAttention, AttentionOutput, DotProductAttention
 
 __all__ = [
     "inverse_sqrt_factor",
@@ -116,23 +116,13 @@ class QKNormAttention(DotProductAttention):
         self.q_norm = nn.LayerNorm(head_dim, eps=eps)
         self.k_norm = nn.LayerNorm(head_dim, eps=eps)
 
-    def forward(
-        self, queries, keys, values, valid_lens=None, attn_mask=None, return_weights=False, is_causal=False
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, queries, keys, values, mask=None, need_weights: bool = False) -> AttentionOutput:
         if queries.shape[-1] != self.head_dim or keys.shape[-1] != self.head_dim:
             raise ValueError(
                 f"queries and keys must end in head_dim={self.head_dim}, got {tuple(queries.shape)} "
                 f"and {tuple(keys.shape)}"
             )
-        return super().forward(
-            self.q_norm(queries),
-            self.k_norm(keys),
-            values,
-            valid_lens=valid_lens,
-            attn_mask=attn_mask,
-            return_weights=return_weights,
-            is_causal=is_causal,
-        )
+        return super().forward(self.q_norm(queries), self.k_norm(keys), values, mask, need_weights)
 
     def extra_repr(self) -> str:
         return f"head_dim={self.head_dim}"
