@@ -146,7 +146,8 @@ def attention_logits(attention: MultiHeadAttention, queries: torch.Tensor, keys:
     if not isinstance(attention, MultiHeadAttention):
         raise ValueError(f"attention must be a MultiHeadAttention, got {type(attention).__name__}")
     q = split_heads(attention.W_q(queries), attention.num_heads)  # (B, h, T_q, d_h)
-    k = split_heads(attention.W_k(keys), attention.num_heads)  # (B, h, T_k, d_h)
+    k = split_heads(attention.W_k(keys), attention.num_kv_heads)  # (B, g, T_k, d_h)
+    k = k.repeat_interleave(attention.num_heads // attention.num_kv_heads, dim=1)  # (B, h, T_k, d_h)
     if isinstance(attention.attention, QKNormAttention):
         q, k = attention.attention.q_norm(q), attention.attention.k_norm(k)
     return q @ k.transpose(-2, -1) / math.sqrt(attention.head_dim)  # (B, h, T_q, T_k)
