@@ -36,14 +36,15 @@ Both blocks match :class:`torch.nn.TransformerEncoderLayer` / ``DecoderLayer`` (
 copies them and the tests compare outputs. Attention weights are returned explicitly with
 ``return_weights=True``, never stored on the module. Shapes are batch-first ``(B, T, d_model)``.
 
-``forward`` and ``step`` check their arguments; ``compute`` is the same layer without the checks,
-taking a key mask already built: the stacks (the Transformer encoder, GPT, BERT, ViT) check their
-inputs and build the mask once per call (:func:`key_mask`), then run every block with
-:func:`run_blocks` (which calls each block as a module with the mask as ``keep``).
+Every block reaches its attention through ``MultiHeadAttention.forward`` only. A stack (the
+Transformer encoder and decoder, GPT, BERT, ViT) builds one :class:`~d2l_attn.masking.Mask` per
+call at its front door (the only host read of the lengths) and calls each block as a module with
+``mask=`` (:func:`run_blocks`), so forward hooks fire on every block.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -53,7 +54,7 @@ from torch.nn import functional as F
 
 from ._checks import heads_divide, positive_int, unit_interval
 from .masking import Mask
-from .multihead import KVCache, MultiHeadAttention
+from .multihead import KVCache, MultiHeadAttention, MultiHeadOutput
 
 __all__ = [
     "PositionWiseFFN",
@@ -66,6 +67,9 @@ __all__ = [
     "batch_lengths",
     "run_blocks",
 ]
+
+
+_CAUSAL = Mask.causal()
 
 
 def _check_input(x, name: str, d_model: int, steps: str = "T") -> torch.Tensor:
@@ -161,10 +165,13 @@ class AddNorm(nn.Module):
             out, *extra = out
         if out.shape != x.shape:
             raise ValueError(f"the sublayer must keep the shape {tuple(x.shape)}, got {tuple(out.shape)}")
-        y = x + self.dropout(out)  # (B, T, d): the residual connection
-        if not self.norm_first:
-            y = self.norm(y)
+        y = self.residual(x, out)
         return (y, *extra) if extra else y
+
+    def residual(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """``x + dropout(out)``, then LayerNorm for post-LN: the sublayer's output ``out`` already computed."""
+        y = x + self.dropout(out)  # (B, T, d): the residual connection
+        return y if self.norm_first else self.norm(y)
 
     def extra_repr(self) -> str:
         return f"d_model={self.d_model}, norm_first={self.norm_first}"
@@ -192,9 +199,23 @@ def _check_torch_layer(layer, cls, block) -> None:
         raise ValueError(f"activation differs: torch layer {name}, this block {block.ffn.activation}")
 
 
-def _with_weights(out, return_weights: bool):
-    """Attention sublayers return ``(output, weights or None)`` so that :class:`AddNorm` passes the weights on."""
-    return out if return_weights else (out, None)
+def _block_mask(valid_lens, mask: Mask | None, x: torch.Tensor, name: str, causal: bool = False) -> Mask | None:
+    """A direct call's ``valid_lens`` (checked here, masked keys zeroed) or a stack's ``mask``; plus causality."""
+    if valid_lens is not None:
+        if mask is not None:
+            raise ValueError(f"give {name} or mask (a d2l_attn.masking.Mask), not both")
+        mask = Mask.from_lengths(valid_lens, x, name, sanitize=True)
+    elif mask is not None and not isinstance(mask, Mask):
+        raise ValueError(f"mask must be a d2l_attn.masking.Mask, got {type(mask).__name__}")
+    if causal and (mask is None or not mask.is_causal):
+        mask = Mask.causal() if mask is None else dataclasses.replace(mask, is_causal=True)
+    return mask
+
+
+def _attention_sublayer(addnorm: AddNorm, x: torch.Tensor, attend: Callable[[torch.Tensor], MultiHeadOutput]):
+    """``(new x, weights, cache)``: residual + LayerNorm around one attention call."""
+    out = attend(addnorm.norm(x) if addnorm.norm_first else x)  # MultiHeadOutput
+    return addnorm.residual(x, out.output), out.weights, out.cache
 
 
 # --------------------------------------------------------------------------------------------
@@ -250,35 +271,20 @@ class SelfAttentionBlock(nn.Module):
         self.addnorm2 = AddNorm(d_model, dropout, norm_first, eps)
 
     def forward(
-        self, x: torch.Tensor, valid_lens=None, return_weights: bool = False, *, keep: torch.Tensor | None = None
+        self, x: torch.Tensor, valid_lens=None, return_weights: bool = False, *, mask: Mask | None = None
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``x (B, T, d_model)`` -> ``(B, T, d_model)`` (and the weights ``(B, h, T, T)``).
 
-        Padding is given either as ``valid_lens (B,)`` (checked here) or, by a stack that checked
-        its lengths once for all its blocks, as ``keep``, a key mask from :func:`key_mask` (not
-        checked again). Either way the call goes through the module, so forward hooks fire.
+        Padding is given either as ``valid_lens (B,)`` (checked here) or, by a stack that built
+        one :class:`~d2l_attn.masking.Mask` for all its blocks, as ``mask`` (not checked again).
         """
         _check_input(x, "x", self.d_model)
-        if keep is not None:
-            if valid_lens is not None:
-                raise ValueError("give valid_lens or keep (a mask from blocks.key_mask), not both")
-            return self.compute(x, keep, return_weights)
-
-        def self_attend(h):  # the checked multi-head attention: x may come from anywhere
-            return self.attention(h, h, h, valid_lens=valid_lens, return_weights=return_weights, is_causal=self.causal)
-
-        return self._sublayers(x, self_attend, return_weights)
-
-    def compute(
-        self, x: torch.Tensor, keep: torch.Tensor | None = None, return_weights: bool = False
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`forward` with a key mask from :meth:`MultiHeadAttention.mask <d2l_attn.multihead.MultiHeadAttention.mask>`
-        (or ``None``) and no argument checks (and, called directly, no module hooks)."""
-
-        def self_attend(h):
-            return self.attention.self_attend(h, keep, causal=self.causal, return_weights=return_weights)
-
-        return self._sublayers(x, self_attend, return_weights)
+        mask = _block_mask(valid_lens, mask, x, "valid_lens", self.causal)
+        y, weights, _ = _attention_sublayer(
+            self.addnorm1, x, lambda h: self.attention(h, mask=mask, need_weights=return_weights)
+        )
+        z = self.addnorm2(y, self.ffn)  # (B, T, d)
+        return (z, weights) if return_weights else z
 
     def step(
         self, x: torch.Tensor, cache: KVCache | None = None, return_weights: bool = False
@@ -292,20 +298,12 @@ class SelfAttentionBlock(nn.Module):
         if not self.causal:
             raise ValueError("step() needs a causal block (causal=True): a bidirectional block sees future positions")
         _check_input(x, "x", self.d_model, "T_new")
-        holder = {}
-
-        def self_attend(h):
-            holder["cache"] = kv = self.attention.extend(cache, h)  # (B, h, t + T_new, d_h) x 2
-            return self.attention.attend_masked(h, kv, causal=True, return_weights=return_weights)
-
-        out = self._sublayers(x, self_attend, return_weights)  # (B, T_new, d) [, weights]
-        return (out[0], holder["cache"], out[1]) if return_weights else (out, holder["cache"])
-
-    def _sublayers(self, x: torch.Tensor, self_attend: Callable, return_weights: bool):
-        """Self-attention (``self_attend(h)``) and the FFN, each with residual + LayerNorm."""
-        y, weights = self.addnorm1(x, lambda h: _with_weights(self_attend(h), return_weights))  # (B, T, d)
-        z = self.addnorm2(y, self.ffn)  # (B, T, d)
-        return (z, weights) if return_weights else z
+        cache = self.attention.empty_cache(x) if cache is None else cache
+        y, weights, cache = _attention_sublayer(
+            self.addnorm1, x, lambda h: self.attention(h, mask=_CAUSAL, cache=cache, need_weights=return_weights)
+        )
+        z = self.addnorm2(y, self.ffn)  # (B, T_new, d)
+        return (z, cache, weights) if return_weights else (z, cache)
 
     @torch.no_grad()
     def load_torch_weights(self, layer: nn.TransformerEncoderLayer) -> SelfAttentionBlock:
@@ -390,77 +388,50 @@ class TransformerDecoderBlock(nn.Module):
         self.addnorm3 = AddNorm(d_model, dropout, norm_first)
 
     def forward(
-        self, x: torch.Tensor, memory: torch.Tensor, memory_valid_lens=None, return_weights: bool = False
+        self,
+        x: torch.Tensor,
+        memory: torch.Tensor,
+        memory_valid_lens=None,
+        return_weights: bool = False,
+        *,
+        memory_mask: Mask | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Teacher forcing: ``memory_valid_lens (B,)`` (checked here) or a stack's ``memory_mask``."""
         _check_input(x, "x", self.d_model, "T'")
         _check_input(memory, "memory", self.d_model, "T")
         if memory.shape[0] != x.shape[0]:
             raise ValueError(f"memory must have batch size {x.shape[0]} like x, got {memory.shape[0]}")
-
-        def self_attend(h):  # causal: position i sees 0..i (SDPA's is_causal flag on the fused path)
-            return self.self_attention(h, h, h, return_weights=return_weights, is_causal=True)
-
-        def cross_attend(h):  # the checked multi-head attention: memory may come from anywhere
-            return self.cross_attention(h, memory, memory, valid_lens=memory_valid_lens, return_weights=return_weights)
-
-        return self._sublayers(x, self_attend, cross_attend, return_weights)
-
-    def compute(
-        self,
-        x: torch.Tensor,
-        memory: KVCache,
-        memory_keep: torch.Tensor | None = None,
-        self_cache: KVCache | None = None,
-        return_weights: bool = False,
-    ) -> (
-        torch.Tensor
-        | tuple[torch.Tensor, torch.Tensor, torch.Tensor]
-        | tuple[torch.Tensor, LayerCache]
-        | tuple[torch.Tensor, LayerCache, torch.Tensor, torch.Tensor]
-    ):
-        """The three sublayers without argument checks (a stack checks its inputs once, then calls this per block).
-
-        ``memory``: the projected encoder outputs (``cross_attention.project(memory, memory)``);
-        ``memory_keep``: their key mask (:meth:`MultiHeadAttention.mask
-        <d2l_attn.multihead.MultiHeadAttention.mask>` or :func:`d2l_attn.masking.key_padding_mask`),
-        or ``None``; ``self_cache``: the earlier positions' keys and values, ``None`` in training
-        (teacher forcing). Returns what :meth:`forward` returns, or with a ``self_cache`` what
-        :meth:`step` returns.
-        """
-        holder = {}
-
-        def self_attend(h):
-            if self_cache is None:  # teacher forcing: the three projections as one product
-                return self.self_attention.self_attend(h, causal=True, return_weights=return_weights)
-            holder["cache"] = kv = self.self_attention.extend(self_cache, h)  # (B, h, t + T_new, d_h) x 2
-            return self.self_attention.attend_masked(h, kv, causal=True, return_weights=return_weights)
-
-        def cross_attend(h):
-            return self.cross_attention.attend_masked(h, memory, memory_keep, return_weights=return_weights)
-
-        out = self._sublayers(x, self_attend, cross_attend, return_weights)
-        if self_cache is None:
-            return out
-        new_cache = LayerCache(holder["cache"], memory)
-        return (out[0], new_cache, *out[1:]) if return_weights else (out, new_cache)
-
-    def _sublayers(self, x: torch.Tensor, self_attend: Callable, cross_attend: Callable, return_weights: bool):
-        """Causal self-attention, cross-attention and the FFN, each with residual + LayerNorm."""
-        y, w_self = self.addnorm1(x, lambda h: _with_weights(self_attend(h), return_weights))  # (B, T', d)
-        z, w_cross = self.addnorm2(y, lambda h: _with_weights(cross_attend(h), return_weights))  # (B, T', d)
-        out = self.addnorm3(z, self.ffn)  # (B, T', d)
+        memory_mask = _block_mask(memory_valid_lens, memory_mask, memory, "memory_valid_lens")
+        out, _, w_self, w_cross = self._sublayers(x, memory, memory_mask, None, return_weights)
         return (out, w_self, w_cross) if return_weights else out
+
+    def _sublayers(self, x, memory, memory_mask: Mask | None, self_cache: KVCache | None, need_weights: bool):
+        """Causal self-attention, cross-attention and the FFN, each with residual + LayerNorm:
+        ``(out, self_cache, self_weights, cross_weights)``."""
+        y, w_self, self_cache = _attention_sublayer(
+            self.addnorm1,
+            x,
+            lambda h: self.self_attention(h, mask=_CAUSAL, cache=self_cache, need_weights=need_weights),
+        )  # (B, T', d)
+        z, w_cross, _ = _attention_sublayer(
+            self.addnorm2, y, lambda h: self.cross_attention(h, memory, mask=memory_mask, need_weights=need_weights)
+        )  # (B, T', d)
+        return self.addnorm3(z, self.ffn), self_cache, w_self, w_cross  # (B, T', d)
 
     # -- incremental decoding -----------------------------------------------------------------
     def init_cache(self, memory: torch.Tensor) -> LayerCache:
         """Empty self-attention cache and the projected memory keys/values for one sentence batch."""
         _check_input(memory, "memory", self.d_model, "T")
-        head_dim = self.d_model // self.num_heads
-        empty = memory.new_zeros(memory.shape[0], self.num_heads, 0, head_dim)  # (B, h, 0, d_h)
-        return LayerCache(KVCache(empty, empty), self.cross_attention.project(memory, memory))
+        return LayerCache(self.self_attention.empty_cache(memory), self.cross_attention.project(memory))
 
     def step(
-        self, x: torch.Tensor, cache: LayerCache, memory_valid_lens=None, return_weights: bool = False
+        self,
+        x: torch.Tensor,
+        cache: LayerCache,
+        memory_valid_lens=None,
+        return_weights: bool = False,
+        *,
+        memory_mask: Mask | None = None,
     ) -> tuple[torch.Tensor, LayerCache] | tuple[torch.Tensor, LayerCache, torch.Tensor, torch.Tensor]:
         r"""Process the next ``T_new`` target positions given the cache of the earlier ``t``.
 
@@ -468,6 +439,7 @@ class TransformerDecoderBlock(nn.Module):
         query attends to all cached positions and to new positions up to itself
         (:func:`d2l_attn.masking.causal_mask` with ``T_k = t + T_new``). Feeding a sequence one
         token at a time gives the same outputs as :meth:`forward` on the whole sequence.
+        ``memory_valid_lens`` (checked here) or a stack's ``memory_mask`` masks the source.
 
         Returns ``(out (B, T_new, d), new_cache)`` or, with ``return_weights``,
         ``(out, new_cache, self_weights (B, h, T_new, t + T_new), cross_weights (B, h, T_new, T))``.
@@ -475,20 +447,15 @@ class TransformerDecoderBlock(nn.Module):
         _check_input(x, "x", self.d_model, "T_new")
         if not isinstance(cache, LayerCache):
             raise ValueError(f"cache must be a LayerCache (see init_cache), got {type(cache).__name__}")
-        holder = {}
-
-        def self_attend(h):
-            holder["cache"] = kv = self.self_attention.extend(cache.self_attn, h)  # (B, h, t + T_new, d_h) x 2
-            return self.self_attention.attend(h, kv, return_weights=return_weights, is_causal=True)
-
-        def cross_attend(h):
-            return self.cross_attention.attend(
-                h, cache.memory, valid_lens=memory_valid_lens, return_weights=return_weights
-            )
-
-        out = self._sublayers(x, self_attend, cross_attend, return_weights)
-        new_cache = LayerCache(holder["cache"], cache.memory)
-        return (out[0], new_cache, *out[1:]) if return_weights else (out, new_cache)
+        if memory_valid_lens is not None:
+            k = cache.memory.k
+            fake = k.new_empty(k.shape[0], k.shape[2], 0)  # (B, T, 0): the sizes and device only
+            memory_mask = _block_mask(memory_valid_lens, memory_mask, fake, "memory_valid_lens")
+        out, self_cache, w_self, w_cross = self._sublayers(
+            x, cache.memory, memory_mask, cache.self_attn, return_weights
+        )
+        new_cache = LayerCache(self_cache, cache.memory)
+        return (out, new_cache, w_self, w_cross) if return_weights else (out, new_cache)
 
     @torch.no_grad()
     def load_torch_weights(self, layer: nn.TransformerDecoderLayer) -> TransformerDecoderBlock:
@@ -525,19 +492,19 @@ def batch_lengths(valid_lens, x: torch.Tensor, name: str = "valid_lens") -> torc
 
 
 def run_blocks(
-    blocks: nn.ModuleList, x: torch.Tensor, keep: torch.Tensor | None = None, return_weights: bool = False
+    blocks: nn.ModuleList, x: torch.Tensor, mask: Mask | None = None, return_weights: bool = False
 ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
-    """Run self-attention blocks in order, all with one key mask from :func:`key_mask` (or ``None``).
+    """Run self-attention blocks in order, all with one :class:`~d2l_attn.masking.Mask` (or ``None``).
 
-    Each block is called as a module (forward hooks fire) with the mask as ``keep``, so lengths
-    are checked once per stack, not once per block. Returns ``x (B, T, d)`` after the last block,
+    Each block is called as a module (forward hooks fire) with ``mask=``, so lengths are checked
+    once per stack call, not once per block. Returns ``x (B, T, d)`` after the last block,
     or ``(x, [weights (B, h, T, T) per block])``.
     """
     weights = []
     for block in blocks:
         if return_weights:
-            x, w = block(x, return_weights=True, keep=keep)  # (B, T, d), (B, h, T, T)
+            x, w = block(x, return_weights=True, mask=mask)  # (B, T, d), (B, h, T, T)
             weights.append(w)
         else:
-            x = block(x, keep=keep)  # (B, T, d)
+            x = block(x, mask=mask)  # (B, T, d)
     return (x, weights) if return_weights else x

@@ -3,10 +3,12 @@ r"""Efficient attention: sparse, low-rank, kernel (linear), random-feature and t
 Softmax attention over :math:`n` keys computes an :math:`n \times n` score matrix per head:
 :math:`O(n^2 d)` time and, done naively, :math:`O(n^2)` *activation* memory (the parameters do
 not grow with :math:`n` at all). Each class here attacks that term, with the interface of
-:class:`d2l_attn.scoring.DotProductAttention` -- ``forward(queries, keys, values, valid_lens=None,
-attn_mask=None, return_weights=False, is_causal=False)`` on ``(..., T, d)`` tensors -- so any of
-them plugs into :class:`d2l_attn.multihead.MultiHeadAttention` via ``attention=``. An argument a
-variant cannot honour is refused with a ``ValueError`` rather than ignored.
+:class:`d2l_attn.scoring.AttentionFn` -- ``forward(queries, keys, values, mask=None,
+need_weights=False) -> AttentionOutput`` on ``(..., T, d)`` tensors, with a
+:class:`d2l_attn.masking.Mask` -- so any of them plugs into
+:class:`d2l_attn.multihead.MultiHeadAttention` via ``attention=``. A mask a variant cannot honour
+(a general ``keep`` where it handles key lengths only) is refused with a ``ValueError`` rather
+than ignored.
 
 * :class:`LocalAttention`, :class:`BlockSparseAttention` -- keep a sparse set of keys per query
   (:func:`d2l_attn.masking.window_mask`, :func:`d2l_attn.masking.block_sparse_mask`); exact
@@ -23,8 +25,9 @@ variant cannot honour is refused with a ``ValueError`` rather than ignored.
 * :func:`tiled_attention` / :class:`TiledAttention` (Milakov & Gimelshein 2018; Dao et al. 2022) --
   *exact* softmax attention by blocks with an online softmax: never builds an :math:`n \times n`
   tensor, and reads :math:`\mathbf{K}, \mathbf{V}` once per query block (:class:`IOCount`).
-* :class:`GroupedQueryAttention` -- multi-query / grouped-query attention (Shazeer 2019;
-  Ainslie et al. 2023): fewer key/value heads, a smaller key/value cache.
+
+Multi-query / grouped-query attention (Shazeer 2019; Ainslie et al. 2023) is not a kernel but a
+projection choice: :class:`d2l_attn.multihead.MultiHeadAttention` with ``num_kv_heads``.
 """
 
 from __future__ import annotations
@@ -37,9 +40,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from ._checks import heads_divide, positive_int
-from .masking import as_valid_lens, block_sparse_mask, causal_mask, window_mask
-from .multihead import KVCache, merge_heads, split_heads
-from .scoring import DotProductAttention, _check_qkv
+from .masking import Mask, block_sparse_mask, causal_mask, window_mask
+from .scoring import AttentionOutput, DotProductAttention, _check_qkv, _resolve
 
 __all__ = [
     "LocalAttention",
@@ -50,29 +52,31 @@ __all__ = [
     "IOCount",
     "tiled_attention",
     "TiledAttention",
-    "GroupedQueryAttention",
     "attention_cost",
 ]
 
 
-def _refuse(name: str, **unsupported: object) -> None:
-    """A clear error for an argument this variant cannot honour (instead of silently ignoring it)."""
-    for arg, value in unsupported.items():
-        if value is not None and value is not False:
-            raise ValueError(f"{name} does not support {arg}={value!r}")
+def _lengths_only(name: str, mask: Mask | None, queries, keys, *, causal_ok: bool) -> tuple[torch.Tensor | None, bool]:
+    """``(real (B, 1.., T_k, 1) or None, is_causal)`` for a variant that handles key lengths (and
+    perhaps causality) only; any other mask is refused with a clear error instead of ignored.
 
-
-def _key_padding(valid_lens, keys: torch.Tensor) -> torch.Tensor:
-    """``(B,)`` key lengths as a boolean mask ``(B, 1, .., T_k, 1)`` (``True`` = a real key) for ``keys (B, .., T_k, d)``.
-
-    Padded positions are replaced (``torch.where``), never multiplied by 0: ``nan * 0`` is ``nan``.
+    Padded positions are later replaced (``torch.where``), never multiplied by 0: ``nan * 0`` is ``nan``.
     """
-    num_keys = keys.shape[-2]
-    lens = as_valid_lens(valid_lens, max_len=num_keys, device=keys.device)
+    if mask is None:
+        return None, False
+    mask = _resolve(mask, (*queries.shape[:-1], keys.shape[-2]), queries.device)
+    if mask.is_causal and not causal_ok:
+        raise ValueError(f"{name} does not support is_causal=True")
+    if mask.keep is not None and mask.lengths is None:
+        raise ValueError(f"{name} does not support attn_mask (a general keep mask): give key lengths (B,) only")
+    if mask.lengths is None:
+        return None, mask.is_causal
+    lens = mask.lengths
     if tuple(lens.shape) != (keys.shape[0],):
         raise ValueError(f"valid_lens must have shape (B,) = ({keys.shape[0]},) here, got {tuple(lens.shape)}")
+    num_keys = keys.shape[-2]
     real = torch.arange(num_keys, device=keys.device) < lens[:, None]  # (B, T_k)
-    return real.view(keys.shape[0], *([1] * (keys.dim() - 3)), num_keys, 1)
+    return real.view(keys.shape[0], *([1] * (keys.dim() - 3)), num_keys, 1), mask.is_causal
 
 
 def _accumulator_dtype(x: torch.Tensor) -> torch.dtype:
@@ -113,11 +117,16 @@ class _PatternAttention(DotProductAttention):
     def pattern(self, num_queries: int, num_keys: int, device) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
-    def forward(self, queries, keys, values, valid_lens=None, attn_mask=None, return_weights=False, is_causal=False):
+    def forward(self, queries, keys, values, mask: Mask | None = None, need_weights: bool = False) -> AttentionOutput:
         _check_qkv(queries, keys, values, same_dim=True)
         keep = self.pattern(queries.shape[-2], keys.shape[-2], queries.device)  # (T_q, T_k)
-        attn_mask = keep if attn_mask is None else attn_mask & keep
-        return super().forward(queries, keys, values, valid_lens, attn_mask, return_weights, is_causal)
+        if mask is None:
+            mask = Mask(keep)
+        else:
+            mask = _resolve(mask, (*queries.shape[:-1], keys.shape[-2]), queries.device)
+            both = keep if mask.keep is None else mask.keep & keep
+            mask = Mask(both, is_causal=mask.is_causal, sanitize=mask.sanitize)
+        return super().forward(queries, keys, values, mask, need_weights)
 
 
 class LocalAttention(_PatternAttention):
@@ -186,16 +195,13 @@ class LowRankAttention(nn.Module):
         self.E = nn.Parameter(torch.randn(rank, seq_len) / math.sqrt(rank))  # (k, n)
         self.F = nn.Parameter(torch.randn(rank, seq_len) / math.sqrt(rank))  # (k, n)
 
-    def forward(
-        self, queries, keys, values, valid_lens=None, attn_mask=None, return_weights=False, is_causal=False
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, queries, keys, values, mask: Mask | None = None, need_weights: bool = False) -> AttentionOutput:
         _check_qkv(queries, keys, values, same_dim=True)
-        _refuse("LowRankAttention", attn_mask=attn_mask, is_causal=is_causal)
         num_keys = keys.shape[-2]
         if num_keys > self.seq_len:
             raise ValueError(f"keys have T_k={num_keys} steps, more than seq_len={self.seq_len}")
-        if valid_lens is not None:
-            real = _key_padding(valid_lens, keys)  # (B, 1.., T_k, 1)
+        real, _ = _lengths_only("LowRankAttention", mask, queries, keys, causal_ok=False)  # (B, 1.., T_k, 1)
+        if real is not None:
             keys, values = torch.where(real, keys, 0.0), torch.where(real, values, 0.0)
         E, F_ = self.E[:, :num_keys].to(keys.dtype), self.F[:, :num_keys].to(keys.dtype)  # (k, T_k)
         k_low, v_low = E @ keys, F_ @ values  # (..., k, d), (..., k, d_v)
@@ -203,7 +209,7 @@ class LowRankAttention(nn.Module):
             queries @ k_low.transpose(-2, -1) / math.sqrt(queries.shape[-1]), dim=-1
         )  # (..., T_q, k)
         output = weights @ v_low  # (..., T_q, d_v)
-        return (output, weights) if return_weights else output
+        return AttentionOutput(output, weights if need_weights else None)
 
     def extra_repr(self) -> str:
         return f"seq_len={self.seq_len}, rank={self.rank}"
@@ -224,7 +230,7 @@ class LinearAttention(nn.Module):
     time, no :math:`n \times n` tensor. Causal (``is_causal``): the sums run over :math:`j \le i`
     (prefix sums), which is the recurrence :math:`\mathbf{S}_i = \mathbf{S}_{i-1} +
     \phi(\mathbf{k}_i)\mathbf{v}_i^\top`, :math:`\mathbf{z}_i = \mathbf{z}_{i-1} + \phi(\mathbf{k}_i)`
-    of :meth:`step`. ``return_weights=True`` also returns the (quadratic) normalized weights
+    of :meth:`step`. ``need_weights=True`` also returns the (quadratic) normalized weights
     :math:`\phi(\mathbf{q}_i)^\top\phi(\mathbf{k}_j) / \sum_{j'} \phi(\mathbf{q}_i)^\top\phi(\mathbf{k}_{j'})`.
     """
 
@@ -243,25 +249,22 @@ class LinearAttention(nn.Module):
         phi_q, phi_k = self.features(queries, is_query=True), self.features(keys, is_query=False)  # (..., T, m)
         return phi_q, phi_k if real is None else torch.where(real, phi_k, 0.0), self.eps
 
-    def forward(
-        self, queries, keys, values, valid_lens=None, attn_mask=None, return_weights=False, is_causal=False
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, queries, keys, values, mask: Mask | None = None, need_weights: bool = False) -> AttentionOutput:
         _check_qkv(queries, keys, values, same_dim=True)
-        _refuse(type(self).__name__, attn_mask=attn_mask)
+        real, is_causal = _lengths_only(type(self).__name__, mask, queries, keys, causal_ok=True)  # (B, 1.., T_k, 1)
         if is_causal and queries.shape[-2] != keys.shape[-2]:
             raise ValueError("causal linear attention needs T_q == T_k (use step() to decode with a state)")
         dtype, work = values.dtype, _accumulator_dtype(values)  # sums in float32 for float16 inputs
         queries, keys, values = queries.to(work), keys.to(work), values.to(work)
-        real = None if valid_lens is None else _key_padding(valid_lens, keys)  # (B, 1.., T_k, 1)
         if real is not None:
             values = torch.where(real, values, 0.0)  # padded values never reach the output (nan * 0 = nan)
         phi_q, phi_k, eps = self.feature_pair(queries, keys, real, is_causal)  # (..., T, m)
-        if return_weights:  # the quadratic definition, for checks and plots
+        if need_weights:  # the quadratic definition, for checks and plots
             weights = phi_q @ phi_k.transpose(-2, -1)  # (..., T_q, T_k)
             if is_causal:
                 weights = weights.masked_fill(~causal_mask(weights.shape[-2], device=weights.device), 0.0)
             weights = _safe_divide(weights, weights.sum(-1, keepdim=True), eps)
-            return (weights @ values).to(dtype), weights.to(dtype)
+            return AttentionOutput((weights @ values).to(dtype), weights.to(dtype))
         if is_causal:
             state = torch.cumsum(phi_k.unsqueeze(-1) * values.unsqueeze(-2), dim=-3)  # (..., T, m, d_v): S_i
             norm = torch.cumsum(phi_k, dim=-2)  # (..., T, m): z_i
@@ -271,14 +274,14 @@ class LinearAttention(nn.Module):
             kv = phi_k.transpose(-2, -1) @ values  # (..., m, d_v): sum_j phi(k_j) v_j^T
             numerator = phi_q @ kv  # (..., T_q, d_v)
             denominator = phi_q @ phi_k.sum(-2).unsqueeze(-1)  # (..., T_q, 1)
-        return _safe_divide(numerator, denominator, eps).to(dtype)
+        return AttentionOutput(_safe_divide(numerator, denominator, eps).to(dtype), None)
 
     def step(self, query, key, value, state=None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """One causal decoding step: ``query``, ``key`` ``(..., d)``, ``value`` ``(..., d_v)``.
 
         ``state = (S (..., m, d_v), z (..., m))`` or ``None`` at the start (kept in float32 for
         float16 inputs). Returns ``(output (..., d_v), new_state)``: constant memory per step,
-        however long the prefix; the outputs equal ``forward(..., is_causal=True)``.
+        however long the prefix; the outputs equal ``forward(..., Mask.causal())``.
         """
         dtype, work = value.dtype, _accumulator_dtype(value)
         phi_q, phi_k, eps = self.feature_pair(query.to(work)[..., None, :], key.to(work)[..., None, :], None, True)
@@ -443,18 +446,20 @@ def tiled_attention(
 class TiledAttention(nn.Module):
     """:func:`tiled_attention` with :class:`~d2l_attn.scoring.DotProductAttention`'s interface.
 
-    Supports ``is_causal``; refuses masks, lengths and ``return_weights`` (it never builds the weights).
+    Supports causal masks; refuses other masks, lengths and ``need_weights`` (it never builds the weights).
     """
 
     def __init__(self, block_q: int = 128, block_k: int = 128):
         super().__init__()
         self.block_q, self.block_k = positive_int("block_q", block_q), positive_int("block_k", block_k)
 
-    def forward(
-        self, queries, keys, values, valid_lens=None, attn_mask=None, return_weights=False, is_causal=False
-    ) -> torch.Tensor:
-        _refuse("TiledAttention", valid_lens=valid_lens, attn_mask=attn_mask, return_weights=return_weights)
-        return tiled_attention(
+    def forward(self, queries, keys, values, mask: Mask | None = None, need_weights: bool = False) -> AttentionOutput:
+        if need_weights:
+            raise ValueError("TiledAttention does not support need_weights=True (it never builds the weights)")
+        if mask is not None and (mask.keep is not None or mask.lengths is not None):
+            raise ValueError("TiledAttention does not support attn_mask or valid_lens (causal masks only)")
+        is_causal = mask is not None and mask.is_causal
+        output = tiled_attention(
             queries,
             keys,
             values,
@@ -462,65 +467,7 @@ class TiledAttention(nn.Module):
             block_k=min(self.block_k, keys.shape[-2]),
             is_causal=is_causal,
         )
+        return AttentionOutput(output, None)
 
     def extra_repr(self) -> str:
         return f"block_q={self.block_q}, block_k={self.block_k}"
-
-
-# --------------------------------------------------------------------------------------------
-# multi-query / grouped-query attention
-# --------------------------------------------------------------------------------------------
-class GroupedQueryAttention(nn.Module):
-    r"""Multi-head attention with ``num_kv_heads`` key/value heads shared by groups of query heads.
-
-    Query head :math:`i` uses key/value head :math:`\lfloor i\, g / h \rfloor` (``g = num_kv_heads``).
-    ``num_kv_heads = num_heads`` is multi-head attention, ``1`` is multi-query attention. The
-    key/value projections, and the cache kept while decoding, shrink by ``num_heads / num_kv_heads``.
-    Self-attention only (``queries``, ``keys``, ``values`` all of size ``d_model``).
-    """
-
-    def __init__(
-        self, d_model: int, num_heads: int, num_kv_heads: int, *, bias: bool = True, attention: nn.Module | None = None
-    ):
-        super().__init__()
-        self.head_dim = heads_divide(d_model, num_heads)
-        positive_int("num_kv_heads", num_kv_heads)
-        if num_heads % num_kv_heads:
-            raise ValueError(f"num_heads={num_heads} must be divisible by num_kv_heads={num_kv_heads}")
-        self.d_model, self.num_heads, self.num_kv_heads = d_model, num_heads, num_kv_heads
-        self.W_q = nn.Linear(d_model, d_model, bias=bias)
-        self.W_k = nn.Linear(d_model, num_kv_heads * self.head_dim, bias=bias)
-        self.W_v = nn.Linear(d_model, num_kv_heads * self.head_dim, bias=bias)
-        self.W_o = nn.Linear(d_model, d_model, bias=bias)
-        self.attention = DotProductAttention() if attention is None else attention
-
-    def project(self, keys: torch.Tensor, values: torch.Tensor) -> KVCache:
-        """Keys and values as a :class:`~d2l_attn.multihead.KVCache` of ``(B, g, T_k, d_h)`` tensors."""
-        return KVCache(split_heads(self.W_k(keys), self.num_kv_heads), split_heads(self.W_v(values), self.num_kv_heads))
-
-    def attend(
-        self, queries: torch.Tensor, cache: KVCache, valid_lens=None, attn_mask=None, is_causal=False
-    ) -> torch.Tensor:
-        """Attend from ``queries (B, T_q, d_model)`` over a cache; output ``(B, T_q, d_model)``."""
-        q = split_heads(self.W_q(queries), self.num_heads)  # (B, h, T_q, d_h)
-        group = self.num_heads // self.num_kv_heads
-        k = cache.k.repeat_interleave(group, dim=1)  # (B, h, T_k, d_h): a view-like copy per query head
-        v = cache.v.repeat_interleave(group, dim=1)  # (B, h, T_k, d_h)
-        heads = self.attention(q, k, v, valid_lens=valid_lens, attn_mask=attn_mask, is_causal=is_causal)
-        return self.W_o(merge_heads(heads))  # (B, T_q, d_model)
-
-    def forward(self, queries, keys, values, valid_lens=None, attn_mask=None, is_causal=False) -> torch.Tensor:
-        """Output ``(B, T_q, d_model)``; ``queries``, ``keys``, ``values`` ``(B, T, d_model)``."""
-        for name, x in (("queries", queries), ("keys", keys), ("values", values)):
-            if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != self.d_model:
-                shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-                raise ValueError(f"{name} must have shape (B, T, d_model={self.d_model}), got {shape}")
-            if x.dtype != self.W_q.weight.dtype and not torch.is_autocast_enabled(x.device.type):
-                raise ValueError(
-                    f"{name} has dtype {x.dtype} but the layer's parameters are {self.W_q.weight.dtype}: convert "
-                    f"one to the other ({name}.to({self.W_q.weight.dtype}) or layer.to({x.dtype}))"
-                )
-        return self.attend(queries, self.project(keys, values), valid_lens, attn_mask, is_causal)
-
-    def extra_repr(self) -> str:
-        return f"d_model={self.d_model}, num_heads={self.num_heads}, num_kv_heads={self.num_kv_heads}"

@@ -117,38 +117,32 @@ def _intercept(mha: MultiHeadAttention, fn: Callable) -> Iterator[None]:
     values (B, h, T_k, d_h))``; a tensor returned by ``fn`` replaces the weights (the heads then
     output ``new @ values``), ``None`` keeps them.
 
-    Both paths into the heads are covered: ``forward`` (through ``mha.attention``'s ``__call__``:
-    a forward hook) and the unchecked ``compute`` that the stacks use (an instance attribute that
-    shadows the method until the block ends). Nothing stays changed afterwards.
+    It sets the kernel's declared ``weights_mod`` hook (:class:`~d2l_attn.scoring.DotProductAttention`)
+    and restores the previous one on exit, so interventions nest: an inner ``fn`` sees the weights
+    the outer one produced, and each exit restores what was there when it entered (a stack).
+    Nothing is computed twice, and nothing stays changed afterwards.
     """
     inner = mha.attention
+    if not hasattr(inner, "weights_mod"):
+        raise ValueError(
+            f"{type(inner).__name__} declares no weights_mod hook: interventions need a DotProductAttention kernel"
+        )
+    outer = inner.weights_mod
 
-    def replace(weights, values, result, return_weights):
+    def mod(weights, values):
+        if outer is not None:
+            new = outer(weights, values)
+            weights = weights if new is None else new
         new = fn(weights, values)
-        if new is None:
-            return (result, weights) if return_weights else result
-        if not isinstance(new, torch.Tensor) or new.shape != weights.shape:
+        if new is not None and (not isinstance(new, torch.Tensor) or new.shape != weights.shape):
             raise ValueError(f"new_weights must return a tensor of shape {tuple(weights.shape)}")
-        return (new @ values, new) if return_weights else new @ values  # (B, h, T_q, d_h)
+        return weights if new is None else new
 
-    def hook(module, args, kwargs, output):
-        result, weights = type(inner).forward(inner, *args, **{**kwargs, "return_weights": True})
-        return replace(weights, args[2], result, kwargs.get("return_weights", False))
-
-    def compute(queries, keys, values, keep=None, *, causal=False, return_weights=False):
-        result, weights = type(inner).compute(inner, queries, keys, values, keep, causal=causal, return_weights=True)
-        return replace(weights, values, result, return_weights)
-
-    handle = inner.register_forward_hook(hook, with_kwargs=True)
-    patched = hasattr(type(inner), "compute")
-    if patched:
-        inner.compute = compute
+    inner.weights_mod = mod
     try:
         yield
     finally:
-        handle.remove()
-        if patched:
-            del inner.compute
+        inner.weights_mod = outer
 
 
 @torch.no_grad()
@@ -261,9 +255,9 @@ def replace_attention(
     ``new_weights`` maps the module's weights ``(B, h, T_q, T_k)`` to other weights of the same
     shape (rows summing to 1); the heads' output becomes ``new_weights(weights) @ V``, the rest of
     the model (``W^o``, residuals, later layers) is unchanged. Used for uniform attention and for
-    adversarial attention (Jain & Wallace, 2019). Both paths into the heads are intercepted, the
-    checked ``forward`` and the ``compute`` that the stacks (GPT, BERT, ViT) use; nothing stays
-    changed on exit.
+    adversarial attention (Jain & Wallace, 2019). It sets the kernel's declared ``weights_mod``
+    hook, so it reaches every call (direct or from a stack), nests with other interventions, and
+    leaves nothing changed on exit.
     """
     if not isinstance(module, MultiHeadAttention):
         raise ValueError(f"module must be a MultiHeadAttention, got {type(module).__name__}")

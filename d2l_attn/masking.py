@@ -253,7 +253,11 @@ class Mask:
     * ``sanitize``: zero the masked keys and values before attending (NaN/inf padding from a
       reader's direct call must not leak); stacks, whose activations come from an embedding,
       build ``sanitize=False``;
-    * ``lengths``: the checked lengths ``(B,)`` the mask came from, or ``None``.
+    * ``lengths``: the checked lengths ``(B,)`` whose key-padding mask ``keep`` is (nothing else
+      masks), or ``None`` -- kernels that cannot take a general mask (low-rank, linear) read them;
+    * ``checked``: ``False`` for :meth:`of` called without ``scores_shape`` (a reader's direct call):
+      ``keep`` and ``lengths`` then hold the raw arguments, and the layer that knows the scores'
+      shape checks them once with :meth:`resolve`.
 
     Constructors: :meth:`from_lengths` (the only place that reads lengths on the host),
     :meth:`causal`, and :meth:`of` (lengths and/or a mask given to a layer directly).
@@ -263,6 +267,13 @@ class Mask:
     is_causal: bool = False
     sanitize: bool = False
     lengths: torch.Tensor | None = None
+    checked: bool = True
+
+    def resolve(self, scores_shape: Sequence[int], device: torch.device | None = None) -> Mask:
+        """This mask checked against scores ``(B, ..., T_q, T_k)`` (itself if already checked)."""
+        if self.checked:
+            return self
+        return Mask.of(self.lengths, self.keep, self.is_causal, scores_shape=scores_shape, device=device)
 
     @classmethod
     def from_lengths(cls, valid_lens, x: torch.Tensor, name: str = "valid_lens", *, sanitize: bool = False) -> Mask:
@@ -297,14 +308,15 @@ class Mask:
     ) -> Mask:
         """The mask of a direct call: lengths ``(B,)`` or ``(B, T_q)`` AND a boolean ``attn_mask``.
 
-        ``scores_shape = (B, ..., T_q, T_k)`` is needed when either is given. The result keeps
+        Without ``scores_shape`` the arguments are kept unchecked (``checked=False``) for the layer
+        to :meth:`resolve`: ``layer(q, k, v, Mask.of(valid_lens))``. The result keeps
         ``sanitize=True``. ``keep`` is ``(B, 1, ..., 1, T_k)`` for lengths ``(B,)``,
         ``(B, 1, ..., T_q, T_k)`` for lengths ``(B, T_q)``.
         """
-        keep = None
+        keep = lengths = None
         if valid_lens is not None or attn_mask is not None:
             if scores_shape is None:
-                raise ValueError("Mask.of needs scores_shape = (B, ..., T_q, T_k) to check valid_lens or attn_mask")
+                return cls(attn_mask, is_causal=bool(is_causal), sanitize=True, lengths=valid_lens, checked=False)
             scores_shape = tuple(scores_shape)
             num_queries, num_keys = scores_shape[-2], scores_shape[-1]
         if valid_lens is not None:
@@ -319,6 +331,7 @@ class Mask:
                 )
             if lens.dim() == 1:
                 keep = key_padding_mask(lens, num_keys, len(scores_shape))  # (B, 1, ..., 1, T_k)
+                lengths = lens if attn_mask is None else None
             else:
                 positions = torch.arange(num_keys, device=lens.device)
                 keep = positions < lens.unsqueeze(-1)  # (B, T_q, T_k)
@@ -332,4 +345,4 @@ class Mask:
             )
             attn_mask = attn_mask.to(device) if device is not None else attn_mask
             keep = attn_mask if keep is None else keep & attn_mask
-        return cls(keep, is_causal=bool(is_causal), sanitize=True)
+        return cls(keep, is_causal=bool(is_causal), sanitize=True, lengths=lengths)

@@ -121,8 +121,7 @@ def training_flops(
     positive_int("tgt_len", tgt_len)
     encoder, decoder = model.encoder, model.decoder
     cross_kv = sum(
-        _matrix_entries(block.cross_attention.W_k) + _matrix_entries(block.cross_attention.W_v)
-        for block in decoder.blocks
+        block.cross_attention.W_k.weight.numel() + block.cross_attention.W_v.weight.numel() for block in decoder.blocks
     )  # they project the encoder outputs: src_len positions
     src_tokens, tgt_tokens = batch_size * src_len, batch_size * tgt_len
     forward = 2 * (

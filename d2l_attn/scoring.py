@@ -17,17 +17,17 @@ This module holds the two classic scores:
 * **scaled dot product** (Vaswani et al., 2017), for queries and keys of the same size
   :math:`d`: :math:`a(\mathbf{q}, \mathbf{k}) = \mathbf{q}^\top\mathbf{k} / \sqrt{d}`.
 
-Both modules take the same inputs and return the same outputs:
+Both modules implement one interface, :class:`AttentionFn` (and so do chapter 8's variants):
 
 * ``queries (B, T_q, d_q)``, ``keys (B, T_k, d_k)``, ``values (B, T_k, d_v)`` (batch-first;
   :class:`DotProductAttention` also accepts extra leading axes, e.g. heads ``(B, h, T, d)``);
-* ``valid_lens``: ``(B,)`` or ``(B, T_q)`` integer lengths as in :mod:`d2l_attn.masking`
-  (key ``j`` is real iff ``j < valid_len``);
-* ``attn_mask``: a boolean tensor, ``True`` = may attend (the convention of
-  :func:`torch.nn.functional.scaled_dot_product_attention`), broadcastable to ``(..., T_q, T_k)``.
-  If both are given, a key must pass both;
-* the output ``(..., T_q, d_v)``, or ``(output, weights (..., T_q, T_k))`` with
-  ``return_weights=True``.
+* ``mask``: a :class:`d2l_attn.masking.Mask` or ``None``. A reader's direct call builds one with
+  ``Mask.of(valid_lens, attn_mask, is_causal)``: ``valid_lens`` ``(B,)`` or ``(B, T_q)`` integer
+  lengths (key ``j`` is real iff ``j < valid_len``), ``attn_mask`` boolean, ``True`` = may attend
+  (the convention of :func:`torch.nn.functional.scaled_dot_product_attention`), broadcastable to
+  ``(..., T_q, T_k)``; if both are given, a key must pass both;
+* ``need_weights``; the result is always an :class:`AttentionOutput` ``(output (..., T_q, d_v),
+  weights (..., T_q, T_k) or None)``.
 
 A query whose keys are *all* masked gets all-zero weights and a zero output (never NaN), in
 every path. The returned weights are the softmax *before* dropout (each row sums to 1 over its
@@ -38,7 +38,8 @@ kept keys); in training mode the output is computed with the dropped-out weights
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, Protocol
 
 import torch
 from torch import nn
@@ -47,7 +48,45 @@ from torch.nn import functional as F
 from ._checks import positive_int, unit_interval
 from .masking import Mask, causal_mask, masked_softmax
 
-__all__ = ["AdditiveAttention", "DotProductAttention", "combine_masks"]
+__all__ = ["AttentionOutput", "AttentionFn", "AdditiveAttention", "DotProductAttention", "combine_masks"]
+
+#: ``score_mod(scores (..., T_q, T_k), q_idx (T_q, 1), k_idx (1, T_k), head (h, 1, 1)) -> scores``
+ScoreMod = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+#: ``weights_mod(weights (..., T_q, T_k), values (..., T_k, d_v)) -> new weights or None``
+WeightsMod = Callable[[torch.Tensor, torch.Tensor], "torch.Tensor | None"]
+
+
+class AttentionOutput(NamedTuple):
+    """What every attention function returns: ``output (..., T_q, d_v)`` and, when asked for,
+    ``weights (..., T_q, T_k)`` (``None`` otherwise)."""
+
+    output: torch.Tensor
+    weights: torch.Tensor | None
+
+
+class AttentionFn(Protocol):
+    """The interface of an attention kernel (this module's two, chapter 8's variants, QK-norm):
+    ``queries (..., T_q, d)``, ``keys (..., T_k, d)``, ``values (..., T_k, d_v)``, an optional
+    :class:`~d2l_attn.masking.Mask`, and whether to return the weights. Any module with this
+    ``__call__`` plugs into :class:`d2l_attn.multihead.MultiHeadAttention` via ``attention=``."""
+
+    def __call__(
+        self,
+        queries: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        mask: Mask | None = None,
+        need_weights: bool = False,
+    ) -> AttentionOutput: ...
+
+
+def _resolve(mask: object, scores_shape: Sequence[int], device: torch.device) -> Mask:
+    """``mask`` (a :class:`~d2l_attn.masking.Mask`) checked against ``scores_shape`` once."""
+    if not isinstance(mask, Mask):
+        raise ValueError(
+            f"mask must be a d2l_attn.masking.Mask (e.g. Mask.of(valid_lens, attn_mask)) or None, got {type(mask).__name__}"
+        )
+    return mask.resolve(scores_shape, device)
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,11 +217,11 @@ class AdditiveAttention(nn.Module):
         queries: torch.Tensor,
         keys: torch.Tensor,
         values: torch.Tensor,
-        valid_lens: torch.Tensor | Sequence[int] | None = None,
-        attn_mask: torch.Tensor | None = None,
-        return_weights: bool = False,
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Output ``(B, T_q, d_v)``, or ``(output, weights (B, T_q, T_k))`` if ``return_weights``."""
+        mask: Mask | None = None,
+        need_weights: bool = False,
+    ) -> AttentionOutput:
+        """``AttentionOutput(output (B, T_q, d_v), weights (B, T_q, T_k) or None)``; ``mask`` as in
+        :meth:`DotProductAttention.forward` (causal masks included)."""
         _check_qkv(queries, keys, values, same_dim=False)
         if queries.shape[-1] != self.query_dim:
             raise ValueError(
@@ -195,10 +234,16 @@ class AdditiveAttention(nn.Module):
         if keys.shape[-1] != self.key_dim:
             raise ValueError(f"keys must have shape (B, T_k, key_dim={self.key_dim}), got {tuple(keys.shape)}")
         scores = self.score(queries, keys)  # (B, T_q, T_k)
-        keep = combine_masks(valid_lens, attn_mask, scores.shape, device=scores.device)
+        keep = None
+        if mask is not None:
+            mask = _resolve(mask, scores.shape, scores.device)
+            keep = mask.keep
+            if mask.is_causal:
+                triangle = causal_mask(scores.shape[-2], scores.shape[-1], device=scores.device)
+                keep = triangle if keep is None else keep & triangle
         weights = masked_softmax(scores, mask=keep)  # (B, T_q, T_k)
         output = self.dropout(weights) @ values  # (B, T_q, T_k) @ (B, T_k, d_v) -> (B, T_q, d_v)
-        return (output, weights) if return_weights else output
+        return AttentionOutput(output, weights if need_weights else None)
 
     def extra_repr(self) -> str:
         return f"query_dim={self.query_dim}, key_dim={self.key_dim}, num_hiddens={self.num_hiddens}"
@@ -208,7 +253,7 @@ class AdditiveAttention(nn.Module):
 # scaled dot-product attention
 # --------------------------------------------------------------------------------------------
 class DotProductAttention(nn.Module):
-    r"""Scaled dot-product attention (Vaswani et al., 2017).
+    r"""Scaled dot-product attention (Vaswani et al., 2017), an :class:`AttentionFn`.
 
     .. math::
 
@@ -220,24 +265,39 @@ class DotProductAttention(nn.Module):
     variance at 1 when the entries of ``q`` and ``k`` are independent with variance 1; without
     it the variance is ``d``, the softmax saturates and its gradient vanishes (chapter 3).
 
-    Two paths compute the same function:
+    One ``forward``, two paths that compute the same function (nanoGPT's ``if self.flash:``):
 
-    * the **reference** path (``fused=False`` or ``return_weights=True``): matmul, scale,
-      :func:`d2l_attn.masking.masked_softmax`, dropout, matmul -- readable, returns the weights;
-    * the **fused** path (default): :func:`torch.nn.functional.scaled_dot_product_attention`,
-      which picks a memory-efficient kernel (FlashAttention on suitable GPUs) and never
-      materializes the weights. Where PyTorch returns NaN for a query with no key to attend to,
-      this path returns zeros, like the reference path.
+    * the **fused** path (``fused=True``, no weights requested, no hook set):
+      :func:`torch.nn.functional.scaled_dot_product_attention`, which picks a memory-efficient
+      kernel (FlashAttention on suitable GPUs) and never materializes the weights. Where PyTorch
+      returns NaN for a query with no key to attend to, this path returns zeros;
+    * the **reference** path: matmul, scale, ``score_mod``, :func:`d2l_attn.masking.masked_softmax`,
+      ``weights_mod``, dropout, matmul -- readable, and it returns the weights.
+
+    Two declared hooks (``None`` by default) run on the reference path only:
+
+    * ``score_mod(scores, q_idx, k_idx, head) -> scores`` (flex-attention's idea): ``scores``
+      ``(..., T_q, T_k)``, ``q_idx (T_q, 1)`` and ``k_idx (1, T_k)`` the positions (queries are
+      the last ``T_q`` of ``T_k`` positions), ``head (h, 1, 1)`` the head index (``0`` without a
+      head axis); ALiBi and relative biases are score mods;
+    * ``weights_mod(weights, values) -> weights or None``: sees the softmax weights
+      ``(..., T_q, T_k)`` and the values; a tensor it returns replaces the weights
+      (:func:`d2l_attn.interpret.replace_attention` sets it through a context manager).
 
     Args:
         dropout: dropout probability on the attention weights (training mode only).
-        fused: use the fused path when the weights are not requested.
+        fused: use the fused path when the weights are not requested and no hook is set.
+        score_mod: the score hook above (or set the attribute later).
     """
 
-    def __init__(self, dropout: float = 0.0, fused: bool = True):
+    def __init__(self, dropout: float = 0.0, fused: bool = True, score_mod: ScoreMod | None = None):
         super().__init__()
         self.dropout = nn.Dropout(unit_interval("dropout", dropout))
         self.fused = bool(fused)
+        if score_mod is not None and not callable(score_mod):
+            raise ValueError(f"score_mod must be a callable (scores, q_idx, k_idx, head) -> scores, got {score_mod!r}")
+        self.score_mod: ScoreMod | None = score_mod
+        self.weights_mod: WeightsMod | None = None
 
     @staticmethod
     def score(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
@@ -250,62 +310,55 @@ class DotProductAttention(nn.Module):
         queries: torch.Tensor,
         keys: torch.Tensor,
         values: torch.Tensor,
-        valid_lens: torch.Tensor | Sequence[int] | None = None,
-        attn_mask: torch.Tensor | None = None,
-        return_weights: bool = False,
-        is_causal: bool = False,
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Output ``(..., T_q, d_v)``, or ``(output, weights (..., T_q, T_k))`` if ``return_weights``.
+        mask: Mask | None = None,
+        need_weights: bool = False,
+    ) -> AttentionOutput:
+        """``AttentionOutput(output (..., T_q, d_v), weights (..., T_q, T_k) or None)``.
 
-        ``is_causal=True`` (self-attention): query ``i`` sees keys ``0..i`` only, combined with
-        any other mask. With ``T_q < T_k`` (a key/value cache during generation) the queries are
-        the *last* ``T_q`` positions (:func:`d2l_attn.masking.causal_mask`). With ``T_q == T_k``
-        and no other mask the fused path hands SDPA its own ``is_causal`` flag instead of a mask
-        tensor, which keeps the fastest GPU kernels (FlashAttention) eligible; the result is the same.
+        ``mask``: a :class:`~d2l_attn.masking.Mask` (``Mask.of(valid_lens, attn_mask, is_causal)``
+        for a direct call, checked here against the scores' shape), or ``None``. With
+        ``is_causal`` query ``i`` sees keys ``0..i`` only, combined with ``keep``; with ``T_q < T_k``
+        (a key/value cache) the queries are the *last* ``T_q`` positions. With ``T_q == T_k`` and no
+        other mask the fused path hands SDPA its own ``is_causal`` flag, which keeps the fastest GPU
+        kernels eligible. ``sanitize`` masks have their masked keys and values zeroed first.
         """
         _check_qkv(queries, keys, values, same_dim=True)
-        scores_shape = (*queries.shape[:-1], keys.shape[-2])  # (..., T_q, T_k)
-        keep = combine_masks(valid_lens, attn_mask, scores_shape, device=queries.device)
-        keys, values = _zero_masked_keys(keys, values, keep)
-        return self.compute(queries, keys, values, keep, causal=is_causal, return_weights=return_weights)
-
-    def compute(
-        self,
-        queries: torch.Tensor,
-        keys: torch.Tensor,
-        values: torch.Tensor,
-        keep: torch.Tensor | None = None,
-        *,
-        causal: bool = False,
-        return_weights: bool = False,
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`forward` without its argument checks, for callers that checked once per call.
-
-        ``keep``: a boolean mask (``True`` = may attend) broadcastable to ``(..., T_q, T_k)``, such
-        as :func:`combine_masks` returns, or ``None``; ``causal``: as ``is_causal``. Multi-head
-        attention and the Transformer blocks call this once per layer after checking their inputs
-        once (no shape checks, no length checks, no device synchronization). Keys and values that
-        no query may see must be finite (``forward`` zeroes them; it costs two passes over them).
-        """
+        keep, causal = None, False
+        if mask is not None:
+            mask = _resolve(mask, (*queries.shape[:-1], keys.shape[-2]), queries.device)  # (..., T_q, T_k)
+            keep, causal = mask.keep, mask.is_causal
+            if mask.sanitize:
+                keys, values = _zero_masked_keys(keys, values, keep)
         num_q, num_k = queries.shape[-2], keys.shape[-2]
         if causal and num_q > num_k:
             raise ValueError(
                 "is_causal needs at least as many keys as queries (the queries are the last positions), "
                 f"got T_q={num_q} and T_k={num_k}"
             )
-        causal = bool(causal) and num_q > 1  # one query, the last position, sees every key
-        reference = return_weights or not self.fused
+        causal = causal and num_q > 1  # one query, the last position, sees every key
+        reference = need_weights or not self.fused or self.score_mod is not None or self.weights_mod is not None
         # SDPA's own causal flag only where nothing else masks and SDPA computes the output
         if causal and (keep is not None or reference or num_q != num_k):
-            mask = causal_mask(num_q, num_k, device=queries.device)  # (T_q, T_k)
-            keep = mask if keep is None else keep & mask  # (..., T_q, T_k)
+            triangle = causal_mask(num_q, num_k, device=queries.device)  # (T_q, T_k)
+            keep = triangle if keep is None else keep & triangle  # (..., T_q, T_k)
             causal = False
         if reference:
             scores = self.score(queries, keys)  # (..., T_q, T_k)
+            if self.score_mod is not None:
+                scores = self.score_mod(scores, *_positions(scores))
             weights = masked_softmax(scores, mask=keep)  # (..., T_q, T_k)
+            if self.weights_mod is not None:
+                new = self.weights_mod(weights, values)
+                if new is not None:
+                    if not isinstance(new, torch.Tensor) or new.shape != weights.shape:
+                        raise ValueError(f"weights_mod must return None or a tensor of shape {tuple(weights.shape)}")
+                    weights = new
             output = self.dropout(weights) @ values  # (..., T_q, T_k) @ (..., T_k, d_v) -> (..., T_q, d_v)
-            return (output, weights) if return_weights else output
+            return AttentionOutput(output, weights if need_weights else None)
+        return AttentionOutput(self._fused(queries, keys, values, keep, causal), None)
 
+    def _fused(self, queries, keys, values, keep, causal: bool) -> torch.Tensor:
+        """:func:`torch.nn.functional.scaled_dot_product_attention`, zeros for queries with no key."""
         dropout_p = self.dropout.p if self.training else 0.0
         scale = 1.0 / math.sqrt(queries.shape[-1])
         if keep is None:
@@ -325,3 +378,15 @@ class DotProductAttention(nn.Module):
             queries, keys, values, attn_mask=safe_keep, dropout_p=dropout_p, scale=scale
         )  # (..., T_q, d_v)
         return output.masked_fill(~has_key, 0.0)
+
+    def extra_repr(self) -> str:
+        return f"fused={self.fused}" + ("" if self.score_mod is None else f", score_mod={self.score_mod!r}")
+
+
+def _positions(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``q_idx (T_q, 1)``, ``k_idx (1, T_k)`` (queries are the last positions) and ``head (h, 1, 1)``."""
+    num_q, num_k, device = scores.shape[-2], scores.shape[-1], scores.device
+    q_idx = torch.arange(num_k - num_q, num_k, device=device)[:, None]  # (T_q, 1)
+    k_idx = torch.arange(num_k, device=device)[None, :]  # (1, T_k)
+    num_heads = scores.shape[-3] if scores.dim() >= 4 else 1
+    return q_idx, k_idx, torch.arange(num_heads, device=device)[:, None, None]  # (h, 1, 1)

@@ -50,7 +50,7 @@ from .optim import (  # chapter 12's names; the one implementation lives in opti
     weight_decay_groups,
 )
 from .positional import LearnedPositionalEncoding, SinusoidalPositionalEncoding
-from .scoring import AdditiveAttention, DotProductAttention
+from .scoring import AdditiveAttention, AttentionOutput, DotProductAttention
 
 __all__ = [
     "inverse_sqrt_factor",
@@ -116,23 +116,13 @@ class QKNormAttention(DotProductAttention):
         self.q_norm = nn.LayerNorm(head_dim, eps=eps)
         self.k_norm = nn.LayerNorm(head_dim, eps=eps)
 
-    def forward(
-        self, queries, keys, values, valid_lens=None, attn_mask=None, return_weights=False, is_causal=False
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, queries, keys, values, mask=None, need_weights: bool = False) -> AttentionOutput:
         if queries.shape[-1] != self.head_dim or keys.shape[-1] != self.head_dim:
             raise ValueError(
                 f"queries and keys must end in head_dim={self.head_dim}, got {tuple(queries.shape)} "
                 f"and {tuple(keys.shape)}"
             )
-        return super().forward(
-            self.q_norm(queries),
-            self.k_norm(keys),
-            values,
-            valid_lens=valid_lens,
-            attn_mask=attn_mask,
-            return_weights=return_weights,
-            is_causal=is_causal,
-        )
+        return super().forward(self.q_norm(queries), self.k_norm(keys), values, mask, need_weights)
 
     def extra_repr(self) -> str:
         return f"head_dim={self.head_dim}"
@@ -156,7 +146,8 @@ def attention_logits(attention: MultiHeadAttention, queries: torch.Tensor, keys:
     if not isinstance(attention, MultiHeadAttention):
         raise ValueError(f"attention must be a MultiHeadAttention, got {type(attention).__name__}")
     q = split_heads(attention.W_q(queries), attention.num_heads)  # (B, h, T_q, d_h)
-    k = split_heads(attention.W_k(keys), attention.num_heads)  # (B, h, T_k, d_h)
+    k = split_heads(attention.W_k(keys), attention.num_kv_heads)  # (B, g, T_k, d_h)
+    k = k.repeat_interleave(attention.num_heads // attention.num_kv_heads, dim=1)  # (B, h, T_k, d_h)
     if isinstance(attention.attention, QKNormAttention):
         q, k = attention.attention.q_norm(q), attention.attention.k_norm(k)
     return q @ k.transpose(-2, -1) / math.sqrt(attention.head_dim)  # (B, h, T_q, T_k)

@@ -44,6 +44,7 @@ from d2l_attn import (
 )
 from d2l_attn.attention_view import attention_view
 from d2l_attn.data import Vocab, synthetic, truncate_pad
+from d2l_attn.masking import Mask
 from d2l_attn.models import Seq2Seq, Transformer, TransformerConfig
 from d2l_attn.models.gpt import gpt2_state_dict_to_ours
 from d2l_attn.tokenizers import BPETokenizer
@@ -97,6 +98,15 @@ SRC_LENS = torch.tensor([3, 2])
 MHA = multihead.MultiHeadAttention(8, 2)
 BLOCK = blocks.SelfAttentionBlock(8, 2, 16)
 DEC_BLOCK = blocks.TransformerDecoderBlock(8, 2, 16)
+
+
+def _dot_product(queries, keys, values, valid_lens=None, attn_mask=None):
+    """A reader's direct call: lengths and a mask given as a ``Mask.of`` (checked by the layer)."""
+    return scoring.DotProductAttention()(queries, keys, values, Mask.of(valid_lens, attn_mask))
+
+
+def _mha(queries, keys, values, valid_lens=None, attn_mask=None):
+    return MHA(queries, (keys, values), mask=Mask.of(valid_lens, attn_mask))
 
 
 def _entries() -> list[Entry]:
@@ -161,7 +171,7 @@ def _entries() -> list[Entry]:
         ),
         Entry(
             "scoring.DotProductAttention.forward",
-            scoring.DotProductAttention(),
+            _dot_product,
             dict(
                 queries=_randn(2, 3, 4), keys=_randn(2, 5, 4), values=_randn(2, 5, 6), valid_lens=torch.tensor([5, 2])
             ),
@@ -191,7 +201,7 @@ def _entries() -> list[Entry]:
         ),
         Entry(
             "multihead.MultiHeadAttention.forward",
-            MHA,
+            _mha,
             dict(queries=x8, keys=x8, values=x8),
             dict(
                 queries=[_randn(2, 3, 7), _randn(3, 8), "q"],
@@ -441,17 +451,21 @@ def test_a_bad_argument_gets_a_clear_error_naming_it(case):
 EDGE = [
     (
         "fused attention with NaN in a padded key is finite",
-        lambda: scoring.DotProductAttention()(
-            _randn(1, 2, 4),
-            torch.cat([_randn(1, 2, 4), torch.full((1, 1, 4), NAN)], 1),
-            _randn(1, 3, 4),
-            torch.tensor([2]),
+        lambda: (
+            scoring.DotProductAttention()(
+                _randn(1, 2, 4),
+                torch.cat([_randn(1, 2, 4), torch.full((1, 1, 4), NAN)], 1),
+                _randn(1, 3, 4),
+                Mask.of(torch.tensor([2])),
+            ).output
         ),
     ),
     (
         "float64 inputs to multi-head attention",
-        lambda: multihead.MultiHeadAttention(8, 2).double()(
-            _randn(2, 3, 8).double(), _randn(2, 3, 8).double(), _randn(2, 3, 8).double()
+        lambda: (
+            multihead.MultiHeadAttention(8, 2)
+            .double()(_randn(2, 3, 8).double(), (_randn(2, 3, 8).double(), _randn(2, 3, 8).double()))
+            .output
         ),
     ),
     ("a single token through a Transformer", lambda: TRANSFORMER(SRC[:1, :1], torch.tensor([1]), SRC[:1, :1])),
@@ -478,7 +492,7 @@ def test_edge_inputs_work_and_are_finite(name, call):
 
 def test_mismatched_dtypes_get_a_clear_error():
     with pytest.raises(ValueError, match="dtype"):
-        multihead.MultiHeadAttention(8, 2)(_randn(2, 3, 8).half(), _randn(2, 3, 8).half(), _randn(2, 3, 8).half())
+        multihead.MultiHeadAttention(8, 2)(_randn(2, 3, 8).half(), (_randn(2, 3, 8).half(), _randn(2, 3, 8).half()))
 
 
 def test_probe_size():
@@ -509,10 +523,10 @@ def _qkv4(seed: int = 0, d: int = 8) -> list[torch.Tensor]:
 def _padded_keys_do_not_matter(layer, fill: float = NAN, where: str = "keys") -> bool:
     """``layer`` with ``valid_lens=[3, 6]``: example 0's padded keys (or values) set to ``fill`` change nothing."""
     q, k, v = _qkv4()
-    clean = layer(q, k, v, valid_lens=torch.tensor([3, 6]))
+    clean = layer(q, k, v, Mask.of(torch.tensor([3, 6]))).output
     k2, v2 = k.clone(), v.clone()
     (k2 if where == "keys" else v2)[0, :, 3:] = fill
-    dirty = layer(q, k2, v2, valid_lens=torch.tensor([3, 6]))
+    dirty = layer(q, k2, v2, Mask.of(torch.tensor([3, 6]))).output
     return bool(torch.isfinite(dirty).all()) and torch.allclose(dirty, clean, atol=1e-6, rtol=0)
 
 
@@ -520,11 +534,11 @@ def _causal_performer_ignores_a_later_key() -> bool:
     """EF31: the last key replaced by one aligned with the longest feature row (the largest feature value)."""
     layer = efficient.PerformerAttention(8, 64, generator=torch.Generator().manual_seed(0))
     q, k, v = _qkv4()
-    before = layer(q, k, v, is_causal=True)
+    before = layer(q, k, v, Mask.causal()).output
     w = layer.W[layer.W.square().sum(-1).argmax()]
     k2 = k.clone()
     k2[..., -1, :] = w * 8**0.25  # x' = w maximizes w.x' - |x'|^2 / 2
-    after = layer(q, k2, v, is_causal=True)
+    after = layer(q, k2, v, Mask.causal()).output
     return torch.equal(before[..., :-1, :], after[..., :-1, :])
 
 
@@ -645,7 +659,7 @@ def _review_cases() -> list[Case]:
         Case("EF17", lambda: _padded_keys_do_not_matter(efficient.LowRankAttention(8, 3)), check=bool),
         Case(
             "EF24",
-            lambda: efficient.LinearAttention(eps=0)(q, k, v, valid_lens=torch.tensor([0, 6]))[0],
+            lambda: efficient.LinearAttention(eps=0)(q, k, v, Mask.of(torch.tensor([0, 6]))).output[0],
             check=_zeros,
         ),
         Case("EF25", lambda: _padded_keys_do_not_matter(efficient.LinearAttention()), check=bool),
@@ -660,8 +674,8 @@ def _review_cases() -> list[Case]:
         ),
         Case(
             "EF47",
-            lambda: efficient.GroupedQueryAttention(8, 4, 2)(*[_randn(2, 3, 8).double()] * 3),
-            names=("queries", "dtype", "float64"),
+            lambda: multihead.MultiHeadAttention(8, 4, num_kv_heads=2)(_randn(2, 3, 8).double()),
+            names=("x", "dtype", "float64"),
         ),
         # models: GPT, ViT, CNN and the Hugging Face imports
         Case("GP19", lambda: _tiny_gpt(eps=-1.0), names=("eps",)),

@@ -14,6 +14,7 @@ from d2l_attn.blocks import (
     TransformerDecoderBlock,
     TransformerEncoderBlock,
 )
+from d2l_attn.masking import Mask
 from d2l_attn.multihead import KVCache
 
 D, H, FF = 16, 4, 32
@@ -203,7 +204,7 @@ def test_causal_self_attention_block_equals_explicit_mask_and_cached_steps(norm_
     plain.load_state_dict(block.state_dict())
     tril = torch.ones(7, 7, dtype=torch.bool).tril()
     h = plain.addnorm1.norm(x) if norm_first else x
-    attn = plain.attention(h, h, h, attn_mask=tril)
+    attn = plain.attention(h, mask=Mask.of(attn_mask=tril)).output
     y = x + attn if norm_first else plain.addnorm1.norm(x + attn)
     expected = plain.addnorm2(y, plain.ffn)
     torch.testing.assert_close(full, expected, atol=1e-5, rtol=1e-5)
@@ -285,23 +286,22 @@ def test_load_torch_weights_rejects_mismatches():
         TransformerDecoderBlock(D, H, FF).load_torch_weights(ref)
 
 
-# -- compute: the unchecked path the stacks call once per block -----------------------------------
+# -- the mask a stack builds once, handed to every block --------------------------------------------
 @pytest.mark.parametrize("norm_first", [False, True])
-def test_compute_with_a_mask_built_once_equals_forward(norm_first):
+def test_a_mask_built_once_equals_lengths_given_to_the_block(norm_first):
     torch.manual_seed(0)
     encoder = SelfAttentionBlock(D, H, FF, norm_first=norm_first).eval()
     decoder = TransformerDecoderBlock(D, H, FF, norm_first=norm_first).eval()
     x, memory = randn(3, 5, D, seed=1), randn(3, 6, D, seed=2)
     lens = torch.tensor([5, 2, 1])
-    keep = encoder.attention.mask(lens, None, 3, 5, 5)
-    assert keep.shape == (3, 1, 1, 5)  # one key mask for every head and query: no (B, h, T, T) tensor
-    torch.testing.assert_close(encoder.compute(x, keep), encoder(x, lens))
-    out, w = encoder.compute(x, keep, return_weights=True)
+    mask = Mask.from_lengths(lens, x)
+    assert mask.keep.shape == (3, 1, 1, 5)  # one key mask for every head and query: no (B, h, T, T) tensor
+    torch.testing.assert_close(encoder(x, mask=mask), encoder(x, lens))
+    out, w = encoder(x, return_weights=True, mask=mask)
     torch.testing.assert_close(w, encoder(x, lens, return_weights=True)[1])
     mem_lens = torch.tensor([6, 3, 1])
-    mem_keep = decoder.cross_attention.mask(mem_lens, None, 3, 5, 6)
-    kv = decoder.cross_attention.project(memory, memory)
-    torch.testing.assert_close(decoder.compute(x, kv, mem_keep), decoder(x, memory, mem_lens))
+    mem_mask = Mask.from_lengths(mem_lens, memory)
+    torch.testing.assert_close(decoder(x, memory, memory_mask=mem_mask), decoder(x, memory, mem_lens))
 
 
 def test_block_forward_ignores_nan_in_padding():
@@ -316,17 +316,20 @@ def test_block_forward_ignores_nan_in_padding():
     torch.testing.assert_close(decoder(y, poisoned, lens), decoder(y, x, lens))
 
 
-@pytest.mark.parametrize("kind", ["encoder", "gpt", "bert", "vit"])
+@pytest.mark.parametrize("kind", ["encoder", "decoder", "gpt", "bert", "vit"])
 def test_stacks_call_their_blocks_as_modules_so_forward_hooks_fire(kind):
     """A stack checks lengths once, but every block still goes through ``__call__``: hooks see it."""
     from d2l_attn.models import BERT, GPT, ViT
-    from d2l_attn.models.transformer import TransformerEncoder
+    from d2l_attn.models.transformer import TransformerDecoder, TransformerEncoder
 
     torch.manual_seed(0)
     tokens, lens = torch.randint(0, 20, (2, 6)), torch.tensor([6, 3])
     sizes = dict(d_model=16, num_heads=2, d_ff=32, num_layers=3)
     if kind == "encoder":
         model, run = TransformerEncoder(20, **sizes), lambda m: m(tokens, lens)
+    elif kind == "decoder":
+        memory = torch.randn(2, 5, 16)
+        model, run = TransformerDecoder(20, **sizes), lambda m: m(tokens, memory, torch.tensor([5, 2]))
     elif kind == "gpt":
         model, run = GPT(vocab_size=20, max_len=8, **sizes), lambda m: m(tokens, lens)
     elif kind == "bert":
@@ -343,14 +346,13 @@ def test_stacks_call_their_blocks_as_modules_so_forward_hooks_fire(kind):
     assert seen == [0, 1, 2]
 
 
-def test_block_refuses_valid_lens_and_keep_together():
+def test_block_refuses_valid_lens_and_mask_together():
     block = SelfAttentionBlock(8, 2, 16, 0.0)
     x = torch.randn(1, 3, 8)
-    keep = torch.ones(1, 1, 1, 3, dtype=torch.bool)
-    with pytest.raises(ValueError, match="valid_lens or keep"):
-        block(x, torch.tensor([3]), keep=keep)
-    # keep and valid_lens describe the same padding: same output
-    from d2l_attn.blocks import key_mask
-
     lens = torch.tensor([2])
-    torch.testing.assert_close(block(x, keep=key_mask(lens, x)), block(x, lens))
+    with pytest.raises(ValueError, match="valid_lens or mask"):
+        block(x, lens, mask=Mask.from_lengths(lens, x))
+    with pytest.raises(ValueError, match="mask must be a d2l_attn.masking.Mask"):
+        block(x, mask=torch.ones(1, 1, 1, 3, dtype=torch.bool))
+    # a Mask and valid_lens describe the same padding: same output
+    torch.testing.assert_close(block(x, mask=Mask.from_lengths(lens, x)), block(x, lens))

@@ -5,6 +5,7 @@ import torch
 
 from d2l_attn import _checks, masking, pooling, scoring
 from d2l_attn.blocks import TransformerEncoderBlock
+from d2l_attn.masking import Mask
 from d2l_attn.multihead import MultiHeadAttention
 
 
@@ -63,7 +64,7 @@ def test_bool_mask_rejects_masks_that_would_enlarge_the_result():
         masking.masked_softmax(scores, mask=too_big)
     with pytest.raises(ValueError, match=r"attn_mask of shape \(5, 2, 3, 4\) does not broadcast"):
         scoring.DotProductAttention()(
-            torch.zeros(2, 3, 8), torch.zeros(2, 4, 8), torch.zeros(2, 4, 8), attn_mask=too_big
+            torch.zeros(2, 3, 8), torch.zeros(2, 4, 8), torch.zeros(2, 4, 8), Mask.of(attn_mask=too_big)
         )
     with pytest.raises(ValueError, match=r"mask must be a boolean tensor .* got torch.float32"):
         masking.masked_softmax(scores, mask=torch.ones(3, 4))

@@ -13,7 +13,6 @@ from torch.nn import functional as F
 from d2l_attn import efficient
 from d2l_attn.efficient import (
     BlockSparseAttention,
-    GroupedQueryAttention,
     IOCount,
     LinearAttention,
     LocalAttention,
@@ -23,7 +22,7 @@ from d2l_attn.efficient import (
     attention_cost,
     tiled_attention,
 )
-from d2l_attn.masking import block_sparse_mask, window_mask
+from d2l_attn.masking import Mask, block_sparse_mask, window_mask
 from d2l_attn.multihead import MultiHeadAttention
 from d2l_attn.profiling import peak_tensor_memory
 
@@ -83,22 +82,24 @@ def test_local_attention_equals_loop_and_masked_sdpa(causal):
     q, k, v = qkv(2, 3, 10, 8)
     layer = LocalAttention(3, causal=causal)
     keep = window_mask(10, window=3, causal=causal)
-    torch.testing.assert_close(layer(q, k, v), loop_softmax_attention(q, k, v, keep))
+    torch.testing.assert_close(layer(q, k, v).output, loop_softmax_attention(q, k, v, keep))
     sdpa = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
-    torch.testing.assert_close(layer(q, k, v), sdpa)
-    out, weights = layer(q, k, v, return_weights=True)
+    torch.testing.assert_close(layer(q, k, v).output, sdpa)
+    out, weights = layer(q, k, v, need_weights=True)
     assert torch.all(weights[..., ~keep] == 0)
 
 
 def test_block_sparse_attention_equals_loop():
     q, k, v = qkv(1, 2, 12, 4, seed=1)
     layer = BlockSparseAttention(3, num_global=2)
-    torch.testing.assert_close(layer(q, k, v), loop_softmax_attention(q, k, v, block_sparse_mask(12, 3, num_global=2)))
+    torch.testing.assert_close(
+        layer(q, k, v).output, loop_softmax_attention(q, k, v, block_sparse_mask(12, 3, num_global=2))
+    )
 
 
 def test_window_as_wide_as_the_sequence_is_full_attention():
     q, k, v = qkv(1, 9, 4, seed=2)
-    torch.testing.assert_close(LocalAttention(9)(q, k, v), F.scaled_dot_product_attention(q, k, v))
+    torch.testing.assert_close(LocalAttention(9)(q, k, v).output, F.scaled_dot_product_attention(q, k, v))
 
 
 # ---- low rank ----------------------------------------------------------------------------------
@@ -107,23 +108,23 @@ def test_low_rank_equals_its_definition_and_identity_projection_is_full():
     layer = LowRankAttention(seq_len=16, rank=4).double()
     E, Fm = layer.E.detach(), layer.F.detach()
     expected = torch.softmax(q @ (E @ k).transpose(-2, -1) / math.sqrt(8), -1) @ (Fm @ v)
-    torch.testing.assert_close(layer(q, k, v), expected)
+    torch.testing.assert_close(layer(q, k, v).output, expected)
     full = LowRankAttention(seq_len=16, rank=16).double()
     with torch.no_grad():
         full.E.copy_(torch.eye(16))
         full.F.copy_(torch.eye(16))
-    torch.testing.assert_close(full(q, k, v), F.scaled_dot_product_attention(q, k, v))
-    _, weights = layer(q, k, v, return_weights=True)
+    torch.testing.assert_close(full(q, k, v).output, F.scaled_dot_product_attention(q, k, v))
+    _, weights = layer(q, k, v, need_weights=True)
     assert weights.shape == (2, 16, 4)  # n x k scores, not n x n
 
 
 def test_low_rank_ignores_padded_keys():
     q, k, v = qkv(2, 6, 4, seed=4)
     layer = LowRankAttention(6, 3).double()
-    out = layer(q, k, v, valid_lens=torch.tensor([6, 4]))
+    out = layer(q, k, v, Mask.of(torch.tensor([6, 4]))).output
     k2, v2 = k.clone(), v.clone()
     k2[1, 4:], v2[1, 4:] = 1e3, -1e3
-    torch.testing.assert_close(layer(q, k2, v2, valid_lens=torch.tensor([6, 4])), out)
+    torch.testing.assert_close(layer(q, k2, v2, Mask.of(torch.tensor([6, 4]))).output, out)
 
 
 # ---- linear and Performer ----------------------------------------------------------------------
@@ -140,8 +141,8 @@ def test_linear_attention_equals_loop(causal):
         sims = (phi(q[:, i : i + 1]) * phi(k[:, :last])).sum(-1)  # (B, last)
         expected[:, i] = (sims.unsqueeze(-1) * v[:, :last]).sum(1) / sims.sum(1, keepdim=True)
     layer = LinearAttention(eps=0.0)
-    torch.testing.assert_close(layer(q, k, v, is_causal=causal), expected)
-    out, weights = layer(q, k, v, is_causal=causal, return_weights=True)
+    torch.testing.assert_close(layer(q, k, v, Mask.of(is_causal=causal)).output, expected)
+    out, weights = layer(q, k, v, Mask.of(is_causal=causal), need_weights=True)
     torch.testing.assert_close(out, expected)
     torch.testing.assert_close(weights.sum(-1), torch.ones(2, 7, dtype=torch.float64))
 
@@ -153,7 +154,7 @@ def test_linear_attention_recurrent_step_equals_causal_parallel():
     for t in range(9):
         out, state = layer.step(q[..., t, :], k[..., t, :], v[..., t, :], state)
         outs.append(out)
-    torch.testing.assert_close(torch.stack(outs, dim=-2), layer(q, k, v, is_causal=True))
+    torch.testing.assert_close(torch.stack(outs, dim=-2), layer(q, k, v, Mask.causal()).output)
     assert state[0].shape == (2, 3, 4, 4)  # the state does not grow with the prefix
 
 
@@ -164,7 +165,7 @@ def test_performer_features_estimate_the_softmax_kernel_and_error_shrinks():
     errors = []
     for m in (16, 256, 4096):
         draws = [PerformerAttention(16, m, generator=torch.Generator().manual_seed(s)).double() for s in range(3)]
-        errors.append(sum((layer(q, k, v) - exact).abs().mean().item() for layer in draws) / 3)
+        errors.append(sum((layer(q, k, v).output - exact).abs().mean().item() for layer in draws) / 3)
     assert errors[2] < errors[1] < errors[0]
     assert errors[2] < 0.25 * errors[0]  # 1/sqrt(256) = 1/16 in theory; a margin for noise
 
@@ -223,20 +224,23 @@ def test_tiled_memory_is_linear_and_naive_quadratic():
     [
         (lambda x: tiled_attention(x, x, x, block_q=5), "divisible"),
         (lambda x: tiled_attention(x, x, x, block_k=0), "block_k"),
-        (lambda x: TiledAttention()(x, x, x, return_weights=True), "return_weights"),
-        (lambda x: TiledAttention()(x, x, x, valid_lens=[3]), "valid_lens"),
+        (lambda x: TiledAttention()(x, x, x, need_weights=True), "need_weights"),
+        (lambda x: TiledAttention()(x, x, x, Mask.of([3])).output, "valid_lens"),
         (lambda x: LocalAttention(0), "window"),
         (lambda x: LowRankAttention(16, 0), "rank"),
-        (lambda x: LowRankAttention(8, 2)(x, x, x), "seq_len"),
-        (lambda x: LowRankAttention(16, 2)(x, x, x, is_causal=True), "is_causal"),
-        (lambda x: LinearAttention()(x, x, x, attn_mask=torch.ones(16, 16, dtype=torch.bool)), "attn_mask"),
+        (lambda x: LowRankAttention(8, 2)(x, x, x).output, "seq_len"),
+        (lambda x: LowRankAttention(16, 2)(x, x, x, Mask.causal()).output, "is_causal"),
+        (
+            lambda x: LinearAttention()(x, x, x, Mask.of(attn_mask=torch.ones(16, 16, dtype=torch.bool))).output,
+            "attn_mask",
+        ),
         (lambda x: PerformerAttention(8, 0), "num_features"),
         (lambda x: LinearAttention(eps=-1.0), "eps"),
-        (lambda x: LinearAttention()(x, x[:, :8], x[:, :8], is_causal=True), "T_q == T_k"),
-        (lambda x: LocalAttention(2)(x, x, x, valid_lens=[99]), "valid_lens"),
-        (lambda x: PerformerAttention(4, 8)(x, x, x), "head_dim"),
+        (lambda x: LinearAttention()(x, x[:, :8], x[:, :8], Mask.causal()).output, "T_q == T_k"),
+        (lambda x: LocalAttention(2)(x, x, x, Mask.of([99])).output, "valid_lens"),
+        (lambda x: PerformerAttention(4, 8)(x, x, x).output, "head_dim"),
         (lambda x: BlockSparseAttention(4, num_global=-1), "num_global"),
-        (lambda x: GroupedQueryAttention(8, 4, 3), "num_kv_heads"),
+        (lambda x: MultiHeadAttention(8, 4, num_kv_heads=3), "num_kv_heads"),
         (lambda x: MultiHeadAttention(8, 2, attention="tiled"), "attention"),
     ],
 )
@@ -247,36 +251,36 @@ def test_bad_arguments_are_refused_by_name(call, message):
 
 
 # ---- plugging into multi-head attention, GQA ---------------------------------------------------
-@pytest.mark.parametrize("variant", [TiledAttention(8, 8), LocalAttention(32)])
-def test_variants_plug_into_multihead_attention(variant):
+@pytest.mark.parametrize(
+    "variant, keep", [(TiledAttention(8, 8), None), (LocalAttention(3), window_mask(16, window=3))]
+)
+def test_variants_plug_into_multihead_attention(variant, keep):
+    """A variant inside MHA equals stock MHA under the variant's own mask (a window narrower than T)."""
     torch.manual_seed(0)
     reference = MultiHeadAttention(16, 4).eval()
     swapped = MultiHeadAttention(16, 4, attention=variant).eval()
     swapped.load_state_dict(reference.state_dict())
     x = torch.randn(2, 16, 16)
-    torch.testing.assert_close(swapped(x, x, x), reference(x, x, x), rtol=1e-5, atol=1e-5)
+    plain = None if keep is None else Mask.of(attn_mask=keep)
+    causal = Mask.causal() if keep is None else Mask.of(attn_mask=keep, is_causal=True)
+    torch.testing.assert_close(swapped(x).output, reference(x, mask=plain).output, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(
-        swapped(x, x, x, is_causal=True), reference(x, x, x, is_causal=True), rtol=1e-5, atol=1e-5
+        swapped(x, mask=Mask.causal()).output, reference(x, mask=causal).output, rtol=1e-5, atol=1e-5
     )
 
 
-def test_grouped_query_with_all_heads_is_multihead_and_mqa_shares_keys():
+def test_grouped_query_heads_use_key_head_i_times_g_over_h_and_mqa_shares_keys():
     torch.manual_seed(0)
-    mha = MultiHeadAttention(16, 4).eval()
-    gqa = GroupedQueryAttention(16, 4, 4).eval()
-    gqa.load_state_dict(mha.state_dict())
     x = torch.randn(2, 5, 16)
-    torch.testing.assert_close(gqa(x, x, x, is_causal=True), mha(x, x, x, is_causal=True))
-    mqa = GroupedQueryAttention(16, 4, 1)
-    cache = mqa.project(x, x)
-    assert cache.k.shape == (2, 1, 5, 4)  # one key head instead of four
+    mqa = MultiHeadAttention(16, 4, num_kv_heads=1)
+    assert mqa.project(x).k.shape == (2, 1, 5, 4)  # one key head instead of four
     # reference for grouping: query head i uses key head i // (h / g)
-    g2 = GroupedQueryAttention(16, 4, 2).eval()
+    g2 = MultiHeadAttention(16, 4, num_kv_heads=2).eval()
     q = g2.W_q(x).view(2, 5, 4, 4).transpose(1, 2)
     k = g2.W_k(x).view(2, 5, 2, 4).transpose(1, 2)
     v = g2.W_v(x).view(2, 5, 2, 4).transpose(1, 2)
     heads = torch.stack([F.scaled_dot_product_attention(q[:, i], k[:, i // 2], v[:, i // 2]) for i in range(4)], 1)
-    torch.testing.assert_close(g2(x, x, x), g2.W_o(heads.transpose(1, 2).reshape(2, 5, 16)))
+    torch.testing.assert_close(g2(x).output, g2.W_o(heads.transpose(1, 2).reshape(2, 5, 16)))
 
 
 def test_attention_cost_counts_flops_like_torch():
@@ -344,8 +348,8 @@ def test_float16_linear_attention_equals_float32_on_long_sequences(causal):
     inputs, for outputs of size ~1 (measured 5e-4 causal, 8e-6 not)."""
     q, k, v = qkv(1, 8192, 16, seed=11, dtype=torch.float32)
     layer = LinearAttention()
-    half = layer(q.half(), k.half(), v.half(), is_causal=causal)
-    full = layer(q.half().float(), k.half().float(), v.half().float(), is_causal=causal)
+    half = layer(q.half(), k.half(), v.half(), Mask.of(is_causal=causal)).output
+    full = layer(q.half().float(), k.half().float(), v.half().float(), Mask.of(is_causal=causal)).output
     assert half.dtype == torch.float16
     assert not (half == 0).all(-1).any(), "rows of exact zeros: the denominator overflowed"
     torch.testing.assert_close(half.float(), full, atol=2e-3, rtol=0)
@@ -358,7 +362,7 @@ def test_performer_step_equals_causal_forward_and_padding_is_ignored():
     for t in range(9):
         out, state = layer.step(q[..., t, :], k[..., t, :], v[..., t, :], state)
         outs.append(out)
-    torch.testing.assert_close(torch.stack(outs, dim=-2), layer(q, k, v, is_causal=True))
+    torch.testing.assert_close(torch.stack(outs, dim=-2), layer(q, k, v, Mask.causal()).output)
     # with lengths [4, 9], example 0 equals the layer on its first 4 keys alone
-    short = layer(q[:1], k[:1, :, :4], v[:1, :, :4])
-    torch.testing.assert_close(layer(q, k, v, valid_lens=torch.tensor([4, 9]))[:1], short)
+    short = layer(q[:1], k[:1, :, :4], v[:1, :, :4]).output
+    torch.testing.assert_close(layer(q, k, v, Mask.of(torch.tensor([4, 9]))).output[:1], short)

@@ -109,6 +109,7 @@ from d2l_attn.interpret import (  # noqa: E402
     replace_attention,
     value_weighted_norms,
 )
+from d2l_attn.masking import Mask  # noqa: E402
 from d2l_attn.models.gpt import GPT  # noqa: E402
 from d2l_attn.multihead import MultiHeadAttention  # noqa: E402
 
@@ -140,7 +141,7 @@ def test_value_norms_are_the_size_of_what_each_token_adds():
     block = model.blocks[0]
     mha = block.attention
     x = block.addnorm1.norm(model.token_embedding(tokens) + model.position_embedding(torch.arange(7)))
-    out, alpha = mha(x, x, x, return_weights=True, is_causal=True)  # (B, T, d), (B, h, T, T)
+    out, alpha = mha(x, mask=Mask.causal(), need_weights=True)[:2]  # (B, T, d), (B, h, T, T)
     v = mha.W_v(x).view(3, 7, 2, 4)  # (B, T, h, d_h)
     f = torch.stack([v[:, :, h] @ mha.W_o.weight[:, 4 * h : 4 * h + 4].t() for h in range(2)], 1)  # (B, h, T, d)
     # the decomposition is exact: sum_h sum_j alpha_hij f_h(x_j) + b_o is the attention output
@@ -187,22 +188,54 @@ def test_replaced_attention_is_what_the_output_uses():
     uniform = uniform / uniform.sum(-1, keepdim=True)
     with torch.no_grad():
         with replace_attention(mha, lambda w: uniform.expand_as(w)):
-            out, w = mha(x, x, x, return_weights=True, is_causal=True)
-            fused = mha(x, x, x, is_causal=True)  # the path without weights is replaced too
+            out, w = mha(x, mask=Mask.causal(), need_weights=True)[:2]
+            fused = mha(x, mask=Mask.causal()).output  # the path without weights is replaced too
         v = mha.W_v(x).view(2, 5, 2, 4).transpose(1, 2)  # (B, h, T, d_h)
         expected = mha.W_o((uniform @ v).transpose(1, 2).reshape(2, 5, 8))
         torch.testing.assert_close(out, expected)
         torch.testing.assert_close(fused, expected)
         torch.testing.assert_close(w, uniform.expand(2, 2, 5, 5))
         with replace_attention(mha, lambda w: w):  # identity: nothing changes
-            torch.testing.assert_close(mha(x, x, x, is_causal=True), mha.forward(x, x, x, is_causal=True))
+            torch.testing.assert_close(mha(x, mask=Mask.causal()).output, mha.forward(x, mask=Mask.causal()).output)
         with pytest.raises(ValueError, match="new_weights must return a tensor of shape"):
             with replace_attention(mha, lambda w: w[..., :2]):
-                mha(x, x, x)
+                mha(x)
     with pytest.raises(ValueError, match="module must be a MultiHeadAttention"):
         with replace_attention(nn.Linear(2, 2), lambda w: w):
             pass
     assert len(attention_modules(tiny_gpt())) == 2
+
+
+def test_interventions_nest_and_unwind_in_order():
+    """An inner intervention sees the outer one's weights; each exit restores what was there before."""
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(8, 2).eval()
+    x = torch.randn(2, 5, 8)
+    uniform = torch.ones(5, 5).tril()
+    uniform = uniform / uniform.sum(-1, keepdim=True)
+    own = mha(x, mask=Mask.causal(), need_weights=True).weights
+    seen = []
+    with torch.no_grad():
+        with replace_attention(mha, lambda w: uniform.expand_as(w)):
+            replaced = mha(x, mask=Mask.causal()).output
+            with replace_attention(mha, lambda w: seen.append(w) or w.flip(-1).tril()):  # inner: sees uniform
+                inner = mha(x, mask=Mask.causal(), need_weights=True)
+            torch.testing.assert_close(seen[0], uniform.expand(2, 2, 5, 5))
+            torch.testing.assert_close(inner.weights, uniform.expand(2, 2, 5, 5).flip(-1).tril())
+            torch.testing.assert_close(mha(x, mask=Mask.causal()).output, replaced)  # back to the outer one
+        torch.testing.assert_close(mha(x, mask=Mask.causal(), need_weights=True).weights, own)
+    assert mha.attention.weights_mod is None
+    # the review's trigger: value_weighted_norms (which intercepts every layer) inside replace_attention
+    model = GPT(vocab_size=11, max_len=8, num_layers=2, num_heads=2, d_model=8).eval()
+    tokens = torch.randint(0, 11, (2, 6))
+    first = attention_modules(model)[0]
+    with replace_attention(
+        first, lambda w: torch.ones_like(w).tril() / torch.ones_like(w).tril().sum(-1, keepdim=True)
+    ):
+        assert value_weighted_norms(model, tokens).shape == (2, 2, 2, 6, 6)  # (B, L, h, T, T)
+        inside = model(tokens)
+    assert first.attention.weights_mod is None
+    assert not torch.allclose(inside, model(tokens))  # the intervention applied, and is gone
 
 
 def test_induction_score_by_hand():

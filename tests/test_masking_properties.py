@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from d2l_attn.masking import masked_softmax
+from d2l_attn.masking import Mask, masked_softmax
 from d2l_attn.scoring import DotProductAttention
 
 
@@ -109,8 +109,8 @@ def test_attention_paths_agree_for_any_lengths(batch, num_queries, num_keys, d, 
     k = torch.randn(batch, num_keys, d, generator=g, dtype=torch.float64)
     v = torch.randn(batch, num_keys, 3, generator=g, dtype=torch.float64)
     lens = torch.randint(0, num_keys + 1, (batch, num_queries), generator=g)
-    reference, weights = DotProductAttention()(q, k, v, lens, return_weights=True)
-    fused = DotProductAttention(fused=True)(q, k, v, lens)
+    reference, weights = DotProductAttention()(q, k, v, Mask.of(lens), need_weights=True)
+    fused = DotProductAttention(fused=True)(q, k, v, Mask.of(lens)).output
     torch.testing.assert_close(fused, reference)
     assert torch.all(fused[lens == 0] == 0)  # queries with no key: zero output, never NaN
     torch.testing.assert_close(weights @ v, reference)

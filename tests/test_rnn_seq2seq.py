@@ -10,6 +10,7 @@ import torch
 from tiny_models import BOS, EOS, PAD, padded_sources, tiny_gru
 
 from d2l_attn.losses import seq2seq_loss
+from d2l_attn.masking import Mask
 from d2l_attn.models.rnn_seq2seq import AttentionDecoder, GRUEncoder, Seq2Seq
 from d2l_attn.scoring import AdditiveAttention
 from d2l_attn.training import Trainer
@@ -45,7 +46,7 @@ def test_decoder_attention_is_the_library_additive_attention():
     context, weights = model.decoder.attend(state)
     query = state.hidden[-1].unsqueeze(1)
     attention: AdditiveAttention = model.decoder.attention
-    ref_context, ref_weights = attention(query, state.enc_outputs, state.enc_outputs, lens, return_weights=True)
+    ref_context, ref_weights = attention(query, state.enc_outputs, state.enc_outputs, Mask.of(lens), need_weights=True)
     torch.testing.assert_close(context, ref_context)
     torch.testing.assert_close(weights, ref_weights)
 

@@ -7,7 +7,7 @@ import torch
 from torch.nn import functional as F
 
 from d2l_attn import scoring
-from d2l_attn.masking import causal_mask, padding_mask
+from d2l_attn.masking import Mask, causal_mask, padding_mask
 from d2l_attn.scoring import AdditiveAttention, DotProductAttention, combine_masks
 
 
@@ -52,9 +52,9 @@ SHAPES = [((2,), 3, 5, 4, 6), ((1,), 1, 1, 1, 1), ((3,), 7, 2, 8, 3), ((2, 4), 5
 @pytest.mark.parametrize("lead, T_q, T_k, d, d_v", SHAPES)
 def test_dot_product_paths_agree_without_masks(dtype, lead, T_q, T_k, d, d_v):
     q, k, v = make_qkv(lead, T_q, T_k, d, d_v, dtype)
-    reference = DotProductAttention(fused=False)(q, k, v)
-    fused = DotProductAttention(fused=True)(q, k, v)
-    out_w, weights = DotProductAttention()(q, k, v, return_weights=True)
+    reference = DotProductAttention(fused=False)(q, k, v).output
+    fused = DotProductAttention(fused=True)(q, k, v).output
+    out_w, weights = DotProductAttention()(q, k, v, need_weights=True)
     torch_out = F.scaled_dot_product_attention(q, k, v)
     tol = tolerances(dtype)
     torch.testing.assert_close(reference, torch_out, **tol)
@@ -87,9 +87,9 @@ def test_dot_product_paths_agree_with_masks(dtype, mask_kind, lead):
     if mask_kind == "bool_full":  # one mask per (example, head)
         attn_mask = torch.rand(*lead, T_q, T_k, generator=g) < 0.6
         attn_mask[..., -1] = True
-    reference, weights = DotProductAttention()(q, k, v, valid_lens, attn_mask, return_weights=True)
-    unfused = DotProductAttention(fused=False)(q, k, v, valid_lens, attn_mask)
-    fused = DotProductAttention()(q, k, v, valid_lens, attn_mask)
+    reference, weights = DotProductAttention()(q, k, v, Mask.of(valid_lens, attn_mask), need_weights=True)
+    unfused = DotProductAttention(fused=False)(q, k, v, Mask.of(valid_lens, attn_mask)).output
+    fused = DotProductAttention()(q, k, v, Mask.of(valid_lens, attn_mask)).output
     keep = combine_masks(valid_lens, attn_mask, (*lead, T_q, T_k))
     torch_out = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
     tol = tolerances(dtype)
@@ -103,13 +103,13 @@ def test_dot_product_paths_agree_with_masks(dtype, mask_kind, lead):
 def test_dot_product_matches_python_loops(dtype):
     q, k, v = make_qkv((2,), 3, 5, 4, 2, dtype, seed=3)
     lens = torch.tensor([[5, 2, 1], [3, 3, 4]])
-    out, weights = DotProductAttention()(q, k, v, lens, return_weights=True)
+    out, weights = DotProductAttention()(q, k, v, Mask.of(lens), need_weights=True)
     keep = padding_mask(lens, 3, 5)
     want_out, want_w = loop_attention(q, k, v, keep, lambda qi, kj: qi @ kj / math.sqrt(4))
     tol = tolerances(dtype)
     torch.testing.assert_close(weights, want_w, **tol)
     torch.testing.assert_close(out, want_out, **tol)
-    torch.testing.assert_close(DotProductAttention()(q, k, v, lens), want_out, **tol)
+    torch.testing.assert_close(DotProductAttention()(q, k, v, Mask.of(lens)).output, want_out, **tol)
 
 
 def test_scale_is_one_over_sqrt_d_not_sequence_length():
@@ -129,7 +129,7 @@ def test_fully_masked_rows_give_zeros_and_finite_gradients(fused, dtype):
     attn = DotProductAttention(fused=fused)
     mask = torch.ones(2, 3, 4, dtype=torch.bool)
     mask[1, 2] = False  # query 2 of example 1 sees no key
-    out = attn(q, k, v, valid_lens=torch.tensor([0, 4]), attn_mask=mask)  # example 0: no key at all
+    out = attn(q, k, v, Mask.of(torch.tensor([0, 4]), mask)).output  # example 0: no key at all
     assert torch.isfinite(out).all()
     assert torch.equal(out[0], torch.zeros(3, 3, dtype=dtype))
     assert torch.equal(out[1, 2], torch.zeros(3, dtype=dtype))
@@ -138,7 +138,7 @@ def test_fully_masked_rows_give_zeros_and_finite_gradients(fused, dtype):
     for t in (q, k, v):
         assert torch.isfinite(t.grad).all()
     assert torch.equal(q.grad[0], torch.zeros_like(q.grad[0]))
-    _, weights = attn(q, k, v, valid_lens=torch.tensor([0, 4]), attn_mask=mask, return_weights=True)
+    _, weights = attn(q, k, v, Mask.of(torch.tensor([0, 4]), mask), need_weights=True)
     assert torch.equal(weights[0], torch.zeros(3, 4, dtype=dtype))
     assert torch.equal(weights[1, 2], torch.zeros(4, dtype=dtype))
 
@@ -158,12 +158,12 @@ def test_fused_path_guards_against_nan_from_sdpa(monkeypatch):
 
     monkeypatch.setattr(scoring.F, "scaled_dot_product_attention", nan_on_empty_rows)
     q, k, v = make_qkv((2,), 3, 4, 4, 3, torch.float32, seed=6)
-    out = DotProductAttention()(q, k, v, valid_lens=torch.tensor([0, 2]))
+    out = DotProductAttention()(q, k, v, Mask.of(torch.tensor([0, 2]))).output
     assert seen_masks, "the fused path must call F.scaled_dot_product_attention"
     # SDPA is never handed a query without keys (its forward or backward could give NaN)
     assert all(bool(m.any(-1).all()) for m in seen_masks)
     assert torch.isfinite(out).all() and torch.equal(out[0], torch.zeros(3, 3))
-    reference = DotProductAttention(fused=False)(q, k, v, valid_lens=torch.tensor([0, 2]))
+    reference = DotProductAttention(fused=False)(q, k, v, Mask.of(torch.tensor([0, 2]))).output
     torch.testing.assert_close(out, reference)
 
 
@@ -179,7 +179,7 @@ def test_additive_matches_formula_and_loops(dtype):
     k = torch.randn(2, 6, 5, generator=g, dtype=dtype)
     v = torch.randn(2, 6, 2, generator=g, dtype=dtype)
     lens = torch.tensor([2, 6])
-    out, weights = attn(q, k, v, lens, return_weights=True)
+    out, weights = attn(q, k, v, Mask.of(lens), need_weights=True)
     W_q, W_k, w_v = attn.W_q.weight, attn.W_k.weight, attn.w_v.weight[0]
 
     def score(qi, kj):
@@ -190,7 +190,7 @@ def test_additive_matches_formula_and_loops(dtype):
     tol = tolerances(dtype)
     torch.testing.assert_close(weights, want_w, **tol)
     torch.testing.assert_close(out, want_out, **tol)
-    torch.testing.assert_close(attn(q, k, v, lens), out)
+    torch.testing.assert_close(attn(q, k, v, Mask.of(lens)).output, out)
     assert sum(p.numel() for p in attn.parameters()) == 7 * (3 + 5 + 1)
 
 
@@ -199,7 +199,7 @@ def test_additive_masks_and_fully_masked_rows():
     attn = AdditiveAttention(4, 4, 8)
     q, k, v = make_qkv((2,), 3, 5, 4, 2, torch.float32, seed=8)
     mask = causal_mask(3, 5)
-    out, weights = attn(q, k, v, valid_lens=torch.tensor([0, 4]), attn_mask=mask, return_weights=True)
+    out, weights = attn(q, k, v, Mask.of(torch.tensor([0, 4]), mask), need_weights=True)
     assert torch.equal(out[0], torch.zeros(3, 2)) and torch.equal(weights[0], torch.zeros(3, 5))
     keep = padding_mask(torch.tensor([4]), 3, 5)[0] & mask
     assert torch.all(weights[1][~keep] == 0)
@@ -209,8 +209,8 @@ def test_additive_masks_and_fully_masked_rows():
 def test_additive_and_dot_product_share_the_interface():
     q, k, v = make_qkv((2,), 3, 5, 4, 6, torch.float32, seed=9)
     for attn in (AdditiveAttention(4, 4, 8), DotProductAttention()):
-        out = attn(q, k, v, torch.tensor([2, 5]))
-        out2, w = attn(q, k, v, torch.tensor([2, 5]), return_weights=True)
+        out = attn(q, k, v, Mask.of(torch.tensor([2, 5]))).output
+        out2, w = attn(q, k, v, Mask.of(torch.tensor([2, 5])), need_weights=True)
         assert out.shape == (2, 3, 6) and w.shape == (2, 3, 5)
         torch.testing.assert_close(out, out2)
 
@@ -232,9 +232,12 @@ def test_dropout_eval_is_deterministic_and_equals_no_dropout(name):
     attn, plain = make_modules(0.5)[name], make_modules(0.0)[name]
     attn.eval()
     q, k, v = make_qkv((2,), 4, 6, 8, 3, torch.float32, seed=10)
-    first, second = attn(q, k, v, torch.tensor([3, 6])), attn(q, k, v, torch.tensor([3, 6]))
+    first, second = (
+        attn(q, k, v, Mask.of(torch.tensor([3, 6]))).output,
+        attn(q, k, v, Mask.of(torch.tensor([3, 6]))).output,
+    )
     assert torch.equal(first, second)
-    torch.testing.assert_close(first, plain.eval()(q, k, v, torch.tensor([3, 6])))
+    torch.testing.assert_close(first, plain.eval()(q, k, v, Mask.of(torch.tensor([3, 6]))).output)
 
 
 @pytest.mark.parametrize("name", ["additive", "dot-reference", "dot-fused"])
@@ -246,22 +249,22 @@ def test_dropout_in_training_drops_and_rescales_weights(name):
     q, k, _ = make_qkv((4,), 8, T_k, 8, 1, torch.float32, seed=11)
     v = torch.eye(T_k).expand(4, T_k, T_k)  # (B, T_k, d_v = T_k)
     torch.manual_seed(123)
-    dropped = attn(q, k, v)  # (B, T_q, T_k): the weights after dropout
+    dropped = attn(q, k, v).output  # (B, T_q, T_k): the weights after dropout
     attn.eval()
-    weights = attn(q, k, v)  # the same as the weights without dropout
+    weights = attn(q, k, v).output  # the same as the weights without dropout
     zero = dropped == 0
     frac = zero.float().mean().item()
     assert 0.4 < frac < 0.6, frac  # about p of the weights are dropped
     torch.testing.assert_close(dropped[~zero], weights[~zero] / (1 - p))  # the rest rescaled by 1/(1-p)
     attn.train()
     torch.manual_seed(124)
-    assert not torch.equal(attn(q, k, v), dropped)  # a fresh mask each call
+    assert not torch.equal(attn(q, k, v).output, dropped)  # a fresh mask each call
 
 
 def test_returned_weights_are_before_dropout():
     attn = DotProductAttention(dropout=0.5).train()
     q, k, v = make_qkv((2,), 3, 5, 4, 6, torch.float32, seed=12)
-    _, weights = attn(q, k, v, return_weights=True)
+    _, weights = attn(q, k, v, need_weights=True)
     torch.testing.assert_close(weights.sum(-1), torch.ones(2, 3))
 
 
@@ -296,7 +299,8 @@ def test_dot_product_bad_inputs(kwargs, match, fused):
     args = dict(queries=Q, keys=K, values=V, valid_lens=None, attn_mask=None)
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
-        DotProductAttention(fused=fused)(**args)
+        mask = Mask.of(args.pop("valid_lens"), args.pop("attn_mask"))
+        DotProductAttention(fused=fused)(**args, mask=mask)
 
 
 @pytest.mark.parametrize(
@@ -334,7 +338,7 @@ def test_gradients_flow_through_both_modules():
     q, k, v = make_qkv((2,), 3, 5, 4, 6, torch.float64, seed=13)
     for attn in (AdditiveAttention(4, 4, 8).double(), DotProductAttention(fused=False), DotProductAttention()):
         inputs = [t.clone().requires_grad_(True) for t in (q, k, v)]
-        assert torch.autograd.gradcheck(lambda a, b, c: attn(a, b, c, torch.tensor([2, 5])), inputs)  # noqa: B023
+        assert torch.autograd.gradcheck(lambda a, b, c: attn(a, b, c, Mask.of(torch.tensor([2, 5]))).output, inputs)  # noqa: B023
 
 
 # ------------------------------------------------------------------------------------------
@@ -375,19 +379,19 @@ def test_is_causal_equals_an_explicit_causal_mask(fused, with_lens):
     lens = torch.tensor([5, 2]) if with_lens else None
     causal = torch.ones(5, 5, dtype=torch.bool).tril()
     attention = DotProductAttention(fused=fused)
-    expected = attention(q, k, v, valid_lens=lens, attn_mask=causal)
-    torch.testing.assert_close(attention(q, k, v, valid_lens=lens, is_causal=True), expected)
+    expected = attention(q, k, v, Mask.of(lens, causal)).output
+    torch.testing.assert_close(attention(q, k, v, Mask.of(lens, is_causal=True)).output, expected)
     reference = F.scaled_dot_product_attention(q, k, v, is_causal=True)
     if not with_lens:
         torch.testing.assert_close(expected, reference)
-    _, weights = attention(q, k, v, is_causal=True, return_weights=True)
+    _, weights = attention(q, k, v, Mask.causal(), need_weights=True)
     assert torch.all(weights.triu(1) == 0)
 
 
 def test_is_causal_rejects_more_queries_than_keys():
     q, k = torch.randn(1, 5, 4), torch.randn(1, 3, 4)
     with pytest.raises(ValueError, match="is_causal needs at least as many keys as queries"):
-        DotProductAttention()(q, k, k, is_causal=True)
+        DotProductAttention()(q, k, k, Mask.causal())
 
 
 @pytest.mark.parametrize("fused", [True, False])
@@ -397,6 +401,46 @@ def test_is_causal_with_cached_keys_sees_the_last_positions(fused, num_q):
     g = torch.Generator().manual_seed(3)
     q, k, v = (torch.randn(2, 6, 4, generator=g) for _ in range(3))  # (B, T, d)
     attention = DotProductAttention(fused=fused)
-    full = attention(q, k, v, is_causal=True)  # (B, 6, 4)
-    tail = attention(q[:, -num_q:], k, v, is_causal=True)  # (B, num_q, 4)
+    full = attention(q, k, v, Mask.causal()).output  # (B, 6, 4)
+    tail = attention(q[:, -num_q:], k, v, Mask.causal()).output  # (B, num_q, 4)
     torch.testing.assert_close(tail, full[:, -num_q:])
+
+
+# ------------------------------------------------------------------------------------------
+# the AttentionFn protocol and the score_mod hook
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("fused", [True, False])
+def test_score_mod_adds_a_bias_like_an_additive_sdpa_mask(fused):
+    """An ALiBi-style score_mod equals SDPA with the same bias as a float mask, under a causal mask too."""
+    q, k, v = make_qkv((2, 3), 4, 6, 8, 5, torch.float64, seed=21)  # (B, h, T, d): three heads
+    slopes = torch.tensor([0.5, 0.25, 0.125], dtype=torch.float64)
+
+    def alibi(scores, q_idx, k_idx, head):
+        assert q_idx.shape == (4, 1) and k_idx.shape == (1, 6) and head.shape == (3, 1, 1)
+        return scores - slopes[head] * (q_idx - k_idx).abs()  # queries are the last 4 of 6 positions
+
+    attention = DotProductAttention(fused=fused, score_mod=alibi)
+    positions = torch.arange(6, dtype=torch.float64)
+    bias = -slopes[:, None, None] * (positions[2:, None] - positions[None, :]).abs()  # (h, T_q, T_k)
+    out, weights = attention(q, k, v, need_weights=True)
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=bias))
+    torch.testing.assert_close(attention(q, k, v).output, out)  # the hook forces the reference path
+    causal = bias.masked_fill(~causal_mask(4, 6), -math.inf)
+    torch.testing.assert_close(
+        attention(q, k, v, Mask.causal()).output, F.scaled_dot_product_attention(q, k, v, attn_mask=causal)
+    )
+    assert not torch.equal(out, DotProductAttention()(q, k, v).output)
+
+
+def test_every_kernel_returns_an_attention_output_and_refuses_a_raw_mask():
+    from d2l_attn.scoring import AttentionFn, AttentionOutput
+
+    q, k, v = make_qkv((2,), 3, 5, 4, 6, torch.float32, seed=22)
+    for attn in (DotProductAttention(), DotProductAttention(fused=False), AdditiveAttention(4, 4, 8)):
+        for need in (False, True):
+            out = attn(q, k, v, Mask.of(torch.tensor([2, 5])), need_weights=need)
+            assert isinstance(out, AttentionOutput) and len(out) == 2 and (out.weights is not None) == need
+        with pytest.raises(ValueError, match="mask must be a d2l_attn.masking.Mask"):
+            attn(q, k, v, torch.tensor([2, 5]))
+    assert AttentionFn.__call__.__annotations__["return"] in ("AttentionOutput", AttentionOutput)
+    assert not hasattr(DotProductAttention, "compute")

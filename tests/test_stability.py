@@ -50,10 +50,10 @@ def test_qk_norm_attention_matches_a_by_hand_computation_and_bounds_logits():
     qn, kn = F.layer_norm(q, (8,)), F.layer_norm(k, (8,))
     weights = torch.softmax(qn @ kn.transpose(-2, -1) / math.sqrt(8), -1)  # (B, h, T, T)
     by_hand = mha.W_o((weights @ v).transpose(1, 2).reshape(2, 5, 16))
-    out, w = mha(x, x, x, return_weights=True)
+    out, w = mha(x, need_weights=True)[:2]
     torch.testing.assert_close(out, by_hand, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(w, weights, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(mha(x, x, x), out, rtol=1e-4, atol=1e-4)  # the fused path agrees
+    torch.testing.assert_close(mha(x).output, out, rtol=1e-4, atol=1e-4)  # the fused path agrees
     logits = stability.attention_logits(mha, x, x)
     assert logits.abs().max() <= math.sqrt(8) + 1e-4
     plain = MultiHeadAttention(16, 2)

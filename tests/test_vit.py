@@ -83,7 +83,7 @@ def test_vit_is_a_pre_ln_stack_with_a_final_norm_and_returns_distributions():
     for block in model.blocks:
         assert block.norm_first and block.ffn.activation == "gelu"
         n = block.addnorm1.norm(h)
-        h = h + block.attention(n, n, n)
+        h = h + block.attention(n).output
         h = h + block.ffn(block.addnorm2.norm(h))
     torch.testing.assert_close(model(x), model.head(model.norm(h)[:, 0]), rtol=1e-5, atol=1e-5)
     mean_model = ViT(d_model=32, num_heads=4, d_ff=64, num_layers=1, pool="mean").eval()

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ..masking import masked_softmax
+from ..masking import Mask, masked_softmax
 from ..scoring import AdditiveAttention, DotProductAttention
 from .core import ChoiceExercise, FunctionExercise, NumberExercise, TensorExercise
 
@@ -140,7 +140,7 @@ dot_weights = TensorExercise(
         "(2, 3) scaled dot-product attention weights when the first query sees all 3 keys and the "
         "second only the first 2 (valid_lens = [[3, 2]] per query)."
     ),
-    solution=DotProductAttention()(_Q, _K, _V, _LENS, return_weights=True)[1][0],
+    solution=DotProductAttention()(_Q, _K, _V, Mask.of(_LENS), need_weights=True)[1][0],
     wrong_answers=[
         torch.softmax(_Q[0] @ _K[0].T, -1),
         masked_softmax(_Q @ _K.transpose(1, 2), _LENS)[0],

@@ -138,14 +138,14 @@ def _reference_pre_ln(block, x):
 
 def _wrong_post_ln(block, x):  # the paper's order instead
     with torch.no_grad():
-        h = block.addnorm1.norm(x + block.attention(x, x, x))
+        h = block.addnorm1.norm(x + block.attention(x).output)
         return block.addnorm2.norm(h + block.ffn(h))
 
 
 def _wrong_no_residual(block, x):
     with torch.no_grad():
         n1 = block.addnorm1.norm(x)
-        h = block.attention(n1, n1, n1)
+        h = block.attention(n1).output
         return block.ffn(block.addnorm2.norm(h))
 
 
@@ -165,7 +165,7 @@ pre_ln_block = FunctionExercise(
     forbidden_reason="build the forward pass from the block's parts instead of calling block(x).",
     hints=[
         "Pre-LN: normalize first, apply the sublayer, then add the *unnormalized* input: x + F(LN(x)).",
-        "h = x + attention(n, n, n) with n = norm1(x); return h + ffn(norm2(h)).",
+        "h = x + attention(n).output with n = norm1(x); return h + ffn(norm2(h)).",
     ],
 )
 

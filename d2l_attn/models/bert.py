@@ -37,7 +37,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from .._checks import config_from, stack_sizes, token_ids
-from ..blocks import SelfAttentionBlock, key_mask, run_blocks
+from ..blocks import SelfAttentionBlock, run_blocks
+from ..masking import Mask
 
 __all__ = ["BERTConfig", "BERT", "BERTOutput", "MLMHead", "NSPHead", "bert_state_dict_to_ours"]
 
@@ -147,11 +148,11 @@ class BERT(nn.Module):
                 f"got {getattr(segments, 'shape', type(segments).__name__)}"
             )
         token_ids(segments, "segments", c.num_segments)
-        keep = key_mask(valid_lens, tokens)  # (B, 1, 1, T) or None, checked once
+        mask = Mask.from_lengths(valid_lens, tokens)  # keep (B, 1, 1, T) or None, checked once
         pos = torch.arange(T, device=tokens.device)  # (T,)
         x = self.token_embedding(tokens) + self.position_embedding(pos) + self.segment_embedding(segments)
         x = self.dropout(self.embedding_norm(x))  # (B, T, d)
-        return run_blocks(self.blocks, x, keep, return_weights)  # (B, T, d) [, L x (B, h, T, T)]
+        return run_blocks(self.blocks, x, mask, return_weights)  # (B, T, d) [, L x (B, h, T, T)]
 
     def forward(
         self, tokens: torch.Tensor, segments=None, valid_lens=None, pred_positions=None, return_weights: bool = False

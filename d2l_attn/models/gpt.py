@@ -38,8 +38,8 @@ import torch
 from torch import nn
 
 from .._checks import config_from, positive_number, special_ids, stack_sizes, token_ids
-from ..blocks import SelfAttentionBlock, key_mask, run_blocks
-from ..masking import as_valid_lens
+from ..blocks import SelfAttentionBlock, run_blocks
+from ..masking import Mask, as_valid_lens
 from ..multihead import KVCache
 
 __all__ = ["GPTConfig", "GPT", "GPTState", "gpt2_state_dict_to_ours"]
@@ -141,7 +141,8 @@ class GPT(nn.Module):
         self, tokens: torch.Tensor, valid_lens=None, return_weights: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         x = self._embed(tokens, 0)  # (B, T, d)
-        out = run_blocks(self.blocks, x, key_mask(valid_lens, tokens), return_weights)  # (B, T, d) [, weights]
+        mask = Mask.from_lengths(valid_lens, tokens)  # checked once per call
+        out = run_blocks(self.blocks, x, Mask(mask.keep, is_causal=True, lengths=mask.lengths), return_weights)
         x, weights = out if return_weights else (out, None)
         logits = self.lm_head(self.final_norm(x))  # (B, T, V)
         return (logits, weights) if return_weights else logits

@@ -182,7 +182,7 @@ class AttentionDecoder(nn.Module):
     def attend(self, state: DecoderState) -> tuple[torch.Tensor, torch.Tensor]:
         r"""Context ``(B, 1, H)`` and weights ``(B, 1, T)`` for the query :math:`\mathbf{s}_{t'-1}`.
 
-        The same numbers as ``self.attention(query, H, H, src_valid_lens, return_weights=True)``
+        The same numbers as ``self.attention(query, H, H, Mask.of(src_valid_lens), need_weights=True)``
         (the tests check it), with the keys' projection taken from ``state``.
         """
         query = state.hidden[-1].unsqueeze(1)  # (B, 1, H): top layer of s_{t'-1}

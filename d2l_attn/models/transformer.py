@@ -138,8 +138,8 @@ class TransformerEncoder(_Stack):
         self, src: torch.Tensor, valid_lens=None, return_weights: bool = False, *, mask: Mask | None = None
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         token_ids(src, "src", self.vocab_size)
-        keep = _front_door(valid_lens, mask, src, "valid_lens").keep  # (B, 1, 1, T) or None, checked once
-        out = run_blocks(self.blocks, self.embed(src), keep, return_weights)  # (B, T, d) [, L x (B, h, T, T)]
+        mask = _front_door(valid_lens, mask, src, "valid_lens")  # keep (B, 1, 1, T) or None, checked once
+        out = run_blocks(self.blocks, self.embed(src), mask, return_weights)  # (B, T, d) [, L x (B, h, T, T)]
         if return_weights:
             return self.final_norm(out[0]), torch.stack(out[1], dim=1)  # (B, T, d), (B, L, h, T, T)
         return self.final_norm(out)
@@ -206,17 +206,16 @@ class TransformerDecoder(_Stack):
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         token_ids(tgt_in, "tgt_in", self.vocab_size)
         _check_memory(memory, self.d_model, tgt_in.shape[0])
-        keep = _front_door(memory_valid_lens, memory_mask, memory, "memory_valid_lens").keep  # checked once
+        memory_mask = _front_door(memory_valid_lens, memory_mask, memory, "memory_valid_lens")  # checked once
         x = self.embed(tgt_in)  # (B, T', d)
         w_self, w_cross = [], []
-        for block in self.blocks:
-            kv = block.cross_attention.project(memory, memory)  # (B, h, T, d_h) x 2
+        for block in self.blocks:  # called as modules: forward hooks fire
             if return_weights:
-                x, ws, wc = block.compute(x, kv, keep, return_weights=True)
+                x, ws, wc = block(x, memory, return_weights=True, memory_mask=memory_mask)
                 w_self.append(ws)  # (B, h, T', T')
                 w_cross.append(wc)  # (B, h, T', T)
             else:
-                x = block.compute(x, kv, keep)  # (B, T', d)
+                x = block(x, memory, memory_mask=memory_mask)  # (B, T', d)
         logits = self.dense(self.final_norm(x))  # (B, T', V)
         if return_weights:
             return logits, torch.stack(w_self, dim=1), torch.stack(w_cross, dim=1)
@@ -244,12 +243,11 @@ class TransformerDecoder(_Stack):
         if not isinstance(state, TransformerState):
             raise ValueError(f"state must be a TransformerState (see init_state), got {type(state).__name__}")
         x = self.embed(tokens, offset=state.num_decoded)  # (B, T_new, d)
-        keep = key_padding_mask(
-            state.src_valid_lens, state.caches[0].memory.length
-        )  # (B, 1, 1, T), checked by init_state
+        lens = state.src_valid_lens  # checked by init_state
+        mask = Mask(key_padding_mask(lens, state.caches[0].memory.length), lengths=lens)  # (B, 1, 1, T)
         caches, w_self, w_cross = [], [], []
         for block, cache in zip(self.blocks, state.caches):
-            out = block.compute(x, cache.memory, keep, cache.self_attn, return_weights=return_weights)
+            out = block.step(x, cache, return_weights=return_weights, memory_mask=mask)
             x, cache = out[0], out[1]  # (B, T_new, d), LayerCache
             caches.append(cache)
             if return_weights:
