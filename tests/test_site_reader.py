@@ -207,3 +207,22 @@ def test_result_tables_are_html_tables(browser, site, name):
         assert not dumps, f"{name}: results printed as '|'-separated text (use utils.table): {dumps[:2]}"
     finally:
         context.close()
+
+
+def test_a_plot_enlarges_on_tap_on_a_phone(browser, site):
+    """On a phone a plot shrinks to the column; a tap shows it at (at least) its natural size."""
+    context, page, _ = _open(browser, f"{site}/chapters/02_attention_pooling.html", PHONE)
+    try:
+        plot = page.locator(".cell_output img.d2l-zoomable").first
+        plot.scroll_into_view_if_needed()
+        natural, shown = plot.evaluate("i => [i.naturalWidth, i.getBoundingClientRect().width]")
+        assert shown < natural, "the plot is not shrunk on a phone: nothing to check"
+        plot.tap()
+        big = page.locator(".d2l-zoom img")
+        big.wait_for(state="visible", timeout=3_000)
+        assert big.evaluate("i => i.getBoundingClientRect().width") >= natural - 1
+        assert page.locator(".d2l-zoom").get_attribute("role") == "dialog"
+        page.keyboard.press("Escape")
+        assert page.locator(".d2l-zoom").count() == 0, "Escape did not close the enlarged figure"
+    finally:
+        context.close()

@@ -77,6 +77,9 @@
     var big = document.createElement("img");
     big.src = img.currentSrc || img.src;
     big.alt = img.alt || "";
+    // at least the natural size; frame-slider frames are drawn at 80 dpi (small labels): 1.5x
+    var scale = img.closest(".jupyter-widgets") ? 1.5 : 1;
+    if (img.naturalWidth) big.style.width = Math.round(img.naturalWidth * scale) + "px";
     layer.appendChild(close);
     layer.appendChild(big);
     function shut() {
