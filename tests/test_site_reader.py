@@ -78,7 +78,9 @@ def test_no_dead_slider(browser, site, stem):
     """Every slider on the page changes the figure it sits with; live explorers show a static figure."""
     context, page, log = _open(browser, f"{site}/chapters/{stem}.html", DESKTOP)
     try:
-        handles = page.locator(".jupyter-widgets [role=slider]")
+        handles = page.locator(".widget-slider [role=slider]")
+        handles.first.wait_for(state="attached", timeout=20_000)
+        page.wait_for_timeout(500)
         count = handles.count()
         assert count >= 1, f"{stem}: no slider at all (every chapter has a frame slider)"
         for i in range(count):
@@ -120,6 +122,7 @@ def test_frame_sliders_work_by_touch_on_a_phone(browser, site, stem):
     context, page, _ = _open(browser, f"{site}/chapters/{stem}.html", PHONE)
     try:
         sliders = page.locator(".widget-vbox:has(> .widget-tab):has(> .widget-slider)")
+        sliders.first.wait_for(state="attached", timeout=20_000)
         assert sliders.count() >= 1, f"{stem}: no frame slider"
         for i in range(sliders.count()):
             slider = sliders.nth(i)

@@ -26,7 +26,7 @@
 
   // 2. Slider handles (ipywidgets, role=slider) get their label as name and their readout as value.
   function nameSliders() {
-    document.querySelectorAll(".jupyter-widgets.widget-slider").forEach(function (w) {
+    document.querySelectorAll(".widget-slider").forEach(function (w) {
       var label = w.querySelector(".widget-label");
       var readout = w.querySelector(".widget-readout");
       var name = (label && label.textContent.trim()) || "choose the figure";
