@@ -179,7 +179,6 @@ def test_display_equations_are_never_clipped_without_a_cue(browser, site, stem, 
     context, page, _ = _open(browser, f"{site}/chapters/{stem}.html", PHONE if device == "phone" else DESKTOP)
     try:
         equations = page.evaluate(EQUATIONS)
-        assert equations, f"{stem}: no display equation found"
         bad = [e for e in equations if e["wide"] and not (e["scrolls"] and e["cue"] and e["hint"])]
         assert not bad, f"{stem} ({device}): display equations clipped without a scroll cue: {bad[:3]}"
         outside = [e for e in equations if e["right"] > e["column"] + 1]
