@@ -41,6 +41,7 @@ module                    what it holds                                         
 ``plotting``              heatmaps, attention grids, curves                      all
 ``attention_view``        interactive attention view for pages, no kernel/CDN    7, 11
 ``widgets``               kernel-free sliders and live explorers                 all
+``display``               result tables (HTML), live explorers' static figures   1-3, 6-12
 ``exercises``             answer checkers with hints, one file per chapter       all
 ``utils``                 device, seeding, quick mode, atomic save/load          all
 ========================  ====================================================  ==========

@@ -193,7 +193,12 @@ def main(argv: list[str] | None = None) -> dict:
         last = step == args.steps - 1
         if rank == 0 and (last or (args.eval_every and (step + 1) % args.eval_every == 0)):
             evals.append({"step": step + 1, "val_loss": val_loss(), "seconds": time.perf_counter() - start})
-            print(json.dumps(evals[-1]), flush=True)
+            shown = {
+                "step": step + 1,
+                "val_loss": round(evals[-1]["val_loss"], 4),
+                "seconds": round(evals[-1]["seconds"], 2),
+            }
+            print(json.dumps(shown), flush=True)  # a log line with sensible precision; evals keep all digits
     result = {
         "losses": losses,
         "evals": evals,

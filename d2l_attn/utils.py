@@ -20,7 +20,10 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from .display import table  # results as HTML tables in a notebook (re-exported for the chapters)
+
 __all__ = [
+    "table",
     "get_device",
     "seed_everything",
     "is_quick",

@@ -5,7 +5,9 @@ Only the widget API common to ipywidgets 7 and 8 is used (``FloatSlider``, ``Flo
 JupyterLab and Colab. Each explorer is built from a pure *figure function* that the tests call
 directly; the widget only wires sliders to it.
 
-Live widgets need a running kernel: in the static book the sliders show their saved state.
+Live widgets need a running kernel: on the static web page each live explorer shows its first
+figure as an image with a link to the notebook in Colab (:func:`d2l_attn.display.with_static_figure`),
+not sliders that would move without changing the figure; :func:`frame_slider` works everywhere.
 
 The live explorers show their figure in an ``Image`` widget whose PNG bytes are replaced on
 every redraw, never by ``display`` into an ``Output`` widget. Under nbclient (the book build,
@@ -105,7 +107,7 @@ def query_explorer(
     image = _live_image(
         lambda: query_explorer_figure(keys, values, q_slider.value, s_slider.value), [q_slider, s_slider]
     )
-    return widgets.VBox([widgets.HBox([q_slider, s_slider]), image])
+    return _explorer([widgets.HBox([q_slider, s_slider]), image], image, [q_slider, s_slider])
 
 
 def figure_png(fig: Figure, dpi: int = 80) -> bytes:
@@ -132,6 +134,16 @@ def _live_image(draw, controls, dpi: int = 100):
     for control in controls:
         control.observe(redraw, names="value")
     return image
+
+
+def _explorer(children, image, controls) -> ipywidgets.VBox:
+    """The explorer's VBox; on the web page (no kernel) its first figure shows as a static image."""
+    import ipywidgets as widgets
+
+    from .display import with_static_figure
+
+    names = [getattr(c, "description", "") or type(c).__name__ for c in controls]
+    return with_static_figure(widgets.VBox(children), bytes(image.value), names)
 
 
 def live_explorer(figure_fn: Callable[..., Figure], *, dpi: int = 100, **controls: Any) -> ipywidgets.VBox:
@@ -161,7 +173,7 @@ def live_explorer(figure_fn: Callable[..., Figure], *, dpi: int = 100, **control
         return fig
 
     image = _live_image(draw, list(controls.values()), dpi)
-    return widgets.VBox([widgets.HBox(list(controls.values())), image])
+    return _explorer([widgets.HBox(list(controls.values())), image], image, list(controls.values()))
 
 
 def frame_slider(frames: dict[str, Figure], *, description: str = "", dpi: int = 80) -> ipywidgets.VBox:
@@ -191,7 +203,7 @@ def frame_slider(frames: dict[str, Figure], *, description: str = "", dpi: int =
         value=labels[0],
         description=description,
         continuous_update=True,
-        layout=widgets.Layout(width="60%"),
+        layout=widgets.Layout(width="100%", max_width="36em"),
         style={"description_width": "initial"},
     )
     widgets.jslink((slider, "index"), (tabs, "selected_index"))
@@ -284,7 +296,7 @@ def kernel_regression_explorer(
         lambda: kernel_regression_figure(keys, values, queries, kernel_box.value, h_slider.value, truth=truth),
         [kernel_box, h_slider],
     )
-    return widgets.VBox([widgets.HBox([kernel_box, h_slider]), image])
+    return _explorer([widgets.HBox([kernel_box, h_slider]), image], image, [kernel_box, h_slider])
 
 
 def positional_explorer_figure(encoding: torch.Tensor, position: int, dim: int) -> Figure:
@@ -341,7 +353,7 @@ def positional_explorer(encoding: torch.Tensor, *, position: int = 10, dim: int 
     image = _live_image(
         lambda: positional_explorer_figure(encoding, p_slider.value, j_slider.value), [p_slider, j_slider]
     )
-    return widgets.VBox([widgets.HBox([p_slider, j_slider]), image])
+    return _explorer([widgets.HBox([p_slider, j_slider]), image], image, [p_slider, j_slider])
 
 
 def scaling_explorer_figure(d: int, *, num_keys: int = 32, num_samples: int = 4000, seed: int = 0) -> Figure:
@@ -413,4 +425,4 @@ def scaling_explorer(d_values=(1, 4, 16, 64, 256, 1024), *, d: int = 64, num_key
         raise ValueError(f"d must be one of d_values {options}, got {d!r}")
     slider = widgets.SelectionSlider(options=options, value=d, description="d", continuous_update=False)
     image = _live_image(lambda: scaling_explorer_figure(slider.value, num_keys=num_keys), [slider])
-    return widgets.VBox([slider, image])
+    return _explorer([slider, image], image, [slider])
