@@ -137,8 +137,9 @@ def _quick_site_allowed() -> bool:
     return os.environ.get("D2L_ATTN_SITE_QUICK_OK", "") == "1"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def built_book(tmp_path_factory) -> Path:
+    # session-wide: tests/test_site_reader.py checks the same build
     prebuilt = prebuilt_site()
     if prebuilt is not None:
         return prebuilt
@@ -283,7 +284,7 @@ def test_bibliography_lists_cited_works(built_book):
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def site(built_book):
     """The built site served on 127.0.0.1 (a random free port); yields its base URL."""
 
