@@ -137,9 +137,8 @@ def _quick_site_allowed() -> bool:
     return os.environ.get("D2L_ATTN_SITE_QUICK_OK", "") == "1"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def built_book(tmp_path_factory) -> Path:
-    # session-wide: tests/test_site_reader.py checks the same build
     prebuilt = prebuilt_site()
     if prebuilt is not None:
         return prebuilt
@@ -284,7 +283,7 @@ def test_bibliography_lists_cited_works(built_book):
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def site(built_book):
     """The built site served on 127.0.0.1 (a random free port); yields its base URL."""
 
@@ -762,3 +761,8 @@ def test_browser_checker_gives_the_python_verdicts_in_chromium(browser, site):
         assert len(cases) > 3000
     finally:
         context.close()
+
+
+# The reader's checks (accessibility with axe-core, alt text, page weight, downloads, version and
+# licence, the whole-book PDF) live in tests/site_reader_checks.py and run here, on this build.
+from site_reader_checks import *  # noqa: E402, F403

@@ -47,7 +47,7 @@ WIDGET_JS = re.compile(
 )
 SEARCH_BUTTON = re.compile(r'(<button class="btn search-button-field[^"]*"[^>]*?) aria-label="[^"]*"')
 EMPTY_SUMMARY = re.compile(r'<summary>(?=<span class="toctree-toggle")')
-DOWNLOAD_LINK = re.compile(r'(<a href="[^"]+\.ipynb"[^>]*?)(?<! download) target="_blank"')
+DOWNLOAD_LINK = re.compile(r'(<a href="[^"]*_sources/[^"]+\.ipynb"[^>]*?)(?<! download) target="_blank"')
 
 
 def lighten(page: str) -> str:

@@ -1,6 +1,7 @@
 """The built book as a reader needs it (issue 26, items 4-6): accessible, light, and complete.
 
-Same build and server as ``tests/test_site.py`` (``D2L_ATTN_SITE``: the full-mode build in CI):
+``tests/test_site.py`` imports these tests, so they check its build and server (``D2L_ATTN_SITE``:
+the full-mode build in CI) with its fixtures:
 
 * **axe-core** (pinned in ``package.json``) on every page: no critical and no serious violation;
   the counts by rule and impact are printed and written to ``.artifacts/axe.json``;
@@ -182,7 +183,7 @@ def test_version_date_licence_edit_link_and_citation(built_book):
         assert re.search(r"Last updated on \d{4}-\d\d-\d\d", " ".join(text.split())), name
         assert "CC BY-SA 4.0" in text and "/LICENSE" in page, name
         assert f"{repo}/edit/{CONFIG['repository']['branch']}/" in page, f"{name}: no 'edit this page' link"
-    intro = html_lib.unescape(_html(built_book, "book/intro"))
+    intro = html_lib.unescape(re.sub(r"<[^>]+>", "", _html(built_book, "book/intro")))
     bibtex = re.search(r"@book\{[^}]*?,(.*?)\n\}", intro, re.S)
     assert bibtex, "the intro has no BibTeX entry to cite the book"
     assert "Attention, Executable" in bibtex.group(1) and __version__ in bibtex.group(1) and repo in bibtex.group(1)
