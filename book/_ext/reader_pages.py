@@ -47,6 +47,8 @@ WIDGET_JS = re.compile(
 )
 SEARCH_BUTTON = re.compile(r'(<button class="btn search-button-field[^"]*"[^>]*?) aria-label="[^"]*"')
 EMPTY_SUMMARY = re.compile(r'<summary>(?=<span class="toctree-toggle")')
+# myst-nb's folded cells: the label hides the visible "Solution to Exercise 1.2 (code): show"
+TOGGLE_LABEL = re.compile(r'<summary aria-label="Toggle hidden content">(?=\s*<p class="collapsed)')
 DOWNLOAD_LINK = re.compile(r'(<a href="[^"]*_sources/[^"]+\.ipynb"[^>]*?)(?<! download) target="_blank"')
 
 
@@ -58,19 +60,39 @@ def lighten(page: str) -> str:
         page = WIDGET_JS.sub("", page)
     page = SEARCH_BUTTON.sub(r"\1", page)
     page = EMPTY_SUMMARY.sub('<summary aria-label="Show or hide the sections of this chapter">', page)
+    page = TOGGLE_LABEL.sub("<summary>", page)
     page = DOWNLOAD_LINK.sub(r'\1 download target="_blank"', page)
     return page
 
 
 def _executed_notebooks(app: Sphinx) -> int:
-    """Copy each executed notebook over its ``_sources/`` copy; returns how many."""
+    """Write each notebook as executed for the site over its ``_sources/`` copy; returns how many.
+
+    A notebook run in this build is myst-nb's ``jupyter_execute/`` copy; one taken from the
+    execution cache has its outputs only in the cache (the copy there is the bare source).
+    """
+    import nbformat
+
     executed = Path(app.outdir).parent / "jupyter_execute"
     sources = Path(app.outdir) / "_sources"
+    cache_path = app.config.nb_execution_cache_path or str(Path(app.outdir).parent / ".jupyter_cache")
+    cache = None
     copied = 0
     for target in sources.rglob("*.ipynb"):
-        run = executed / target.relative_to(sources)
-        if run.is_file():
-            shutil.copyfile(run, target)
+        relative = target.relative_to(sources)
+        run = executed / relative
+        notebook = nbformat.read(run, as_version=4) if run.is_file() else None
+        if notebook is not None and not any(c.get("outputs") for c in notebook.cells):
+            if cache is None and Path(cache_path).is_dir():
+                from jupyter_cache import get_cache
+
+                cache = get_cache(cache_path)
+            try:
+                notebook = cache.merge_match_into_file(str(Path(app.srcdir) / relative))[1] if cache else None
+            except KeyError:  # not in the cache: keep the source
+                notebook = None
+        if notebook is not None:
+            nbformat.write(notebook, target)
             copied += 1
     return copied
 
