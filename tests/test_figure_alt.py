@@ -89,6 +89,7 @@ PAGE = """<head>
 <button class="btn search-button-field search-button__button pst-js-only" title="Search" aria-label="Search" x>
 <summary><span class="toctree-toggle" role="presentation"></span></summary>
 <a href="../_sources/chapters/01_x.ipynb" class="btn" target="_blank">.ipynb</a>
+<div role="list" class="citation-list"><div class="citation" id="id1" role="doc-biblioentry">
 BODY
 </body>"""
 
@@ -101,6 +102,7 @@ def test_pages_lose_the_icon_script_and_widget_scripts_where_no_widget_is_shown(
     assert 'aria-label="Search"' not in page and 'title="Search"' in page
     assert '<summary aria-label="Show or hide the sections of this chapter">' in page
     assert 'class="btn" download target="_blank"' in page
+    assert '<div class="citation" id="id1" role="listitem">' in page
     assert lighten(page) == page  # idempotent
     shown = lighten(PAGE.replace("BODY", '<script type="application/vnd.jupyter.widget-view+json">{}</script>'))
     assert "embed-amd.js" in shown and "require.js" in shown and "widget-state" in shown

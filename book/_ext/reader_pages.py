@@ -9,7 +9,7 @@ Run on the finished HTML (``build-finished``), idempotent, on every page:
   them wherever the kernel held a widget, shown or not.
 * **Accessibility** (axe-core, ``tests/test_site.py``). The search button's ``aria-label``
   ("Search") hides its visible text ("Search Ctrl+K"); the sidebar's expand toggles are empty
-  ``<summary>`` elements: they get a name. Folded solution cells are labelled as solutions
+  ``<summary>`` elements: they get a name; bibliography entries become list items. Folded solution cells are labelled as solutions
   (:class:`LabelSolutions`). The notebook download link gets ``download`` (a
   browser otherwise shows the JSON).
   ``reader_pages.css`` fixes the colour contrast of widget tabs and exercise links, and
@@ -47,6 +47,9 @@ WIDGET_JS = re.compile(
 )
 SEARCH_BUTTON = re.compile(r'(<button class="btn search-button-field[^"]*"[^>]*?) aria-label="[^"]*"')
 EMPTY_SUMMARY = re.compile(r'<summary>(?=<span class="toctree-toggle")')
+# the bibliography: a role=list whose entries carry the deprecated doc-biblioentry role
+# (axe: aria-required-children, critical): the entries become list items
+BIBLIOENTRY = re.compile(r'(<div class="citation" id="[^"]*") role="doc-biblioentry"')
 # myst-nb's folded cells: the label hides the visible "Solution to Exercise 1.2 (code): show"
 TOGGLE_LABEL = re.compile(r'<summary aria-label="Toggle hidden content">(?=\s*<p class="collapsed)')
 DOWNLOAD_LINK = re.compile(r'(<a href="[^"]*_sources/[^"]+\.ipynb"[^>]*?)(?<! download) target="_blank"')
@@ -61,6 +64,7 @@ def lighten(page: str) -> str:
     page = SEARCH_BUTTON.sub(r"\1", page)
     page = EMPTY_SUMMARY.sub('<summary aria-label="Show or hide the sections of this chapter">', page)
     page = TOGGLE_LABEL.sub("<summary>", page)
+    page = BIBLIOENTRY.sub(r'\1 role="listitem"', page)
     page = DOWNLOAD_LINK.sub(r'\1 download target="_blank"', page)
     return page
 
