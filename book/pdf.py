@@ -63,9 +63,20 @@ PREPARE = """async () => {
 }"""
 
 
-def build(site: Path, out: Path, pages: list[str] | None = None) -> dict:
-    """Print ``pages`` (default: the toc) of the built ``site`` into the PDF ``out``; returns a summary."""
-    from playwright.sync_api import sync_playwright
+def build(site: Path, out: Path, pages: list[str] | None = None, browser=None) -> dict:
+    """Print ``pages`` (default: the toc) of the built ``site`` into the PDF ``out``; returns a summary.
+
+    ``browser``: a Playwright Chromium already running (the tests'); by default one is started.
+    """
+    if browser is None:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as pw:
+            own = pw.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+            try:
+                return build(site, out, pages, own)
+            finally:
+                own.close()
     from pypdf import PdfReader, PdfWriter
 
     site = site.resolve()
@@ -76,20 +87,18 @@ def build(site: Path, out: Path, pages: list[str] | None = None) -> dict:
     started = time.monotonic()
     writer = PdfWriter()
     titles = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
-        try:
-            context = browser.new_context()
-            page = context.new_page()
-            for name in pages:
-                page.goto((site / f"{name}.html").as_uri(), wait_until="load")
-                page.evaluate(PREPARE)
-                title = (page.locator("main h1").first.text_content() or name).replace("#", "").strip()
-                pdf = page.pdf(format="A4", print_background=True, margin={"top": "15mm", "bottom": "15mm"})
-                writer.append(PdfReader(io.BytesIO(pdf)), outline_item=title)
-                titles.append(title)
-        finally:
-            browser.close()
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        for name in pages:
+            page.goto((site / f"{name}.html").as_uri(), wait_until="load")
+            page.evaluate(PREPARE)
+            title = (page.locator("main h1").first.text_content() or name).replace("#", "").strip()
+            pdf = page.pdf(format="A4", print_background=True, margin={"top": "15mm", "bottom": "15mm"})
+            writer.append(PdfReader(io.BytesIO(pdf)), outline_item=title)
+            titles.append(title)
+    finally:
+        context.close()
     writer.add_metadata({"/Title": "Attention, Executable"})
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("wb") as handle:

@@ -199,7 +199,7 @@ def test_appendix_link_text_has_no_raw_tex(built_book):
             assert not re.search(r"\\[A-Za-z]+|_\{|\^\{", text), f"{name}: raw TeX in link text {text!r}"
 
 
-def test_the_whole_book_pdf(built_book, tmp_path):
+def test_the_whole_book_pdf(browser, built_book, tmp_path):
     import importlib.util
 
     from pypdf import PdfReader
@@ -208,7 +208,7 @@ def test_the_whole_book_pdf(built_book, tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     out = tmp_path / "book.pdf"
-    summary = module.build(built_book, out)
+    summary = module.build(built_book, out, browser=browser)
     print(f"whole-book PDF: {summary['pages']} pages in {summary['seconds']:.0f} s")
     reader = PdfReader(out)
     assert len(reader.pages) == summary["pages"] > 10 * len(NOTEBOOKS), summary["pages"]

@@ -78,10 +78,12 @@
   }
   window.D2LPlainMath = plainMath;
   function patch() {
-    if (!window.Search || !Search.htmlToText || Search.htmlToText._d2l) { return; }
-    var original = Search.htmlToText;
-    Search.htmlToText = function (html, anchor) { return plainMath(original(html, anchor)); };
-    Search.htmlToText._d2l = true;
+    // searchtools.js declares `const Search`: a global binding, not a property of window
+    var search = typeof Search !== "undefined" ? Search : null;  // eslint-disable-line no-undef
+    if (!search || !search.htmlToText || search.htmlToText._d2l) { return; }
+    var original = search.htmlToText;
+    search.htmlToText = function (html, anchor) { return plainMath(original(html, anchor)); };
+    search.htmlToText._d2l = true;
   }
   patch();
   document.addEventListener("DOMContentLoaded", patch);
