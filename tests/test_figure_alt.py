@@ -94,10 +94,10 @@ BODY
 </body>"""
 
 
-def test_pages_lose_the_icon_script_and_widget_scripts_where_no_widget_is_shown():
+def test_pages_lose_the_widget_scripts_where_no_widget_is_shown():
     lighten = _reader_pages().lighten
     page = lighten(PAGE.replace("BODY", ""))
-    assert "fontawesome.js" not in page and "embed-amd.js" not in page and "require.js" not in page
+    assert "embed-amd.js" not in page and "require.js" not in page
     assert "widget-state" not in page
     assert 'aria-label="Search"' not in page and 'title="Search"' in page
     assert '<summary aria-label="Show or hide the sections of this chapter">' in page
@@ -106,4 +106,3 @@ def test_pages_lose_the_icon_script_and_widget_scripts_where_no_widget_is_shown(
     assert lighten(page) == page  # idempotent
     shown = lighten(PAGE.replace("BODY", '<script type="application/vnd.jupyter.widget-view+json">{}</script>'))
     assert "embed-amd.js" in shown and "require.js" in shown and "widget-state" in shown
-    assert "fontawesome.js" not in shown

@@ -2,11 +2,10 @@
 
 Run on the finished HTML (``build-finished``), idempotent, on every page:
 
-* **Page weight.** The theme loads ``fontawesome.js`` (1.5 MB) on every page to redraw its icons
-  as SVG, although its stylesheet already draws the same icons with the FontAwesome webfont: the
-  script tag is dropped. The ipywidgets scripts (``require.js``, the 3.6 MB embed manager) and the
+* **Page weight.** The ipywidgets scripts (``require.js``, the 3.6 MB embed manager) and the
   widget state stay only on pages that show a widget (a ``widget-view`` output); myst-nb adds
-  them wherever the kernel held a widget, shown or not.
+  them wherever the kernel held a widget, shown or not. (The theme's ``fontawesome.js``, 1.5 MB,
+  stays: without it the widget manager's stylesheet asks for its own icon fonts at a wrong URL.)
 * **Accessibility** (axe-core, ``tests/test_site.py``). The search button's ``aria-label``
   ("Search") hides its visible text ("Search Ctrl+K"); the sidebar's expand toggles are empty
   ``<summary>`` elements: they get a name; bibliography entries become list items. Folded solution cells are labelled as solutions
@@ -38,7 +37,6 @@ from sphinx.util.docutils import SphinxDirective
 HERE = Path(__file__).resolve().parent
 FOLDER = "d2l-reader"  # published as _static/d2l-reader/
 ASSETS = ("reader_pages.css", "reader_pages.js")
-FONTAWESOME_JS = re.compile(r'\s*<script defer src="[^"]*_static/scripts/fontawesome\.js[^"]*"></script>')
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = re.compile(r'\s*<script type="application/vnd\.jupyter\.widget-state\+json">.*?</script>', re.S)
 WIDGET_JS = re.compile(
@@ -57,7 +55,6 @@ DOWNLOAD_LINK = re.compile(r'(<a href="[^"]*_sources/[^"]+\.ipynb"[^>]*?)(?<! do
 
 def lighten(page: str) -> str:
     """The page's HTML with the changes listed in the module docstring (idempotent)."""
-    page = FONTAWESOME_JS.sub("", page)
     if WIDGET_VIEW not in page:
         page = WIDGET_STATE.sub("", page)
         page = WIDGET_JS.sub("", page)
