@@ -87,6 +87,7 @@ PAGE = """<head>
   <script type="application/vnd.jupyter.widget-state+json">{"state": {}}</script>
 </head><body>
 <button class="btn search-button-field search-button__button pst-js-only" title="Search" aria-label="Search" x>
+<button class="btn btn-sm nav-link pst-navbar-icon theme-switch-button pst-js-only" aria-label="Color mode" data-bs-title="Color mode">
 <summary><span class="toctree-toggle" role="presentation"></span></summary>
 <a href="../_sources/chapters/01_x.ipynb" class="btn" target="_blank">.ipynb</a>
 <div role="list" class="citation-list"><div class="citation" id="id1" role="doc-biblioentry">
@@ -100,6 +101,7 @@ def test_pages_lose_the_widget_scripts_where_no_widget_is_shown():
     assert "embed-amd.js" not in page and "require.js" not in page
     assert "widget-state" not in page
     assert 'aria-label="Search"' not in page and 'title="Search"' in page
+    assert 'aria-label="Color mode"' not in page and 'data-bs-title="Color mode"' in page
     assert '<summary aria-label="Show or hide the sections of this chapter">' in page
     assert 'class="btn" download target="_blank"' in page
     assert '<div class="citation" id="id1" role="listitem">' in page

@@ -43,7 +43,11 @@ WIDGET_JS = re.compile(
     r'\s*<script[^>]+src="[^"]*_static/vendor/(?:require\.js|require-config\.js|html-manager/embed-amd\.js)"[^>]*>'
     r"</script>"
 )
-SEARCH_BUTTON = re.compile(r'(<button class="btn search-button-field[^"]*"[^>]*?) aria-label="[^"]*"')
+# the search and colour-mode buttons: an aria-label that hides their visible text (axe:
+# label-content-name-mismatch); their name then comes from what they show
+SEARCH_BUTTON = re.compile(
+    r'(<button class="btn (?:search-button-field|btn-sm nav-link pst-navbar-icon theme-switch-button)[^"]*"[^>]*?) aria-label="[^"]*"'
+)
 EMPTY_SUMMARY = re.compile(r'<summary>(?=<span class="toctree-toggle")')
 # the bibliography: a role=list whose entries carry the deprecated doc-biblioentry role
 # (axe: aria-required-children, critical): the entries become list items
