@@ -40,6 +40,7 @@ module                    what it holds                                         
 ``data.text``             WikiText-2, Tiny Shakespeare, LM batches               9
 ``plotting``              heatmaps, attention grids, curves                      all
 ``attention_view``        interactive attention view for pages, no kernel/CDN    7, 11
+``figure_alt``            alt text for every figure a notebook shows             all
 ``widgets``               kernel-free sliders and live explorers                 all
 ``display``               result tables (HTML), live explorers' static figures   1-3, 6-12
 ``exercises``             answer checkers with hints, one file per chapter       all
@@ -53,3 +54,16 @@ Import what you need: ``from d2l_attn.multihead import MultiHeadAttention``.
 """
 
 __version__ = "0.2.0"
+
+
+def _describe_figures_in_notebooks() -> None:
+    """Inside a Jupyter kernel, every figure is shown with alt text (:mod:`d2l_attn.figure_alt`)."""
+    import sys
+
+    if "IPython" in sys.modules:
+        from . import figure_alt
+
+        figure_alt.install()
+
+
+_describe_figures_in_notebooks()

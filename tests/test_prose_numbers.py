@@ -61,6 +61,7 @@ ALLOWED = [
     ("12", "0.5", "the margin a check cell allows for the entropy", "0.5"),
     ("12", "0.1", "dropout and label smoothing rates", "0.1"),
     ("12", "ten minutes", "the time budget the full-mode recipe was chosen for, not a measurement", None),
+    ("intro", "4.0", "the name of a licence (CC BY-SA 4.0), not a measurement", None),
     ("reproducing", "0.2", "D2L's dropout (its recipe, rerun in the page's code)", "dropout=0.2"),
     ("reproducing", "0.005", "D2L's learning rate (its recipe, rerun in the page's code)", "0.005"),
     ("reproducing", "0.001", "D2L's learning rate (its recipe, rerun in the page's code)", "0.001"),

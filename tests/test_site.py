@@ -1052,3 +1052,8 @@ def test_practice_works_from_a_file_url(browser, built_book):
         assert not requests, requests
     finally:
         context.close()
+
+
+# The reader's checks (accessibility with axe-core, alt text, page weight, downloads, version and
+# licence, the whole-book PDF) live in tests/site_reader_checks.py and run here, on this build.
+from site_reader_checks import *  # noqa: E402, F403

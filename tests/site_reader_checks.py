@@ -1,0 +1,243 @@
+"""The built book as a reader needs it (issue 26, items 4-6): accessible, light, and complete.
+
+``tests/test_site.py`` imports these tests, so they check its build and server (``D2L_ATTN_SITE``:
+the full-mode build in CI) with its fixtures:
+
+* **axe-core** (pinned in ``package.json``) on every page: no critical and no serious violation;
+  the counts by rule and impact are printed and written to ``.artifacts/axe.json``;
+* every figure has alt text that says what it shows (not a file name), widget frames included;
+* the ipywidgets scripts load only on pages that show a widget;
+  the weight of each page (HTML plus everything it loads) is printed and kept in
+  ``.artifacts/page-weight.json``;
+* each chapter's ``.ipynb`` download is the notebook as executed for the site (with outputs);
+* the site shows its version, a last-updated date, a licence, an "edit this page" link and a
+  BibTeX entry to cite it;
+* the whole-book PDF (``book/pdf.py``) has every chapter's title and a plausible page count.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import json
+import re
+import unicodedata
+from pathlib import Path
+
+import pytest
+from test_site import ARTIFACT_ROOT, CONFIG, NOTEBOOKS, ROOT, SITE_PAGES, TOC_PAGES, _open
+
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def _html(built_book: Path, page: str) -> str:
+    return (built_book / f"{page}.html").read_text(encoding="utf-8")
+
+
+def _wait_for_widgets(page) -> None:
+    """Widgets are drawn by the embed manager after load; names are given one frame later."""
+    if page.locator(f'script[type="{WIDGET_VIEW}"]').count():
+        page.wait_for_selector(".jupyter-widgets", state="attached", timeout=30_000)
+        page.wait_for_function(
+            "() => !document.querySelector('.jupyter-widgets img:not([alt])')"
+            " && !document.querySelector('.jupyter-widgets [role=slider]:not([aria-label])')",
+            timeout=10_000,
+        )
+
+
+def test_axe_finds_no_critical_or_serious_violation(browser, site):
+    assert AXE.is_file(), "axe-core is not installed: npm ci (it is pinned in package.json)"
+    by_rule: dict[tuple[str, str], dict] = {}
+    bad = []
+    for name in SITE_PAGES:
+        context, page, _log = _open(browser, f"{site}/{name}.html")
+        try:
+            _wait_for_widgets(page)
+            page.add_script_tag(path=str(AXE))
+            violations = page.evaluate(
+                "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+                ".map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.length,"
+                " example: v.nodes[0] && v.nodes[0].target.join(' ')}))"
+            )
+        finally:
+            context.close()
+        for v in violations:
+            entry = by_rule.setdefault((v["id"], v["impact"]), {"pages": 0, "nodes": 0, "example": ""})
+            entry["pages"] += 1
+            entry["nodes"] += v["nodes"]
+            entry["example"] = entry["example"] or f"{name}: {v['example']}"
+            if v["impact"] in ("critical", "serious"):
+                bad.append(f"{name}: {v['id']} ({v['impact']}, {v['nodes']} nodes, e.g. {v['example']})")
+    table = [
+        {"rule": rule, "impact": impact, **entry}
+        for (rule, impact), entry in sorted(by_rule.items(), key=lambda kv: (-kv[1]["nodes"], kv[0]))
+    ]
+    ARTIFACT_ROOT.mkdir(parents=True, exist_ok=True)
+    (ARTIFACT_ROOT / "axe.json").write_text(json.dumps({"pages": len(SITE_PAGES), "rules": table}, indent=1))
+    totals = {
+        i: sum(r["nodes"] for r in table if r["impact"] == i) for i in ("critical", "serious", "moderate", "minor")
+    }
+    print(f"axe-core on {len(SITE_PAGES)} pages, nodes by impact: {totals}")
+    for row in table:
+        print(
+            f"  {row['rule']:32} {row['impact']:9} pages {row['pages']:3}  nodes {row['nodes']:4}  e.g. {row['example']}"
+        )
+    assert not bad, f"{len(bad)} critical/serious axe violations:\n" + "\n".join(bad[:20])
+
+
+def _images(page_html: str) -> list[tuple[str, str]]:
+    """(src, alt) of every <img> of the page's content (the widget state is data, not markup)."""
+    body = re.sub(
+        r'<script type="application/vnd\.jupyter\.widget-state\+json">.*?</script>', "", page_html, flags=re.S
+    )
+    found = []
+    for tag in re.findall(r"<img\b[^>]*>", body):
+        src = re.search(r'\ssrc="([^"]*)"', tag)
+        alt = re.search(r'\salt="([^"]*)"', tag)
+        found.append((src.group(1) if src else "", html_lib.unescape(alt.group(1)) if alt else ""))
+    return found
+
+
+@pytest.mark.parametrize("name", [p for p in TOC_PAGES if p.startswith("chapters/")])
+def test_every_figure_says_what_it_shows(built_book, name):
+    # the notebook's figures and the book's diagrams (the theme's logos are named by the theme)
+    images = [(src, alt) for src, alt in _images(_html(built_book, name)) if "_images/" in src]
+    assert images, f"{name} shows no figure"
+    for src, alt in images:
+        assert alt and not re.search(r"\.(png|svg|jpe?g)$", alt), f"{name}: {src} has no alt text ({alt!r})"
+        assert len(alt.split()) >= 4, f"{name}: the alt text of {src} says too little: {alt!r}"
+        assert "$" not in alt and "\\" not in alt, f"{name}: raw TeX in alt text: {alt!r}"
+
+
+def test_a_notebook_figure_is_described_by_its_content(built_book):
+    """The generated alt text names what is plotted: a chapter's heatmap says so, with its labels."""
+    alts = [alt for page in TOC_PAGES if page.startswith("chapters/") for _, alt in _images(_html(built_book, page))]
+    assert any("heatmap" in alt for alt in alts), alts[:10]
+    assert any("line plot" in alt and "axis" in alt for alt in alts), alts[:10]
+
+
+@pytest.mark.parametrize("name", SITE_PAGES)
+def test_heavy_scripts_load_only_where_needed(built_book, name):
+    page = _html(built_book, name)
+    shows_widget = WIDGET_VIEW in page
+    for script in ("vendor/html-manager/embed-amd.js", "vendor/require.js"):
+        assert (script in page) == shows_widget, f"{name}: {script} {'missing' if shows_widget else 'loaded'}"
+    if not shows_widget:
+        assert "application/vnd.jupyter.widget-state+json" not in page
+
+
+def test_page_weight_is_printed(browser, site, built_book):
+    weights = {}
+    for name in [*[p for p in TOC_PAGES if p.startswith("chapters/")], "book/intro", "book/glossary"]:
+        loaded: list[str] = []
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.on("requestfinished", lambda r, loaded=loaded: loaded.append(r.url))
+        try:
+            page.goto(f"{site}/{name}.html", wait_until="networkidle")
+            _wait_for_widgets(page)
+            page.wait_for_load_state("networkidle")
+        finally:
+            context.close()
+        files = {u.split("?")[0].split("#")[0].removeprefix(site + "/") for u in loaded if u.startswith(site)}
+        shows_widget = WIDGET_VIEW in _html(built_book, name)
+        assert any(f.endswith("embed-amd.js") for f in files) == shows_widget, name
+        size = sum((built_book / f).stat().st_size for f in files if (built_book / f).is_file())
+        weights[name] = {"bytes": size, "requests": len(loaded)}
+    ARTIFACT_ROOT.mkdir(parents=True, exist_ok=True)
+    (ARTIFACT_ROOT / "page-weight.json").write_text(json.dumps(weights, indent=1))
+    for name, w in weights.items():
+        print(f"  {name:45} {w['bytes'] / 1e6:5.2f} MB  {w['requests']:3} requests")
+    # a text page carries no widget manager: far lighter than a chapter
+    assert weights["book/intro"]["bytes"] < 0.75 * min(w["bytes"] for n, w in weights.items() if "chapters/" in n)
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_the_notebook_download_has_the_outputs_of_the_site(built_book, nb):
+    page = _html(built_book, f"chapters/{nb.stem}")
+    link = re.search(r'<a href="([^"]+/_sources/chapters/' + re.escape(nb.name) + r')"([^>]*)>', page)
+    assert link, "the page has no .ipynb download"
+    assert " download" in link.group(2), "the .ipynb link must download, not open the JSON"
+    download = json.loads((built_book / "_sources" / "chapters" / nb.name).read_text(encoding="utf-8"))
+    outputs = [o for c in download["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    assert len(outputs) >= 5, "the downloaded notebook has no outputs: it is not the executed one"
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+
+
+def test_version_date_licence_edit_link_and_citation(built_book):
+    from d2l_attn import __version__
+
+    assert (ROOT / "LICENSE").is_file()
+    repo = CONFIG["repository"]["url"]
+    for name in ["book/intro", "chapters/" + NOTEBOOKS[0].stem]:
+        page = _html(built_book, name)
+        text = html_lib.unescape(re.sub(r"<[^>]+>", " ", page))
+        assert f"Version {__version__}" in text, name
+        assert re.search(r"Last updated on \d{4}-\d\d-\d\d", " ".join(text.split())), name
+        assert "CC BY-SA 4.0" in text and "/LICENSE" in page, name
+        assert f"{repo}/edit/{CONFIG['repository']['branch']}/" in page, f"{name}: no 'edit this page' link"
+    intro = html_lib.unescape(re.sub(r"<[^>]+>", "", _html(built_book, "book/intro")))
+    bibtex = re.search(r"@book\{[^}]*?,(.*?)\n\}", intro, re.S)
+    assert bibtex, "the intro has no BibTeX entry to cite the book"
+    assert "Attention, Executable" in bibtex.group(1) and __version__ in bibtex.group(1) and repo in bibtex.group(1)
+
+
+def test_appendix_link_text_has_no_raw_tex(built_book):
+    for name in [p for p in TOC_PAGES if p.startswith("book/")]:
+        page = _html(built_book, name)
+        for inner in re.findall(r'<a class="reference internal"[^>]*>(.*?)</a>', page, re.S):
+            text = re.sub(r'<span class="math[^"]*">.*?</span>', "", inner, flags=re.S)
+            text = html_lib.unescape(re.sub(r"<[^>]+>", "", text))
+            assert not re.search(r"\\[A-Za-z]+|_\{|\^\{", text), f"{name}: raw TeX in link text {text!r}"
+
+
+def test_the_whole_book_pdf(browser, built_book, tmp_path):
+    import importlib.util
+
+    from pypdf import PdfReader
+
+    spec = importlib.util.spec_from_file_location("book_pdf", ROOT / "book" / "pdf.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "book.pdf"
+    summary = module.build(built_book, out, browser=browser)
+    print(f"whole-book PDF: {summary['pages']} pages in {summary['seconds']:.0f} s")
+    reader = PdfReader(out)
+    assert len(reader.pages) == summary["pages"] > 10 * len(NOTEBOOKS), summary["pages"]
+    # NFKC: the PDF's text has ligatures ("Eﬃcient")
+    text = unicodedata.normalize("NFKC", " ".join(" ".join((p.extract_text() or "").split()) for p in reader.pages))
+    for nb in NOTEBOOKS:
+        headings = re.findall(r"<h1>(.*?)</h1>", _html(built_book, f"chapters/{nb.stem}"), re.S)
+        title = [h for h in headings if 'class="headerlink"' in h]
+        assert title, nb.name
+        words = html_lib.unescape(re.sub(r"<[^>]+>", "", title[0])).replace("#", "").split()
+        assert " ".join(words) in text, f"the PDF lacks the chapter title {' '.join(words)!r}"
+    assert [item.title for item in reader.outline][: len(summary["sections"])] == summary["sections"]
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_folded_solutions_are_labelled_as_solutions(built_book, nb):
+    page = _html(built_book, f"chapters/{nb.stem}")
+    prompts = re.findall(r'<p class="collapsed admonition-title">\s*(.*?)\s*</p>', page, re.S)
+    assert 'aria-label="Toggle hidden content"' not in page, "the toggles' label hides their text"
+    solutions = len(re.findall(r"#@title Solution to Exercise", nb.read_text(encoding="utf-8")))
+    assert solutions >= 1
+    assert not [p for p in prompts if "code cell" in p], f"generic toggles left: {prompts[:3]}"
+    labelled = [p for p in prompts if re.fullmatch(r"Solution to Exercise \d+\.\d+ \(code\): show", p)]
+    assert len(labelled) == solutions, (solutions, prompts[:5])
+
+
+def test_search_snippets_show_math_as_text_not_tex(browser, site):
+    context, page, log = _open(browser, f"{site}/search.html?q=scaled")
+    try:
+        page.wait_for_function(
+            "() => /Search finished/.test(document.querySelector('#search-results')?.innerText || '')",
+            timeout=30_000,
+        )
+        snippets = page.locator("#search-results p.context").all_inner_texts()
+        assert snippets, "no search snippet"
+        raw = [s for s in snippets if re.search(r"\\\(|\\\[|\\[A-Za-z]+\{", s)]
+        assert not raw, raw[:3]
+        assert page.evaluate("D2LPlainMath('\\\\(1/\\\\sqrt{d_k}\\\\)')") == "1/√(d_k)"
+    finally:
+        context.close()
