@@ -45,6 +45,11 @@ step, which the non-finite check needs anyway (on CUDA this is one synchronizati
 number of steps on batches drawn by a function (``batch_fn(step)``, e.g. a fresh synthetic batch
 each step), with an optional evaluation every ``k`` steps: the loop of nanoGPT's ``train.py``.
 
+**Compilation.** ``Trainer(compile=True)`` hands ``loss_fn`` the model wrapped by
+:func:`torch.compile` (:attr:`Trainer.forward_model`, via :func:`d2l_attn.utils.compiled`): the
+same parameters and the same state-dict names, so optimizers and checkpoints do not notice. Where
+this torch or platform cannot compile, a ``RuntimeWarning`` says why and training runs eagerly.
+
 **Checkpoints** (:meth:`Trainer.save_checkpoint`) hold the model, the optimizer, the scheduler,
 the grad scaler, the epoch and step counters, both histories and the torch random-number states
 (CPU; CUDA on a CUDA device). :meth:`Trainer.load_checkpoint` restores them all, including the
