@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import torch
@@ -98,7 +99,7 @@ class _Decoding:
         check_step_model(model)
         positive_int("max_len", max_len)
         token_ids(src, "src")
-        self.model, self.src = model, src
+        self.model, self.src, self.max_len = model, src, max_len
         if src_valid_lens is None:  # no padding: every position of src is real (a GPT prompt)
             src_valid_lens = torch.full((src.shape[0],), src.shape[1], dtype=torch.long, device=src.device)
         self.lens = as_valid_lens(src_valid_lens, max_len=src.shape[1], device=src.device, name="src_valid_lens")
@@ -115,6 +116,25 @@ class _Decoding:
 
     def bos(self, n: int) -> torch.Tensor:
         return torch.full((n,), self.model.bos_id, dtype=torch.long, device=self.src.device)  # (n,)
+
+    def generate(self, pick: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, list[Any]]:
+        """The loop of :func:`greedy_decode` and :func:`sample`: one token per row and step, ``pick(logits
+        (B, V)) -> (B,)``, ``<pad>`` after ``<eos>``, until every row has ended or ``max_len`` steps.
+        Returns the tokens ``(B, steps)`` and the per-step weights."""
+        model = self.model
+        state = model.init_state(self.src, self.lens)
+        tokens = self.bos(self.src.shape[0])  # (B,)
+        outputs, weights = [], []
+        finished = torch.zeros_like(tokens, dtype=torch.bool)  # (B,)
+        for _ in range(self.max_len):
+            logits, state, w = model.step(tokens, state)  # (B, V), state, (B, T) or None
+            tokens = pick(logits).masked_fill(finished, model.pad_id)  # (B,); <pad> after <eos>
+            outputs.append(tokens)
+            weights.append(w)
+            finished |= tokens == model.eos_id
+            if bool(finished.all()):
+                break
+        return torch.stack(outputs, dim=1), weights
 
     def results(
         self, tokens: torch.Tensor, weights: list[torch.Tensor | None] | torch.Tensor | None, return_weights: bool
@@ -144,19 +164,8 @@ def greedy_decode(
     generated token including ``<eos>``.
     """
     with _Decoding(model, src, src_valid_lens, max_len) as run:
-        state = model.init_state(src, run.lens)
-        tokens = run.bos(src.shape[0])  # (B,)
-        outputs, weights = [], []
-        finished = torch.zeros_like(tokens, dtype=torch.bool)  # (B,)
-        for _ in range(max_len):
-            logits, state, w = model.step(tokens, state)  # (B, V), state, (B, T)
-            tokens = logits.argmax(dim=-1).masked_fill(finished, model.pad_id)  # (B,); <pad> after <eos>
-            outputs.append(tokens)
-            weights.append(w)
-            finished |= tokens == model.eos_id
-            if bool(finished.all()):
-                break
-    return run.results(torch.stack(outputs, dim=1), weights, return_weights)
+        tokens, weights = run.generate(lambda logits: logits.argmax(dim=-1))
+    return run.results(tokens, weights, return_weights)
 
 
 def _frozen_log_probs(log_probs: torch.Tensor, finished: torch.Tensor, pad_id: int) -> torch.Tensor:
@@ -280,24 +289,17 @@ def sample(
         _number("top_p", top_p, low=0.0, open_low=True, high=1.0)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+
+    def draw(logits: torch.Tensor) -> torch.Tensor:  # (B, V) -> (B,)
+        # the best logit shifted to 0 and kept there: a tau below float32's range (1e-300 rounds
+        # to 0) gives the argmax, never 0 / 0
+        shifted = logits.float() - logits.float().amax(-1, keepdim=True)  # (B, V), <= 0
+        logits = _filter_logits(torch.where(shifted == 0, 0.0, shifted / tau), top_k, top_p)  # (B, V)
+        return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(1)
+
     with _Decoding(model, src, src_valid_lens, max_len) as run:
-        state = model.init_state(src, run.lens)
-        tokens = run.bos(src.shape[0])  # (B,)
-        outputs = []
-        finished = torch.zeros_like(tokens, dtype=torch.bool)  # (B,)
-        for _ in range(max_len):
-            logits, state, _ = model.step(tokens, state)  # (B, V)
-            # the best logit shifted to 0 and kept there: a tau below float32's range (1e-300 rounds
-            # to 0) gives the argmax, never 0 / 0
-            shifted = logits.float() - logits.float().amax(-1, keepdim=True)  # (B, V), <= 0
-            logits = _filter_logits(torch.where(shifted == 0, 0.0, shifted / tau), top_k, top_p)  # (B, V)
-            tokens = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(1)  # (B,)
-            tokens = tokens.masked_fill(finished, model.pad_id)  # <pad> after <eos>
-            outputs.append(tokens)
-            finished |= tokens == model.eos_id
-            if bool(finished.all()):
-                break
-    return run.results(torch.stack(outputs, dim=1), None, False)
+        tokens, _ = run.generate(draw)
+    return run.results(tokens, None, False)
 
 
 @torch.no_grad()

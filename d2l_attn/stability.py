@@ -1,10 +1,9 @@
 r"""Training Transformers stably (chapter 12): init, QK-norm, Gumbel-softmax, weight tying, dropout places, monitors.
 
-The learning-rate schedules (:func:`noam_lr`, :func:`warmup_inverse_sqrt`, :func:`warmup_cosine`
-and their factors), :func:`gumbel_temperature` and :func:`weight_decay_groups` live in
-:mod:`d2l_attn.optim`, the calibration error (:func:`expected_calibration_error`,
-:func:`calibration_bins`) in :mod:`d2l_attn.metrics` and :func:`attention_entropy` in
-:mod:`d2l_attn.interpret`; chapter 12 reaches them under this module's name too.
+Chapter 12 also uses the learning-rate schedules, :func:`~d2l_attn.optim.gumbel_temperature` and
+:func:`~d2l_attn.optim.weight_decay_groups` of :mod:`d2l_attn.optim`, the calibration error of
+:mod:`d2l_attn.metrics` and :func:`~d2l_attn.interpret.attention_entropy`: each has one home, and
+this module does not re-export them.
 
 **Residual-scaled init** (GPT-2, Radford et al., 2019): the matrices that write into the residual
 stream (attention's :math:`\mathbf{W}^o`, the FFN's :math:`\mathbf{W}_2`) are multiplied by
@@ -38,37 +37,16 @@ from torch import nn
 from ._checks import positive_int, positive_number, unit_interval
 from .blocks import AddNorm, PositionWiseFFN
 from .interpret import attention_entropy
-from .metrics import CalibrationBins, calibration_bins, expected_calibration_error  # chapter 12's names
 from .multihead import MultiHeadAttention, split_heads
-from .optim import (  # chapter 12's names; the one implementation lives in optim
-    cosine_factor,
-    gumbel_temperature,
-    inverse_sqrt_factor,
-    noam_lr,
-    warmup_cosine,
-    warmup_inverse_sqrt,
-    weight_decay_groups,
-)
 from .positional import LearnedPositionalEncoding, SinusoidalPositionalEncoding
 from .scoring import AdditiveAttention, AttentionOutput, DotProductAttention
 
 __all__ = [
-    "inverse_sqrt_factor",
-    "cosine_factor",
-    "noam_lr",
-    "warmup_inverse_sqrt",
-    "warmup_cosine",
     "scale_residual_init",
     "QKNormAttention",
     "use_qk_norm",
     "attention_logits",
-    "attention_entropy",
     "gumbel_softmax",
-    "gumbel_temperature",
-    "CalibrationBins",
-    "calibration_bins",
-    "expected_calibration_error",
-    "weight_decay_groups",
     "tie_output_embedding",
     "DROPOUT_PLACES",
     "dropout_places",

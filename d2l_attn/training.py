@@ -45,6 +45,11 @@ step, which the non-finite check needs anyway (on CUDA this is one synchronizati
 number of steps on batches drawn by a function (``batch_fn(step)``, e.g. a fresh synthetic batch
 each step), with an optional evaluation every ``k`` steps: the loop of nanoGPT's ``train.py``.
 
+**Compilation.** ``Trainer(compile=True)`` hands ``loss_fn`` the model wrapped by
+:func:`torch.compile` (:attr:`Trainer.forward_model`, via :func:`d2l_attn.utils.compiled`): the
+same parameters and the same state-dict names, so optimizers and checkpoints do not notice. Where
+this torch or platform cannot compile, a ``RuntimeWarning`` says why and training runs eagerly.
+
 **Checkpoints** (:meth:`Trainer.save_checkpoint`) hold the model, the optimizer, the scheduler,
 the grad scaler, the epoch and step counters, both histories and the torch random-number states
 (CPU; CUDA on a CUDA device). :meth:`Trainer.load_checkpoint` restores them all, including the
@@ -185,6 +190,10 @@ class Trainer:
             optimizer); stepped once per optimizer step.
         step_hooks: callables ``hook(record: StepRecord)`` run after every optimizer step; kept in
             the list :attr:`step_hooks`.
+        compile: run ``loss_fn`` on ``torch.compile(model)`` (:attr:`forward_model`; the same
+            parameters, so checkpoints and :attr:`model` are unchanged), in training and in
+            :meth:`evaluate`. Where this torch or platform cannot compile, a ``RuntimeWarning``
+            says why and training runs uncompiled. The first steps are slow (compilation).
     """
 
     def __init__(
@@ -201,6 +210,7 @@ class Trainer:
         progress: bool = True,
         scheduler: LRScheduler | Callable[[torch.optim.Optimizer], LRScheduler] | None = None,
         step_hooks: Sequence[Callable[[StepRecord], None]] = (),
+        compile: bool = False,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -224,6 +234,8 @@ class Trainer:
                 f"(got {amp_dtype!r}; float16 with loss scaling is for CUDA)"
             )
         self.model = model.to(self.device)
+        #: what ``loss_fn`` receives: :attr:`model`, or ``torch.compile(model)`` (same parameters)
+        self.forward_model = utils.compiled(self.model) if compile else self.model
         self.loss_fn = loss_fn
         self.optimizer = optimizer if optimizer is not None else torch.optim.Adam(model.parameters(), lr=lr)
         if scheduler is not None and not isinstance(scheduler, LRScheduler) and callable(scheduler):
@@ -260,14 +272,10 @@ class Trainer:
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype, enabled=self.amp)
 
     def _loss(self, batch: Any) -> tuple[torch.Tensor, float]:
-        out = self.loss_fn(self.model, batch)
-        if isinstance(out, tuple):
-            if len(out) != 2:
-                raise ValueError("loss_fn must return a scalar loss or a pair (mean_loss, num_items)")
-            loss, count = out
-            count = float(count)
-        else:
-            loss, count = out, 1.0
+        out = self.loss_fn(self.forward_model, batch)
+        if isinstance(out, tuple) and len(out) != 2:
+            raise ValueError("loss_fn must return a scalar loss or a pair (mean_loss, num_items)")
+        loss, count = (out[0], float(out[1])) if isinstance(out, tuple) else (out, 1.0)
         if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
             raise ValueError(f"loss_fn must return a scalar tensor loss, got {loss!r:.80}")
         return loss, count
@@ -347,8 +355,7 @@ class Trainer:
         After every epoch the mean training loss (and, with ``val_loader``, the validation loss)
         is appended to ``history`` and each callback is called as ``callback(trainer)``.
         """
-        if not isinstance(num_epochs, int) or isinstance(num_epochs, bool) or num_epochs < 1:
-            raise ValueError(f"num_epochs must be a positive int, got {num_epochs!r}")
+        positive_int("num_epochs", num_epochs)
         from tqdm.auto import tqdm
 
         bar = tqdm(range(num_epochs), desc="epochs", disable=not self.progress, leave=True)
@@ -366,10 +373,7 @@ class Trainer:
             if val_loader is not None:
                 self.history["val_loss"].append(self.evaluate(val_loader))
             self.history["epoch_time"].append(time.perf_counter() - start)
-            postfix = {"train": f"{self.history['train_loss'][-1]:.3f}"}
-            if val_loader is not None:
-                postfix["val"] = f"{self.history['val_loss'][-1]:.3f}"
-            bar.set_postfix(postfix)
+            bar.set_postfix({k[:-5]: f"{v[-1]:.3f}" for k, v in self.history.items() if k != "epoch_time" and v})
             for callback in callbacks:
                 callback(self)
         bar.close()
@@ -382,6 +386,7 @@ class Trainer:
         *,
         eval_fn: Callable[[Trainer], float] | None = None,
         eval_every: int = 0,
+        eval_first: bool = False,
         step_hooks: Sequence[Callable[[StepRecord], None]] = (),
     ) -> dict[str, list[float]]:
         """Train for ``steps`` more optimizer steps on ``batch_fn(step)`` (``step``: the optimizer step
@@ -390,8 +395,12 @@ class Trainer:
         Clipping, the scheduler and AMP are the trainer's. ``step_hooks`` run after every step of
         this call only (after the trainer's own). With ``eval_fn(trainer) -> float`` (e.g. a
         validation loss; it runs with the model as it is: switch to eval mode inside if needed),
-        it is called every ``eval_every`` steps (0: only after the last) and after the last step.
-        The record holds ``loss`` per step and ``eval_step`` / ``eval`` per evaluation.
+        it is called every ``eval_every`` steps (0: only after the last) and after the last step, and
+        with ``eval_first`` also before the first step. The record holds ``loss`` per step and
+        ``eval_step`` (the steps taken so far) / ``eval`` per evaluation. A loop written as
+        ``for step: x = batch(); loss = f(model, x); zero_grad; backward; [clip]; step; [schedule]``
+        becomes ``Trainer(model, f, optimizer, grad_clip=..., scheduler=...).fit_steps(batch, n)``
+        with the same arithmetic (no clipping multiplies every gradient by exactly 1).
         """
         positive_int("steps", steps)
         nonnegative_int("eval_every", eval_every)
@@ -402,12 +411,18 @@ class Trainer:
 
         record: dict[str, list[float]] = {"loss": [], "eval_step": [], "eval": []}
         own, self.step_hooks = self.step_hooks, [*self.step_hooks, *step_hooks]
+
+        def evaluate() -> None:
+            record["eval_step"].append(self.step)
+            record["eval"].append(float(eval_fn(self)))
+
         try:
+            if eval_fn is not None and eval_first:
+                evaluate()
             for i in tqdm(range(steps), desc="steps", disable=not self.progress, leave=True):
                 record["loss"].append(self.train_step(batch_fn(self.step + 1))[0])
                 if eval_fn is not None and (i == steps - 1 or (eval_every and (i + 1) % eval_every == 0)):
-                    record["eval_step"].append(self.step)
-                    record["eval"].append(float(eval_fn(self)))
+                    evaluate()
         finally:
             self.step_hooks = own
         return record

@@ -49,6 +49,11 @@ class Translation:
     def text(self) -> str:
         return " ".join(self.tokens)
 
+    @property
+    def row_labels(self) -> list[str]:
+        """One label per row of :attr:`weights`: the output tokens, and ``<eos>`` when it was produced."""
+        return self.tokens + ["<eos>"] if len(self.weights) > len(self.tokens) else list(self.tokens)
+
 
 def encode_sentences(
     sentences: Sequence[str] | Sequence[Sequence[str]], src_vocab: Vocab, num_steps: int

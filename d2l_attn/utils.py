@@ -31,6 +31,7 @@ __all__ = [
     "in_colab",
     "reachable",
     "machine_description",
+    "compiled",
     "save_atomic",
     "load_weights_only",
 ]
@@ -155,6 +156,20 @@ def machine_description(device: str | torch.device | None = None) -> str:
         f"{device.type.upper()} {platform.processor() or platform.machine()}, {cores} cores, "
         f"{torch.get_num_threads()} torch thread(s), torch {torch.__version__}"
     )
+
+
+def compiled(model: torch.nn.Module) -> torch.nn.Module:
+    """``torch.compile(model)`` (the same parameters, a compiled forward) where this torch and platform
+    can compile; otherwise ``model`` itself, with a :class:`RuntimeWarning` that says why."""
+    import warnings
+
+    why = None if hasattr(torch, "compile") else f"torch {torch.__version__} has no torch.compile"
+    if why is None and not torch._dynamo.is_dynamo_supported():
+        why = f"torch.compile does not support this platform (Python {sys.version.split()[0]}, {sys.platform})"
+    if why is None:
+        return torch.compile(model)
+    warnings.warn(f"compile=True: {why}; the model runs uncompiled (eager)", RuntimeWarning, stacklevel=3)
+    return model
 
 
 def save_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:

@@ -749,7 +749,7 @@ def _review_cases() -> list[Case]:
         ),
         Case(
             "ST19",
-            lambda: stability.calibration_bins(torch.tensor([0.55, 0.56]), torch.tensor([2.0, 3.0])),
+            lambda: metrics.calibration_bins(torch.tensor([0.55, 0.56]), torch.tensor([2.0, 3.0])),
             names=("correct", "0/1"),
         ),
         # exercises: the forbidden-call watch cannot be switched off; an exit is a failed answer

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from d2l_attn.decoding import beam_search, greedy_decode, sample
+from d2l_attn.decoding import greedy_decode, sample
 from d2l_attn.losses import lm_loss
 from d2l_attn.models.gpt import GPT, GPTConfig, gpt2_state_dict_to_ours
 
@@ -84,14 +84,6 @@ def test_reorder_state_moves_every_layers_cache_rows(after):
     want = model(seq[index])[:, -1]  # seq ends with the token this step feeds (or the prompt's last)
     torch.testing.assert_close(logits, want, atol=1e-5, rtol=1e-5)
     assert not torch.allclose(logits[0], logits[1], atol=1e-3)  # the rows really differ
-
-
-def test_beam_search_reorders_the_cache():
-    model = tiny()
-    prompt = torch.randint(0, 23, (2, 3))
-    assert beam_search(model, prompt, lens(prompt), 6, beam_size=1) == greedy_decode(model, prompt, lens(prompt), 6)
-    wide = beam_search(model, prompt, lens(prompt), 6, beam_size=3)
-    assert [len(w) for w in wide] == [6, 6]  # no <eos>: full length; runs through reorder_state
 
 
 def test_sampling_is_seeded_and_top_k_1_is_greedy():

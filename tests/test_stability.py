@@ -11,16 +11,6 @@ from d2l_attn import blocks, stability, training
 from d2l_attn.multihead import MultiHeadAttention
 
 
-# -- the names chapter 12 reaches through this module ------------------------------------------
-def test_moved_names_are_the_one_implementation():
-    from d2l_attn import interpret, metrics, optim
-
-    for name in ("noam_lr", "cosine_factor", "warmup_cosine", "gumbel_temperature", "weight_decay_groups"):
-        assert getattr(stability, name) is getattr(optim, name), name
-    assert stability.expected_calibration_error is metrics.expected_calibration_error
-    assert stability.attention_entropy is interpret.attention_entropy
-
-
 # -- init ---------------------------------------------------------------------------------------
 def test_scale_residual_init_scales_only_residual_outputs():
     torch.manual_seed(0)

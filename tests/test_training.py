@@ -581,3 +581,66 @@ def test_fit_steps_hooks_run_for_that_call_only_and_the_scheduler_steps():
 def test_fit_steps_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_trainer().fit_steps(lambda step: None, **kwargs)
+
+
+@pytest.mark.parametrize("clip", [None, 0.5])
+def test_fit_steps_is_bitwise_a_hand_written_loop(clip):
+    # the loop the notebooks used to write: the same weights to the last bit, with and without clipping
+    train, _ = regression_task()
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    sched = StepLR(opt, step_size=2, gamma=0.5)
+    for i in range(7):
+        loss = mse(model, train[i % len(train)])
+        opt.zero_grad()
+        loss.backward()
+        if clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
+        opt.step()
+        sched.step()
+    trainer = make_trainer(grad_clip=clip, scheduler=lambda o: StepLR(o, step_size=2, gamma=0.5))
+    trainer.fit_steps(lambda step: train[(step - 1) % len(train)], 7)
+    for a, b in zip(trainer.model.parameters(), model.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_fit_steps_eval_first_evaluates_before_the_first_step():
+    train, val = regression_task()
+    trainer = make_trainer()
+    untrained = trainer.evaluate(val)
+    out = trainer.fit_steps(lambda step: train[0], 4, eval_fn=lambda t: t.evaluate(val), eval_every=2, eval_first=True)
+    assert out["eval_step"] == [0, 2, 4] and out["eval"][0] == untrained and out["eval"][2] < untrained
+
+
+def test_compile_runs_the_loss_on_the_compiled_model(monkeypatch):
+    compiled_calls = []
+
+    class Wrapped(nn.Module):  # a stand-in for torch.compile's wrapper: same parameters
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            compiled_calls.append(x.shape[0])
+            return self.inner(x)
+
+    monkeypatch.setattr(torch, "compile", Wrapped)
+    train, val = regression_task()
+    trainer = make_trainer(compile=True)
+    assert isinstance(trainer.forward_model, Wrapped) and trainer.forward_model.inner is trainer.model
+    trainer.fit_steps(lambda step: train[0], 2)
+    trainer.evaluate(val)
+    assert compiled_calls == [32, 32, 32, 32]  # two steps and the two validation batches
+    assert set(trainer.model.state_dict()) == {"weight", "bias"}  # checkpoints keep the plain names
+    plain = make_trainer()
+    assert plain.forward_model is plain.model
+
+
+def test_compile_where_torch_cannot_compile_warns_and_runs_eagerly(monkeypatch):
+    monkeypatch.setattr(torch._dynamo, "is_dynamo_supported", lambda: False)
+    with pytest.warns(RuntimeWarning, match="compile=True: torch.compile does not support this platform"):
+        trainer = make_trainer(compile=True)
+    assert trainer.forward_model is trainer.model
+    train, _ = regression_task()
+    assert trainer.fit_steps(lambda step: train[0], 1)["loss"]

@@ -38,8 +38,11 @@ def test_translate_returns_tokens_sources_and_one_weight_row_per_output_token():
     assert [t.text for t in out] == ["il est .", "non .", ""]
     for t in out:  # uniform over the 2 source tokens, one row per output token and <eos>
         torch.testing.assert_close(t.weights, torch.full((len(t.tokens) + 1, 2), 0.5))
+    assert [t.row_labels for t in out] == [["il", "est", ".", "<eos>"], ["non", ".", "<eos>"], ["<eos>"]]
     # max_len cuts the output (no <eos> row then); beam search and small batches agree here
-    assert [t.tokens for t in translation.translate(model, ["a"], SOURCES, WORDS, 4, max_len=2)] == [["il", "est"]]
+    cut = translation.translate(model, ["a"], SOURCES, WORDS, 4, max_len=2)
+    assert [t.tokens for t in cut] == [["il", "est"]] and cut[0].row_labels == ["il", "est"]
+    assert len(cut[0].weights) == 2
     beams = translation.translate(model, ["a", "b", "c"], SOURCES, WORDS, 4, beam_size=3, batch_size=2)
     assert [t.tokens for t in beams] == [t.tokens for t in out]
 

@@ -1,7 +1,8 @@
 """Small models shared by the tests of the models, the decoders and translation (not a test file).
 
-* :func:`tiny_gru` / :func:`tiny_transformer` -- the real models of chapters 4 and 7, a few
-  hundred parameters, fixed seeds; :func:`padded_sources` -- a padded source batch for them;
+* :func:`tiny_gru` / :func:`tiny_transformer` / :func:`tiny_gpt` -- the real models of chapters 4, 7
+  and 9, a few hundred parameters, fixed seeds; :func:`padded_sources` -- a padded source batch for
+  them (for a GPT: prompts without padding);
 * :class:`TableModel` -- a :class:`d2l_attn.decoding.StepModel` whose next-token logits are read
   from a fixed table indexed by (first source token, whole output prefix), so a test knows
   :math:`P(y \\mid x)` of every output exactly and can enumerate all of them;
@@ -16,6 +17,7 @@ import torch
 from torch import nn
 
 from d2l_attn.data import Vocab
+from d2l_attn.models.gpt import GPT, GPTConfig
 from d2l_attn.models.rnn_seq2seq import AttentionDecoder, GRUEncoder, Seq2Seq
 from d2l_attn.models.transformer import Transformer
 
@@ -48,11 +50,23 @@ def tiny_transformer(norm_first: bool = False, seed: int = 0, fused: bool = True
     return Transformer.from_vocabs(SRC_VOCAB, TGT_VOCAB, norm_first=norm_first, fused=fused, **config).eval()
 
 
-def padded_sources(seed: int = 0, batch_size: int = 4, num_steps: int = 7, vocab_size: int = 11):
-    """``src (B, T)`` of real tokens (ids >= 4) padded with ``<pad>`` after ``lens (B,)``; row 0 is full."""
+def tiny_gpt(seed: int = 0, vocab_size: int = 13, **sizes) -> GPT:
+    """Chapter 9's GPT with ``<eos>`` = :data:`EOS` (a decoder-only StepModel), in eval mode."""
+    torch.manual_seed(seed)
+    config = dict(max_len=24, num_layers=2, num_heads=2, d_model=16, eos_id=EOS, pad_id=PAD)
+    config.update(sizes)
+    return GPT(GPTConfig(vocab_size=vocab_size, **config)).eval()
+
+
+def padded_sources(seed: int = 0, batch_size: int = 4, num_steps: int = 7, vocab_size: int = 11, padding: bool = True):
+    """``src (B, T)`` of real tokens (ids >= 4) padded with ``<pad>`` after ``lens (B,)``; row 0 is full.
+
+    ``padding=False``: every row is full (a GPT's prompts), from the same random tokens."""
     g = torch.Generator().manual_seed(seed)
     lens = torch.randint(1, num_steps + 1, (batch_size,), generator=g)
     lens[0] = num_steps
+    if not padding:
+        lens[:] = num_steps
     src = torch.randint(4, vocab_size, (batch_size, num_steps), generator=g)
     src[torch.arange(num_steps) >= lens[:, None]] = PAD
     return src, lens

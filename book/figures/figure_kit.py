@@ -54,6 +54,16 @@ class Svg:
         self.add(f'<text x="{x}" y="{y}" font-size="{size}" text-anchor="{anchor}" '
                  f'dominant-baseline="central" fill="{colour}"{weight}{style}>{escape(s)}</text>')
 
+    def text_lines(self, x, y, lines, step=16, size=13, **style):
+        """Several lines of :meth:`text`, ``step`` apart, the first at ``(x, y)``."""
+        for k, line in enumerate(lines):
+            self.text(x, y + step * k, line, size=size, **style)
+
+    def frame(self, x, y, w, h, rx=12, colour="#9a9a9a", width=1.4):
+        """An unfilled dashed frame around a group of items (e.g. a block repeated L times)."""
+        self.add(f'<rect x="{x}" y="{y}" width="{w}" height="{h}" rx="{rx}" fill="none" '
+                 f'stroke="{colour}" stroke-width="{width}" stroke-dasharray="6 4"/>')
+
     def line(self, points, colour=INK, width=1.6, arrow=True, dashed=False, opacity=1.0, halo=False):
         d = " ".join(f"{'M' if i == 0 else 'L'}{x},{y}" for i, (x, y) in enumerate(points))
         if halo:   # a white casing, so that lines it crosses look interrupted

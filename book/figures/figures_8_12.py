@@ -31,9 +31,8 @@ def tiled_attention() -> Svg:
     cxs = [300, 490, 680]
     s.box(20, 58, 130, 40, "Qᵢ (b_q queries)", "query", size=14, bold=True)
     s.line([(150, 78), (cxs[-1] - 34, 78)], qc, arrow=False)
-    s.text(20, 124, "one tile of scores", size=13, anchor="start", colour=MUTED)
-    s.text(20, 142, "Sⱼ = Qᵢ Kⱼᵀ / √d,", size=13, anchor="start", colour=MUTED)
-    s.text(20, 160, "b_q × b_k at a time", size=13, anchor="start", colour=MUTED)
+    s.text_lines(20, 124, ["one tile of scores", "Sⱼ = Qᵢ Kⱼᵀ / √d,", "b_q × b_k at a time"], step=18,
+                 anchor="start", colour=MUTED)
     for j, cx in enumerate(cxs, start=1):
         s.box(cx - 64, 10, 62, 36, f"K{sub(j)}", "key", size=14, bold=True)
         s.box(cx + 2, 10, 62, 36, f"V{sub(j)}", "value", size=14, bold=True)
@@ -110,11 +109,8 @@ def pretraining_objectives() -> Svg:
         s.line([(c, 162), (c, 112)], purple)
     s.box(22, 162, 246, 50, lines=["decoder stack", "causal self-attention"], kind="query", size=13)
     s.grid(40, 318, 13, [[j <= i for j in range(5)] for i in range(5)], "query")
-    s.text(118, 324, "causal mask:", size=13, anchor="start", colour=MUTED)
-    s.text(118, 342, "t sees ≤ t", size=13, anchor="start", colour=MUTED)
-    for k, line in enumerate(["predict the next token at", "every position: a loss on",
-                              "all of them"]):
-        s.text(140, 420 + 18 * k, line, size=13, colour=INK)
+    s.text_lines(118, 324, ["causal mask:", "t sees ≤ t"], step=18, anchor="start", colour=MUTED)
+    s.text_lines(140, 420, ["predict the next token at", "every position: a loss on", "all of them"], step=18)
 
     # masked LM: 15% picked; the loss only at the picked positions
     masked = ["the", "[MASK]", "sat", "on", "the", "mat"]
@@ -126,11 +122,9 @@ def pretraining_objectives() -> Svg:
     s.box(312, 162, 246, 50, lines=["encoder stack", "bidirectional self-attention"], kind="key",
           size=13)
     s.grid(330, 318, 13, [[True] * 5 for _ in range(5)], "weight")
-    s.text(408, 324, "no mask:", size=13, anchor="start", colour=MUTED)
-    s.text(408, 342, "all see all", size=13, anchor="start", colour=MUTED)
-    for k, line in enumerate(["15% of tokens picked:", "80% → [MASK], 10% random,",
-                              "10% kept; a loss only at", "the picked positions"]):
-        s.text(430, 420 + 18 * k, line, size=13, colour=INK)
+    s.text_lines(408, 324, ["no mask:", "all see all"], step=18, anchor="start", colour=MUTED)
+    s.text_lines(430, 420, ["15% of tokens picked:", "80% → [MASK], 10% random,", "10% kept; a loss only at",
+                            "the picked positions"], step=18)
 
     # span corruption: spans -> sentinels in the encoder; the decoder writes sentinel + span
     enc_in = ["the", "<X0>", "on", "the", "<X1>"]
@@ -146,12 +140,11 @@ def pretraining_objectives() -> Svg:
     s.line([(640, 206), (640, 166)], COLOURS["key"][0], width=2.0)
     s.text(650, 186, "cross-attention to the encoder", size=12, anchor="start",
            colour=COLOURS["key"][0])
-    s.text(740, 324, "input: the cat sat on the mat", size=13, colour=MUTED)
-    s.text(740, 342, "with “cat sat” and “mat” dropped", size=13, colour=MUTED)
-    for k, line in enumerate(["15% of tokens dropped in spans", "(mean length 3); each span",
-                              "becomes one sentinel, and the", "decoder writes every sentinel",
-                              "followed by its span"]):
-        s.text(740, 402 + 18 * k, line, size=13, colour=INK)
+    s.text_lines(740, 324, ["input: the cat sat on the mat", "with “cat sat” and “mat” dropped"], step=18,
+                 colour=MUTED)
+    s.text_lines(740, 402, ["15% of tokens dropped in spans", "(mean length 3); each span",
+                            "becomes one sentinel, and the", "decoder writes every sentinel",
+                            "followed by its span"], step=18)
     return s
 
 
@@ -177,9 +170,7 @@ def vit_pipeline() -> Svg:
     for k in range(5):   # 2 x 2 patches: a red line every 2 pixels
         s.line([(x0 + 2 * k * cell, y0), (x0 + 2 * k * cell, y0 + 8 * cell)], red, 1.4, arrow=False)
         s.line([(x0, y0 + 2 * k * cell), (x0 + 8 * cell, y0 + 2 * k * cell)], red, 1.4, arrow=False)
-    s.text(78, 408, "8 × 8 image:", size=13, colour=MUTED)
-    s.text(78, 426, "16 patches of 2 × 2,", size=13, colour=MUTED)
-    s.text(78, 444, "numbered row by row", size=13, colour=MUTED)
+    s.text_lines(78, 408, ["8 × 8 image:", "16 patches of 2 × 2,", "numbered row by row"], step=18, colour=MUTED)
     s.line([(x0 + 8 * cell, 340), (150, 340)])
     s.box(150, 312, 150, 56, lines=["one linear map W", "per patch (= Conv2d,", "kernel p, stride p)"],
           kind="op", size=12)
@@ -301,6 +292,17 @@ def rollout_and_flow() -> Svg:
 # ---------------------------------------------------------------------------------------------
 # chapter 12: post-LN and pre-LN, the residual path, and where warm-up matters
 # ---------------------------------------------------------------------------------------------
+def _branch_and_add(s: Svg, cx, box_x, box_y, below, plus_y, turn, res) -> None:
+    """A residual unit's branch: the sublayer F (40 high, from ``below`` up) into a "+" at ``plus_y``,
+    and the residual path from the block's input (y = 360), turning at ``turn``, into the same "+"."""
+    s.line([(cx - 30, below), (cx - 30, box_y + 40)])
+    s.box(box_x, box_y, 140, 40, "F: attention or FFN", "weight", size=13)
+    s.line([(cx - 30, box_y), (cx - 30, plus_y), (cx - 14, plus_y)])
+    s.circle(cx, plus_y, 14, "+")
+    (x, y) = turn
+    s.line([(x, 360), (x, y), (cx + 90, y), (cx + 90, plus_y), (cx + 14, plus_y)], res, width=2.4)
+
+
 def post_pre_ln() -> Svg:
     s = Svg(900, 560, "Post-LN and pre-LN blocks: in post-LN the residual path passes through a "
                       "LayerNorm after every sublayer and the learning rate needs a warm-up; in "
@@ -313,39 +315,24 @@ def post_pre_ln() -> Svg:
         s.text(cx, 48, formula, size=15)
         s.box(cx - 60, 360, 120, 34, "xₗ", "plain", size=15, bold=True)
         s.box(cx - 60, 70, 120, 34, "xₗ₊₁", "plain", size=15, bold=True)
-        s.add(f'<rect x="{cx - 140}" y="116" width="325" height="232" rx="12" fill="none" '
-              f'stroke="#9a9a9a" stroke-width="1.4" stroke-dasharray="6 4"/>')
+        s.frame(cx - 140, 116, 325, 232)
         s.text(cx + 195, 232, "× L", size=16, anchor="start", bold=True)
     # post-LN: F, then add, then LN on the sum (the residual path included)
     cx = 230
-    s.line([(cx - 30, 360), (cx - 30, 306)])
-    s.box(cx - 100, 266, 140, 40, "F: attention or FFN", "weight", size=13)
-    s.line([(cx - 30, 266), (cx - 30, 228), (cx - 14, 228)])
-    s.circle(cx, 228, 14, "+")
-    s.line([(cx + 30, 360), (cx + 30, 330), (cx + 90, 330), (cx + 90, 228), (cx + 14, 228)], res,
-           width=2.4)
+    _branch_and_add(s, cx, cx - 100, 266, 360, 228, (cx + 30, 330), res)
     s.line([(cx, 214), (cx, 186)], res, width=2.4)
     s.box(cx - 70, 146, 140, 40, "LayerNorm", "norm", size=14, bold=True)
     s.line([(cx, 146), (cx, 104)], res, width=2.4)
     s.text(cx + 100, 300, "residual", size=13, anchor="start", colour=res)
-    s.text(cx + 78, 160, "residual path", size=13, anchor="start", colour=res)
-    s.text(cx + 78, 176, "normalized", size=13, anchor="start", colour=res)
-    s.text(cx + 78, 192, "in every block", size=13, anchor="start", colour=res)
+    s.text_lines(cx + 78, 160, ["residual path", "normalized", "in every block"], anchor="start", colour=res)
     # pre-LN: LN, then F, then add; the residual path bypasses both
     cx = 670
     s.line([(cx - 30, 360), (cx - 30, 330)])
     s.box(cx - 110, 296, 140, 34, "LayerNorm", "norm", size=14, bold=True)
-    s.line([(cx - 30, 296), (cx - 30, 272)])
-    s.box(cx - 110, 232, 140, 40, "F: attention or FFN", "weight", size=13)
-    s.line([(cx - 30, 232), (cx - 30, 190), (cx - 14, 190)])
-    s.circle(cx, 190, 14, "+")
-    s.line([(cx + 40, 360), (cx + 40, 340), (cx + 90, 340), (cx + 90, 190), (cx + 14, 190)], res,
-           width=2.4)
+    _branch_and_add(s, cx, cx - 110, 232, 296, 190, (cx + 40, 340), res)
     s.line([(cx, 176), (cx, 104)], res, width=2.4)
-    s.text(cx + 96, 300, "residual:", size=13, anchor="start", colour=res)
-    s.text(cx + 96, 316, "identity", size=13, anchor="start", colour=res)
-    s.text(cx - 70, 80, "after the last block:", size=13, anchor="end", colour=MUTED)
-    s.text(cx - 70, 96, "a final LayerNorm", size=13, anchor="end", colour=MUTED)
+    s.text_lines(cx + 96, 300, ["residual:", "identity"], anchor="start", colour=res)
+    s.text_lines(cx - 70, 80, ["after the last block:", "a final LayerNorm"], anchor="end", colour=MUTED)
     # where warm-up matters
     def verdict(x, kind, lines):
         stroke, fill = COLOURS[kind]
