@@ -1,4 +1,4 @@
-r"""Positional encodings: sinusoidal, learned and rotary (taught in chapter 6).
+r"""Positional encodings: sinusoidal, learned, rotary and ALiBi (taught in chapter 6; used by GPT, chapter 9).
 
 Self-attention treats its input as a *set*: permuting the tokens permutes the outputs and
 changes nothing else. Positional encodings put the order back.
@@ -28,6 +28,21 @@ changes nothing else. Positional encodings put the order back.
 
   so that :math:`\langle R_m \mathbf{q}, R_n \mathbf{k}\rangle = \langle \mathbf{q}, R_{n-m}\mathbf{k}\rangle`
   depends on the positions only through :math:`m - n`.
+* **ALiBi** (relative, no parameters; Press et al., 2022, "Train Short, Test Long"). Nothing is
+  added to the input; head :math:`h` adds a linear penalty to the causal scores of query
+  :math:`i` and key :math:`j \le i`:
+
+  .. math::
+
+      s_{ij} = \frac{\mathbf{q}_i^\top\mathbf{k}_j}{\sqrt{d_h}} - m_h\,(i - j),
+
+  with slopes :math:`m_h` a geometric sequence (:func:`alibi_slopes`). A model trained on short
+  sequences runs on longer ones: no table of positions is ever indexed.
+
+:class:`PositionalAttention` applies RoPE and/or ALiBi inside scaled dot-product attention (it has
+:class:`~d2l_attn.scoring.DotProductAttention`'s call signature, so it plugs into
+:class:`~d2l_attn.multihead.MultiHeadAttention` via ``attention=``); :class:`d2l_attn.models.GPT`
+uses it for ``positional="rope"`` / ``"alibi"``.
 
 **Odd dimensions are rejected.** Both the sinusoidal and the rotary encodings are built from
 (sin, cos) pairs; with an odd ``d_model`` the last column would have no partner and the
@@ -41,10 +56,15 @@ Shapes are batch-first: inputs ``(B, T, d_model)``; rotary accepts ``(..., T, d)
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ._checks import nonnegative_int, positive_int, unit_interval
+from .masking import causal_mask, masked_softmax
+from .scoring import combine_masks
 
 __all__ = [
     "sinusoidal_frequencies",
@@ -55,6 +75,10 @@ __all__ = [
     "rotary_angles",
     "apply_rotary",
     "RotaryPositionalEncoding",
+    "alibi_slopes",
+    "alibi_bias",
+    "ALiBi",
+    "PositionalAttention",
 ]
 
 
@@ -249,3 +273,160 @@ class RotaryPositionalEncoding(nn.Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, base={self.base:g}"
+
+
+# --------------------------------------------------------------------------------------------
+# ALiBi: attention with linear biases (Press et al., 2022)
+# --------------------------------------------------------------------------------------------
+def alibi_slopes(num_heads: int) -> torch.Tensor:
+    r"""The slopes :math:`m_1, \dots, m_h` of ALiBi, shape ``(num_heads,)`` (float64).
+
+    For :math:`h` a power of 2 they are the geometric sequence that starts at and has ratio
+    :math:`2^{-8/h}` (8 heads: :math:`1/2, 1/4, \dots, 1/256`; Press et al., 2022, §3). For other
+    :math:`h` the paper's reference code (``get_slopes`` in ofirpress/attention_with_linear_biases,
+    also Hugging Face BLOOM's ``build_alibi_tensor``) takes the :math:`2^{\lfloor\log_2 h\rfloor}`
+    slopes of the nearest smaller power of 2, then every other slope of :math:`2^{\lfloor\log_2
+    h\rfloor + 1}` heads (the 1st, 3rd, ...) until it has :math:`h`.
+    """
+    positive_int("num_heads", num_heads)
+
+    def power_of_2(n: int) -> list[float]:
+        start = 2.0 ** (-8.0 / n)  # = 2 ** -(2 ** -(log2(n) - 3)) in the reference code
+        return [start ** (i + 1) for i in range(n)]
+
+    closest = 2 ** int(math.floor(math.log2(num_heads)))
+    slopes = power_of_2(closest) + power_of_2(2 * closest)[0::2][: num_heads - closest]
+    return torch.tensor(slopes, dtype=torch.float64)  # (h,)
+
+
+def alibi_bias(slopes: torch.Tensor, num_queries: int, num_keys: int) -> torch.Tensor:
+    r"""The additive score bias :math:`-m_h (i - j)`, shape ``(h, T_q, T_k)``.
+
+    The queries are the *last* ``T_q`` of the ``T_k`` positions (as in causal attention with a
+    key/value cache): query row ``r`` sits at position :math:`i = T_k - T_q + r`. Entries with
+    :math:`j > i` are positive; causal attention masks them anyway.
+    """
+    positive_int("num_queries", num_queries)
+    positive_int("num_keys", num_keys)
+    if num_queries > num_keys:
+        raise ValueError(f"num_queries ({num_queries}) cannot exceed num_keys ({num_keys})")
+    q_pos = torch.arange(num_keys - num_queries, num_keys, device=slopes.device)  # (T_q,)
+    k_pos = torch.arange(num_keys, device=slopes.device)  # (T_k,)
+    distance = (q_pos[:, None] - k_pos[None, :]).to(slopes.dtype)  # (T_q, T_k): i - j
+    return -slopes[:, None, None] * distance  # (h, T_q, T_k)
+
+
+class ALiBi(nn.Module):
+    """ALiBi for ``num_heads`` heads: the slopes are a non-trainable buffer ``slopes (h,)``.
+
+    ``bias(T_q, T_k)`` -> ``(h, T_q, T_k)`` (:func:`alibi_bias`); ``score_mod(scores, q_idx, k_idx,
+    head)`` returns ``scores - slopes[head] * (q_idx - k_idx)`` elementwise (the score-hook form of
+    flex attention: index tensors broadcastable to ``scores``).
+    """
+
+    def __init__(self, num_heads: int):
+        super().__init__()
+        self.num_heads = positive_int("num_heads", num_heads)
+        self.register_buffer("slopes", alibi_slopes(num_heads).float(), persistent=False)
+
+    def bias(self, num_queries: int, num_keys: int) -> torch.Tensor:
+        return alibi_bias(self.slopes, num_queries, num_keys)  # (h, T_q, T_k)
+
+    def score_mod(self, scores: torch.Tensor, q_idx, k_idx, head) -> torch.Tensor:
+        return scores - self.slopes.to(scores.dtype)[head] * (q_idx - k_idx)
+
+    def extra_repr(self) -> str:
+        return f"num_heads={self.num_heads}"
+
+
+class PositionalAttention(nn.Module):
+    r"""Scaled dot-product attention with positions inside: RoPE on queries and keys, ALiBi on the scores.
+
+    ``forward(queries (B, h, T_q, d_h), keys (B, g, T_k, d_h), values (B, g, T_k, d_v), valid_lens=None,
+    attn_mask=None, return_weights=False, is_causal=False)``, the call of
+    :class:`~d2l_attn.scoring.DotProductAttention`:
+
+    .. math::
+
+        \operatorname{softmax}\Big(\frac{(R_i\mathbf{q}_i)^\top (R_j\mathbf{k}_j)}{\sqrt{d_h}}
+        - m_h (i - j)\Big)\mathbf{V},
+
+    with :math:`R_p` the rotation of :class:`RotaryPositionalEncoding` (if ``rotary``) and
+    :math:`m_h` the slopes of :class:`ALiBi` (if ``alibi``; causal attention only). The queries are
+    the *last* ``T_q`` of the ``T_k`` positions, so a key/value cache of unrotated keys works
+    unchanged: the cached keys are rotated at their positions ``0 .. T_k - 1`` in every call.
+    Keys and values may have ``g`` heads for ``h`` query heads (``g`` divides ``h``; grouped-query
+    attention): key/value head ``j`` serves query heads ``j h/g, ..., (j+1) h/g - 1``.
+
+    Args:
+        rotary: a :class:`RotaryPositionalEncoding` of size ``d_h``, or ``None``.
+        alibi: an :class:`ALiBi` with ``h`` heads, or ``None``.
+        dropout: on the attention weights (training mode only).
+        fused: :func:`torch.nn.functional.scaled_dot_product_attention` when the weights are not
+            requested (ALiBi goes in as a float mask).
+    """
+
+    def __init__(
+        self,
+        rotary: RotaryPositionalEncoding | None = None,
+        alibi: ALiBi | None = None,
+        dropout: float = 0.0,
+        fused: bool = True,
+    ):
+        super().__init__()
+        if rotary is not None and not isinstance(rotary, RotaryPositionalEncoding):
+            raise ValueError(f"rotary must be a RotaryPositionalEncoding or None, got {type(rotary).__name__}")
+        if alibi is not None and not isinstance(alibi, ALiBi):
+            raise ValueError(f"alibi must be an ALiBi or None, got {type(alibi).__name__}")
+        self.rotary, self.alibi, self.fused = rotary, alibi, bool(fused)
+        self.dropout = nn.Dropout(unit_interval("dropout", dropout))
+
+    def forward(
+        self,
+        queries: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        valid_lens=None,
+        attn_mask: torch.Tensor | None = None,
+        return_weights: bool = False,
+        is_causal: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        for name, x in (("queries", queries), ("keys", keys), ("values", values)):
+            if not isinstance(x, torch.Tensor) or x.dim() != 4:
+                shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+                raise ValueError(f"{name} must have shape (B, heads, T, d_h), got {shape}")
+        (_, h, num_q, _), (_, g, num_k, _) = queries.shape, keys.shape
+        if h % g or values.shape[1] != g or num_q > num_k:
+            raise ValueError(
+                f"keys and values need g heads dividing the h={h} query heads and T_k >= T_q, got queries "
+                f"{tuple(queries.shape)}, keys {tuple(keys.shape)}, values {tuple(values.shape)}"
+            )
+        if self.alibi is not None and not is_causal:
+            raise ValueError("ALiBi's bias -m (i - j) is defined for causal attention: pass is_causal=True")
+        if self.rotary is not None:  # R_i q_i and R_j k_j: queries are the last T_q positions
+            positions = torch.arange(num_k, device=keys.device)  # (T_k,)
+            queries, keys = self.rotary(queries, positions[num_k - num_q :]), self.rotary(keys, positions)
+        if g != h:  # grouped-query attention: each key/value head serves h / g query heads
+            keys = keys.repeat_interleave(h // g, dim=1)  # (B, h, T_k, d_h)
+            values = values.repeat_interleave(h // g, dim=1)  # (B, h, T_k, d_v)
+        keep = combine_masks(valid_lens, attn_mask, (*queries.shape[:-1], num_k), device=queries.device)
+        if is_causal:
+            mask = causal_mask(num_q, num_k, device=queries.device)  # (T_q, T_k)
+            keep = mask if keep is None else keep & mask  # (B or 1, h or 1, T_q, T_k)
+        bias = None if self.alibi is None else self.alibi.bias(num_q, num_k).to(queries.dtype)  # (h, T_q, T_k)
+        if return_weights or not self.fused:
+            scores = queries @ keys.transpose(-2, -1) / math.sqrt(queries.shape[-1])  # (B, h, T_q, T_k)
+            weights = masked_softmax(scores if bias is None else scores + bias, mask=keep)  # (B, h, T_q, T_k)
+            output = self.dropout(weights) @ values  # (B, h, T_q, d_v)
+            return (output, weights) if return_weights else output
+        has_key = None if keep is None else keep.any(dim=-1, keepdim=True)  # (..., T_q, 1)
+        mask = None if keep is None else keep | ~has_key  # a row with no key attends anywhere, then is zeroed
+        if bias is not None:
+            mask = bias if mask is None else bias.masked_fill(~mask, -math.inf)  # (B or 1, h, T_q, T_k)
+        output = F.scaled_dot_product_attention(
+            queries, keys, values, attn_mask=mask, dropout_p=self.dropout.p if self.training else 0.0
+        )  # (B, h, T_q, d_v)
+        return output if has_key is None else output.masked_fill(~has_key, 0.0)
+
+    def extra_repr(self) -> str:
+        return f"rotary={self.rotary is not None}, alibi={self.alibi is not None}, fused={self.fused}"
