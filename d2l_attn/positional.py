@@ -422,7 +422,7 @@ class PositionalAttention(nn.Module):
         has_key = None if keep is None else keep.any(dim=-1, keepdim=True)  # (..., T_q, 1)
         mask = None if keep is None else keep | ~has_key  # a row with no key attends anywhere, then is zeroed
         if bias is not None:
-            mask = bias if mask is None else bias.masked_fill(~mask, -math.inf)  # (B or 1, h, T_q, T_k)
+            mask = bias if mask is None else torch.where(mask, bias, -math.inf)  # (B or 1, h, T_q, T_k)
         output = F.scaled_dot_product_attention(
             queries, keys, values, attn_mask=mask, dropout_p=self.dropout.p if self.training else 0.0
         )  # (B, h, T_q, d_v)

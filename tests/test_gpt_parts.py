@@ -239,6 +239,19 @@ def test_kv_cache_shrinks_by_the_group_factor_and_decoding_equals_recomputation(
     assert params == 2 * (32 * 32 + 32) + 2 * (32 * num_kv_heads * 8 + num_kv_heads * 8)
 
 
+@pytest.mark.parametrize("positional", ["learned", "rope", "alibi", "sinusoidal"])
+@pytest.mark.parametrize("num_kv_heads", [4, 1])
+def test_right_padding_does_not_change_real_positions_for_every_part(positional, num_kv_heads):
+    model = tiny(num_kv_heads=num_kv_heads, positional=positional)
+    x = torch.randint(0, V, (2, 6))
+    padded = torch.cat([x, torch.zeros(2, 4, dtype=torch.long)], dim=1)
+    lens = torch.tensor([6, 6])
+    torch.testing.assert_close(model(padded, valid_lens=lens)[:, :6], model(x), atol=1e-5, rtol=1e-5)
+    logits, weights = model(padded, valid_lens=lens, return_weights=True)  # the reference path
+    torch.testing.assert_close(logits[:, :6], model(x), atol=1e-5, rtol=1e-5)
+    assert weights[0].shape == (2, 4, 10, 10) and weights[0][..., 6:].abs().max() == 0
+
+
 # -- post-LN --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("norm_first", [False, True])
 def test_norm_first_matches_a_torch_nn_encoder_stack(norm_first):
