@@ -65,7 +65,6 @@ ALLOWED = [
     ("reproducing", "0.005", "D2L's learning rate (its recipe, rerun in the page's code)", "0.005"),
     ("reproducing", "0.001", "D2L's learning rate (its recipe, rerun in the page's code)", "0.001"),
     # sizes of code and of data, and facts of arithmetic, not measurements
-    ("05", "about 30", "the length of a code listing the reader can count", None),
     ("08", "about 30", "the length of a code listing the reader can count", None),
     ("10", "1,797", "the number of images in scikit-learn's load_digits (DESIGN.md)", None),
     ("10", "50,176", "224 x 224, arithmetic", None),
