@@ -304,3 +304,24 @@ class _FakeHF(nn.Module):
     class config:  # what from_hf_gpt2 reads first
         n_positions, n_layer, n_head, n_embd, vocab_size = 8, 1, 2, 8, 11
         n_inner, layer_norm_epsilon, activation_function = None, 1e-5, "gelu_new"
+
+
+def test_mha_rotary_hook_rotates_queries_and_keys_at_their_absolute_positions():
+    torch.manual_seed(0)
+    rope = RotaryPositionalEncoding(8)
+    mha = MultiHeadAttention(32, 4, num_kv_heads=2, rotary=rope).eval()
+    x = torch.randn(2, 7, 32)
+    causal = Mask.of(is_causal=True)
+    full = mha(x, mask=causal, need_weights=True)
+    q = rope(mha.W_q(x).view(2, 7, 4, 8).transpose(1, 2))  # (B, h, T, d_h): R_p q_p
+    k = rope(mha.W_k(x).view(2, 7, 2, 8).transpose(1, 2)).repeat_interleave(2, dim=1)  # (B, h, T, d_h)
+    scores = (q @ k.transpose(-2, -1) / math.sqrt(8)).masked_fill(~torch.ones(7, 7, dtype=torch.bool).tril(), -math.inf)
+    torch.testing.assert_close(full.weights, scores.softmax(-1))
+    cache, pieces = mha.empty_cache(x), []  # in pieces: the new positions start at cache.length
+    for a, b in ((0, 3), (3, 4), (4, 7)):
+        out = mha(x[:, a:b], mask=causal, cache=cache)
+        cache = out.cache
+        pieces.append(out.output)
+    torch.testing.assert_close(torch.cat(pieces, 1), full.output)
+    with pytest.raises(ValueError, match="rotary must be a callable"):
+        MultiHeadAttention(32, 4, rotary=3)
