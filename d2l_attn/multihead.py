@@ -35,6 +35,9 @@ One door: ``forward(x, memory=None, mask=None, cache=None, need_weights=False)``
 * ``num_kv_heads < num_heads`` is grouped-query attention (``1``: multi-query; Shazeer 2019;
   Ainslie et al. 2023): groups of query heads share key/value heads, and the key/value
   projections and cache shrink by ``num_heads / num_kv_heads``.
+* ``rotary`` (e.g. :class:`~d2l_attn.positional.RotaryPositionalEncoding`, RoPE) rotates the
+  self-attention queries and keys after the projection, at their absolute positions (after a cache
+  of ``t`` positions: ``t, t + 1, ...``); the cache holds the rotated keys.
 
 The per-head kernel is an :class:`~d2l_attn.scoring.AttentionFn` (default
 :class:`~d2l_attn.scoring.DotProductAttention`), called with the call's
