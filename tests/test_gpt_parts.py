@@ -165,6 +165,8 @@ def test_alibi_bias_is_minus_slope_times_distance_on_the_causal_scores():
 def test_alibi_gpt_runs_longer_than_it_was_built_for_and_learned_refuses():
     model = tiny(positional="alibi", max_len=8)
     long = torch.randint(0, V, (2, 20))
+    buffers = dict(model.named_buffers())  # ALiBi is a submodule of each kernel: .to(device) moves its slopes
+    assert sorted(buffers) == [f"blocks.{i}.attention.attention.alibi.slopes" for i in range(2)]
     logits = model(long)
     assert logits.shape == (2, 20, V) and torch.isfinite(logits).all()
     torch.testing.assert_close(model(long[:, :8]), logits[:, :8], atol=1e-5, rtol=1e-5)  # causal
