@@ -12,12 +12,14 @@ module                    what it holds                                         
 ``multihead``             head split/merge, multi-head attention, KV cache       5, 7
 ``efficient``             local, low-rank, linear, Performer, tiled attention;   8
                           grouped-query attention
-``positional``            sinusoidal, learned and rotary positions               6
+``positional``            sinusoidal, learned, rotary (RoPE) and ALiBi           6, 8, 9
+                          positions; attention with positions in the scores
 ``embeddings``            token embedding with positions; patches + [CLS]        7, 10
 ``blocks``                FFN, residual + norm, self-attention / decoder blocks  7
 ``models``                GRU seq2seq (``rnn_seq2seq``), Transformer, ViT,      4, 7, 10
                           a small CNN
-``models.gpt``            decoder-only GPT, KV-cache generation, GPT-2 weights   9
+``models.gpt``            decoder-only GPT (pre-/post-LN, GQA, four kinds of     8, 9, 12
+                          positions), KV-cache generation, GPT-2 weights
 ``models.bert``           BERT encoder, MLM and NSP heads, BERT weights          9
 ``tokenizers``            byte-pair encoding learned from scratch                9
 ``pretrain``              GPT pretraining script, one process or torchrun/DDP    9

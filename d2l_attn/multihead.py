@@ -35,6 +35,9 @@ One door: ``forward(x, memory=None, mask=None, cache=None, need_weights=False)``
 * ``num_kv_heads < num_heads`` is grouped-query attention (``1``: multi-query; Shazeer 2019;
   Ainslie et al. 2023): groups of query heads share key/value heads, and the key/value
   projections and cache shrink by ``num_heads / num_kv_heads``.
+* ``rotary`` (e.g. :class:`~d2l_attn.positional.RotaryPositionalEncoding`, RoPE) rotates the
+  self-attention queries and keys after the projection, at their absolute positions (after a cache
+  of ``t`` positions: ``t, t + 1, ...``); the cache holds the rotated keys.
 
 The per-head kernel is an :class:`~d2l_attn.scoring.AttentionFn` (default
 :class:`~d2l_attn.scoring.DotProductAttention`), called with the call's
@@ -180,6 +183,10 @@ class MultiHeadAttention(nn.Module):
         attention: the per-head :class:`~d2l_attn.scoring.AttentionFn` (e.g. a variant from
             :mod:`d2l_attn.efficient`); default ``DotProductAttention(dropout, fused)``.
         num_kv_heads: key/value heads (divides ``num_heads``); default ``num_heads``.
+        rotary: a q/k transform ``rotary(x (B, heads, T, d_h), positions (T,))``, e.g.
+            :class:`~d2l_attn.positional.RotaryPositionalEncoding` (RoPE), applied to the queries and
+            keys of self-attention at their absolute positions (after a cache of ``t``: ``t .. t+T-1``);
+            the cache holds rotated keys. Default ``None``.
 
     Parameters are initialised like :class:`torch.nn.MultiheadAttention`: Xavier-uniform
     projections (the query/key/value ones as one ``(3d, d)`` matrix) and zero biases.
@@ -196,6 +203,7 @@ class MultiHeadAttention(nn.Module):
         fused: bool = True,
         attention: nn.Module | None = None,
         num_kv_heads: int | None = None,
+        rotary: nn.Module | None = None,
     ):
         super().__init__()
         head_dim = heads_divide(d_model, num_heads)
@@ -227,6 +235,11 @@ class MultiHeadAttention(nn.Module):
                 f"attention must be an nn.Module (e.g. DotProductAttention()), got {type(attention).__name__}"
             )
         self.attention = DotProductAttention(dropout=dropout, fused=fused) if attention is None else attention
+        if rotary is not None and not callable(rotary):
+            raise ValueError(
+                f"rotary must be a callable (x, positions) -> x (e.g. RotaryPositionalEncoding), got {rotary!r}"
+            )
+        self.rotary = rotary
         self._register_load_state_dict_pre_hook(_load_separate_projections, with_module=True)
         self.reset_parameters()
 
@@ -311,9 +324,12 @@ class MultiHeadAttention(nn.Module):
                     "self-attention needs key_dim == value_dim == d_model (this layer projects other sizes)"
                 )
             q, k, v = self._project_self(x)  # (B, h, T, d_h), (B, g, T, d_h) x 2
+            if cache is not None and not isinstance(cache, KVCache):
+                raise ValueError(f"cache must be a multihead.KVCache (see empty_cache), got {type(cache).__name__}")
+            if self.rotary is not None:  # R_p q and R_p k at the absolute positions t .. t + T - 1
+                positions = torch.arange(x.shape[1], device=x.device) + (0 if cache is None else cache.length)
+                q, k = self.rotary(q, positions), self.rotary(k, positions)
             if cache is not None:
-                if not isinstance(cache, KVCache):
-                    raise ValueError(f"cache must be a multihead.KVCache (see empty_cache), got {type(cache).__name__}")
                 if cache.k.shape[:2] != k.shape[:2] or cache.k.shape[-1] != k.shape[-1]:
                     raise ValueError(
                         f"cache holds (B, g, t, d_h) = {tuple(cache.k.shape)}, the new positions {tuple(k.shape)}"
@@ -388,6 +404,8 @@ class MultiHeadAttention(nn.Module):
             extra = f", key_dim={self.key_dim}, value_dim={self.value_dim}"
         if self.num_kv_heads != self.num_heads:
             extra += f", num_kv_heads={self.num_kv_heads}"
+        if self.rotary is not None:
+            extra += ", rotary=True"
         return f"d_model={self.d_model}, num_heads={self.num_heads}{extra}"
 
 

@@ -1,4 +1,4 @@
-r"""Positional encodings: sinusoidal, learned and rotary (taught in chapter 6).
+r"""Positional encodings: sinusoidal, learned, rotary and ALiBi (taught in chapter 6; used by GPT, chapter 9).
 
 Self-attention treats its input as a *set*: permuting the tokens permutes the outputs and
 changes nothing else. Positional encodings put the order back.
@@ -28,6 +28,21 @@ changes nothing else. Positional encodings put the order back.
 
   so that :math:`\langle R_m \mathbf{q}, R_n \mathbf{k}\rangle = \langle \mathbf{q}, R_{n-m}\mathbf{k}\rangle`
   depends on the positions only through :math:`m - n`.
+* **ALiBi** (relative, no parameters; Press et al., 2022, "Train Short, Test Long"). Nothing is
+  added to the input; head :math:`h` adds a linear penalty to the causal scores of query
+  :math:`i` and key :math:`j \le i`:
+
+  .. math::
+
+      s_{ij} = \frac{\mathbf{q}_i^\top\mathbf{k}_j}{\sqrt{d_h}} - m_h\,(i - j),
+
+  with slopes :math:`m_h` a geometric sequence (:func:`alibi_slopes`). A model trained on short
+  sequences runs on longer ones: no table of positions is ever indexed.
+
+:class:`d2l_attn.models.GPT` uses them through :class:`~d2l_attn.multihead.MultiHeadAttention`'s
+own hooks: ``positional="rope"`` passes a :class:`RotaryPositionalEncoding` as its ``rotary`` q/k
+transform, ``"alibi"`` sets :meth:`ALiBi.score_mod` as the kernel's
+:class:`~d2l_attn.scoring.DotProductAttention` ``score_mod``.
 
 **Odd dimensions are rejected.** Both the sinusoidal and the rotary encodings are built from
 (sin, cos) pairs; with an odd ``d_model`` the last column would have no partner and the
@@ -40,6 +55,8 @@ Shapes are batch-first: inputs ``(B, T, d_model)``; rotary accepts ``(..., T, d)
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -55,6 +72,9 @@ __all__ = [
     "rotary_angles",
     "apply_rotary",
     "RotaryPositionalEncoding",
+    "alibi_slopes",
+    "alibi_bias",
+    "ALiBi",
 ]
 
 
@@ -249,3 +269,67 @@ class RotaryPositionalEncoding(nn.Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, base={self.base:g}"
+
+
+# --------------------------------------------------------------------------------------------
+# ALiBi: attention with linear biases (Press et al., 2022)
+# --------------------------------------------------------------------------------------------
+def alibi_slopes(num_heads: int) -> torch.Tensor:
+    r"""The slopes :math:`m_1, \dots, m_h` of ALiBi, shape ``(num_heads,)`` (float64).
+
+    For :math:`h` a power of 2 they are the geometric sequence that starts at and has ratio
+    :math:`2^{-8/h}` (8 heads: :math:`1/2, 1/4, \dots, 1/256`; Press et al., 2022, §3). For other
+    :math:`h` the paper's reference code (``get_slopes`` in ofirpress/attention_with_linear_biases,
+    also Hugging Face BLOOM's ``build_alibi_tensor``) takes the :math:`2^{\lfloor\log_2 h\rfloor}`
+    slopes of the nearest smaller power of 2, then every other slope of :math:`2^{\lfloor\log_2
+    h\rfloor + 1}` heads (the 1st, 3rd, ...) until it has :math:`h`.
+    """
+    positive_int("num_heads", num_heads)
+
+    def power_of_2(n: int) -> list[float]:
+        start = 2.0 ** (-8.0 / n)  # = 2 ** -(2 ** -(log2(n) - 3)) in the reference code
+        return [start ** (i + 1) for i in range(n)]
+
+    closest = 2 ** int(math.floor(math.log2(num_heads)))
+    slopes = power_of_2(closest) + power_of_2(2 * closest)[0::2][: num_heads - closest]
+    return torch.tensor(slopes, dtype=torch.float64)  # (h,)
+
+
+def alibi_bias(slopes: torch.Tensor, num_queries: int, num_keys: int) -> torch.Tensor:
+    r"""The additive score bias :math:`-m_h (i - j)`, shape ``(h, T_q, T_k)``.
+
+    The queries are the *last* ``T_q`` of the ``T_k`` positions (as in causal attention with a
+    key/value cache): query row ``r`` sits at position :math:`i = T_k - T_q + r`. Entries with
+    :math:`j > i` are positive; causal attention masks them anyway.
+    """
+    positive_int("num_queries", num_queries)
+    positive_int("num_keys", num_keys)
+    if num_queries > num_keys:
+        raise ValueError(f"num_queries ({num_queries}) cannot exceed num_keys ({num_keys})")
+    q_pos = torch.arange(num_keys - num_queries, num_keys, device=slopes.device)  # (T_q,)
+    k_pos = torch.arange(num_keys, device=slopes.device)  # (T_k,)
+    distance = (q_pos[:, None] - k_pos[None, :]).to(slopes.dtype)  # (T_q, T_k): i - j
+    return -slopes[:, None, None] * distance  # (h, T_q, T_k)
+
+
+class ALiBi(nn.Module):
+    """ALiBi for ``num_heads`` heads: the slopes are a non-trainable buffer ``slopes (h,)``.
+
+    ``bias(T_q, T_k)`` -> ``(h, T_q, T_k)`` (:func:`alibi_bias`); ``score_mod(scores, q_idx, k_idx,
+    head)`` returns ``scores - slopes[head] * (q_idx - k_idx)`` elementwise (the score-hook form of
+    flex attention: index tensors broadcastable to ``scores``).
+    """
+
+    def __init__(self, num_heads: int):
+        super().__init__()
+        self.num_heads = positive_int("num_heads", num_heads)
+        self.register_buffer("slopes", alibi_slopes(num_heads).float(), persistent=False)
+
+    def bias(self, num_queries: int, num_keys: int) -> torch.Tensor:
+        return alibi_bias(self.slopes, num_queries, num_keys)  # (h, T_q, T_k)
+
+    def score_mod(self, scores: torch.Tensor, q_idx, k_idx, head) -> torch.Tensor:
+        return scores - self.slopes.to(scores.dtype)[head] * (q_idx - k_idx)
+
+    def extra_repr(self) -> str:
+        return f"num_heads={self.num_heads}"

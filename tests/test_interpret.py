@@ -278,3 +278,29 @@ def test_replaced_attention_reaches_the_stacks_unchecked_path():
         assert not torch.allclose(after, before)
         assert "compute" not in vars(mha.attention) and not mha.attention._forward_hooks  # restored
         torch.testing.assert_close(model(tokens), before)
+
+
+@pytest.mark.parametrize("positional", ["learned", "rope", "alibi"])
+def test_interpretation_tools_work_on_a_grouped_query_gpt(positional):
+    """1 < g < h: value norms use each query head's shared key/value head; maps, ablation, replacement run."""
+    torch.manual_seed(0)
+    model = GPT(vocab_size=13, max_len=7, num_layers=2, num_heads=4, d_model=16, num_kv_heads=2, positional=positional)
+    model, tokens = model.eval(), gpt_tokens()
+    maps = collect_attention(model, tokens)
+    assert [tuple(m.shape) for m in maps.values()] == [(3, 2, 4, 7, 7)]  # (B, L, h, T, T)
+    norms = value_weighted_norms(model, tokens)
+    assert norms.shape == (3, 2, 4, 7, 7)
+    block, mha = model.blocks[0], model.blocks[0].attention
+    emb = model.token_embedding(tokens)
+    x = block.addnorm1.norm(emb + model.position_embedding(torch.arange(7)) if positional == "learned" else emb)
+    alpha = mha(x, mask=Mask.causal(), need_weights=True).weights  # (B, h, T, T)
+    v = mha.W_v(x).view(3, 7, 2, 4).repeat_interleave(2, dim=2)  # (B, T, h, d_h): kv head j serves heads 2j, 2j+1
+    f = torch.stack([v[:, :, h] @ mha.W_o.weight[:, 4 * h : 4 * h + 4].t() for h in range(4)], 1)  # (B, h, T, d)
+    torch.testing.assert_close(norms[:, 0], alpha * f.norm(dim=-1)[:, :, None, :])
+    with torch.no_grad():
+        before = model(tokens)
+        with ablate_heads(model, [(1, 3)]):
+            assert not torch.allclose(model(tokens), before)
+        with replace_attention(mha, lambda w: w):
+            torch.testing.assert_close(model(tokens), before)
+    assert head_ablation(model, lambda: float(model(tokens)[0, -1, 0])).shape == (2, 4)

@@ -11,10 +11,27 @@ of a text at once,
     \mathbf{H}^{(\ell)} = \operatorname{Block}_\ell(\mathbf{H}^{(\ell-1)}),\qquad
     p(x_{t+1} \mid x_{\le t}) = \operatorname{softmax}\big(\operatorname{LN}(\mathbf{H}^{(L)}_t)\,W_{\text{out}}^\top\big),
 
-with learned absolute positions :math:`P` (one trainable vector per position), pre-LN blocks
-with a final LayerNorm (GPT-2), and, with ``tie_weights=True``, the output matrix equal to the
-token embedding :math:`E` (Press & Wolf, 2017). Unlike chapter 7's :class:`TokenEmbedding`, the
-token vectors are not scaled by :math:`\sqrt{d}` (GPT-2 does not).
+by default (GPT-2) with learned absolute positions :math:`P` (one trainable vector per position),
+pre-LN blocks with a final LayerNorm, and, with ``tie_weights=True``, the output matrix equal to
+the token embedding :math:`E` (Press & Wolf, 2017). Unlike chapter 7's :class:`TokenEmbedding`,
+the token vectors are not scaled by :math:`\sqrt{d}` (GPT-2 does not).
+
+:class:`GPTConfig` chooses the parts (each validated, each tested):
+
+* ``norm_first``: ``True`` = pre-LN, :math:`\mathbf{x} \leftarrow \mathbf{x} + F(\operatorname{LN}(\mathbf{x}))`
+  in every sublayer and one final LayerNorm (GPT-2); ``False`` = post-LN,
+  :math:`\mathbf{x} \leftarrow \operatorname{LN}(\mathbf{x} + F(\mathbf{x}))` (GPT-1, the
+  Transformer paper) and no final LayerNorm, since the last block's output is already normalized.
+* ``positional``: ``"learned"`` (:math:`P` a trained table, at most ``max_len`` positions),
+  ``"sinusoidal"`` (:math:`P` the fixed table of Vaswani et al., 2017), ``"rope"`` (nothing added
+  to the input; every head's queries and keys are rotated, :math:`(R_i\mathbf{q})^\top(R_j\mathbf{k})
+  = \mathbf{q}^\top R_{j-i}\mathbf{k}`, Su et al., 2021) or ``"alibi"`` (nothing added; the
+  causal scores get :math:`-m_h(i-j)`, Press et al., 2022). See :mod:`d2l_attn.positional`.
+  Only ``"learned"`` is bound to ``max_len``; the others run on longer sequences.
+* ``num_kv_heads`` :math:`g` (default ``num_heads``): grouped-query attention (Ainslie et al.,
+  2023; :math:`g = 1` is multi-query attention, Shazeer, 2019). :math:`\mathbf{W}^k, \mathbf{W}^v`
+  project to :math:`g d_h` columns, key/value head :math:`j` serves query heads
+  :math:`j h/g, \dots, (j+1)h/g - 1`, and the key/value cache shrinks by :math:`h/g`.
 
 Generation (:mod:`d2l_attn.decoding`): a :class:`GPT` is a :class:`~d2l_attn.decoding.StepModel`
 whose "source" is the **prompt**. ``init_state(prompt, lens)`` runs all prompt tokens but the
@@ -40,9 +57,13 @@ from torch import nn
 from .._checks import config_from, positive_number, special_ids, stack_sizes, token_ids
 from ..blocks import SelfAttentionBlock, run_blocks
 from ..masking import Mask, as_valid_lens
-from ..multihead import KVCache
+from ..multihead import KVCache, MultiHeadAttention
+from ..positional import ALiBi, RotaryPositionalEncoding, sinusoidal_encoding
+from ..scoring import DotProductAttention
 
 __all__ = ["GPTConfig", "GPT", "GPTState", "gpt2_state_dict_to_ours"]
+
+POSITIONAL = ("learned", "sinusoidal", "rope", "alibi")
 
 
 @dataclass
@@ -62,10 +83,28 @@ class GPTConfig:
     bos_id: int = 0  # only used to satisfy the StepModel protocol (never fed to the model)
     eos_id: int = -1  # -1: no end-of-text token, generate max_len tokens
     pad_id: int = 0
+    norm_first: bool = True  # pre-LN + final LayerNorm (GPT-2); False: post-LN, no final LayerNorm
+    num_kv_heads: int | None = None  # key/value heads (GQA); None: num_heads (multi-head attention)
+    positional: str = "learned"  # "learned", "sinusoidal", "rope" or "alibi"
 
     def __post_init__(self) -> None:
         self.d_ff = stack_sizes(self, "vocab_size", "max_len", "num_layers", "num_heads", "d_model")
         positive_number("eps", self.eps)
+        if not isinstance(self.norm_first, bool):
+            raise ValueError(f"norm_first must be True (pre-LN) or False (post-LN), got {self.norm_first!r}")
+        if self.positional not in POSITIONAL:
+            raise ValueError(f"positional must be one of {', '.join(map(repr, POSITIONAL))}, got {self.positional!r}")
+        head_dim = self.d_model // self.num_heads
+        if self.positional == "rope" and head_dim % 2:
+            raise ValueError(f"positional='rope' needs an even head size d_model / num_heads, got {head_dim}")
+        if self.positional == "sinusoidal" and self.d_model % 2:
+            raise ValueError(f"positional='sinusoidal' needs an even d_model, got {self.d_model}")
+        if self.num_kv_heads is None:
+            self.num_kv_heads = self.num_heads
+        if isinstance(self.num_kv_heads, bool) or not isinstance(self.num_kv_heads, int) or self.num_kv_heads < 1:
+            raise ValueError(f"num_kv_heads must be a positive int or None, got {self.num_kv_heads!r}")
+        if self.num_heads % self.num_kv_heads:
+            raise ValueError(f"num_kv_heads={self.num_kv_heads} must divide num_heads={self.num_heads}")
         special_ids(self.vocab_size, bos_id=self.bos_id, pad_id=self.pad_id)
         if self.eos_id != -1:  # -1: no end-of-text token
             special_ids(self.vocab_size, eos_id=self.eos_id)
@@ -93,7 +132,10 @@ class GPT(nn.Module):
         self.config = c = config_from(GPTConfig, config, sizes)
         self.bos_id, self.eos_id, self.pad_id = c.bos_id, c.eos_id, c.pad_id
         self.token_embedding = nn.Embedding(c.vocab_size, c.d_model)  # E (V, d)
-        self.position_embedding = nn.Embedding(c.max_len, c.d_model)  # P (max_len, d): learned, absolute
+        if c.positional == "learned":
+            self.position_embedding = nn.Embedding(c.max_len, c.d_model)  # P (max_len, d): learned, absolute
+        elif c.positional == "sinusoidal":  # P fixed; positions past max_len are computed when asked for
+            self.register_buffer("sinusoidal", sinusoidal_encoding(c.max_len, c.d_model), persistent=False)
         self.dropout = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(
             SelfAttentionBlock(
@@ -101,18 +143,35 @@ class GPT(nn.Module):
                 c.num_heads,
                 c.d_ff,
                 c.dropout,
-                norm_first=True,
+                norm_first=c.norm_first,
                 activation=c.activation,
                 causal=True,
                 eps=c.eps,
             )
             for _ in range(c.num_layers)
         )
-        self.final_norm = nn.LayerNorm(c.d_model, eps=c.eps)
+        if c.num_kv_heads != c.num_heads or c.positional in ("rope", "alibi"):
+            for block in self.blocks:  # GQA and positions in the scores: the block's attention replaced
+                block.attention = self._attention(c)
+        # post-LN: the last block's output is already normalized (GPT-1, torch.nn.TransformerEncoder)
+        self.final_norm = nn.LayerNorm(c.d_model, eps=c.eps) if c.norm_first else nn.Identity()
         self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
         self.apply(self._init)
         if c.tie_weights:
             self.lm_head.weight = self.token_embedding.weight  # one (V, d) matrix, two uses
+
+    @staticmethod
+    def _attention(c: GPTConfig) -> MultiHeadAttention:
+        """Self-attention with ``num_kv_heads`` key/value heads, RoPE as the q/k transform and ALiBi
+        as the kernel's ``score_mod`` (the kernel's reference path: SDPA takes no score hook)."""
+        kernel = DotProductAttention(c.dropout)
+        if c.positional == "alibi":
+            kernel.alibi = ALiBi(c.num_heads)  # a submodule: its slopes follow .to(device)
+            kernel.score_mod = kernel.alibi.score_mod
+        rotary = RotaryPositionalEncoding(c.d_model // c.num_heads) if c.positional == "rope" else None
+        return MultiHeadAttention(
+            c.d_model, c.num_heads, c.dropout, attention=kernel, num_kv_heads=c.num_kv_heads, rotary=rotary
+        )
 
     @staticmethod
     def _init(module: nn.Module) -> None:
@@ -127,20 +186,29 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     # -- teacher forcing: every position at once ----------------------------------------------
-    def _embed(self, tokens: torch.Tensor, offset: int) -> torch.Tensor:
-        token_ids(tokens, "tokens", self.config.vocab_size)
-        if offset + tokens.shape[1] > self.config.max_len:
+    def embed(self, tokens: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        r"""The first block's input ``(B, T, d)``: :math:`\operatorname{dropout}(E[x] + P)` for the tokens at
+        positions ``offset .. offset + T - 1`` (no :math:`P` with ``positional`` ``"rope"`` or ``"alibi"``)."""
+        c = self.config
+        token_ids(tokens, "tokens", c.vocab_size)
+        end = offset + tokens.shape[1]
+        if c.positional == "learned" and end > c.max_len:
             raise ValueError(
-                f"tokens reach position {offset + tokens.shape[1]} (offset {offset} + length {tokens.shape[1]}), "
-                f"but the model has positions for max_len={self.config.max_len} only"
+                f"tokens reach position {end} (offset {offset} + length {tokens.shape[1]}), "
+                f"but the model has learned positions for max_len={c.max_len} only"
             )
-        pos = torch.arange(offset, offset + tokens.shape[1], device=tokens.device)  # (T,)
-        return self.dropout(self.token_embedding(tokens) + self.position_embedding(pos))  # (B, T, d)
+        x = self.token_embedding(tokens)  # (B, T, d)
+        if c.positional == "learned":
+            x = x + self.position_embedding(torch.arange(offset, end, device=tokens.device))  # + (T, d)
+        elif c.positional == "sinusoidal":
+            table = self.sinusoidal if end <= c.max_len else sinusoidal_encoding(end, c.d_model).to(x.device)
+            x = x + table[offset:end].to(x.dtype)  # + (T, d)
+        return self.dropout(x)  # (B, T, d)
 
     def forward(
         self, tokens: torch.Tensor, valid_lens=None, return_weights: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
-        x = self._embed(tokens, 0)  # (B, T, d)
+        x = self.embed(tokens)  # (B, T, d)
         mask = Mask.from_lengths(valid_lens, tokens)  # checked once per call
         out = run_blocks(self.blocks, x, Mask(mask.keep, is_causal=True, lengths=mask.lengths), return_weights)
         x, weights = out if return_weights else (out, None)
@@ -150,7 +218,7 @@ class GPT(nn.Module):
     # -- generation: the StepModel protocol ---------------------------------------------------
     def _extend(self, tokens: torch.Tensor, state: GPTState) -> tuple[torch.Tensor, GPTState]:
         """Run ``tokens (B, T_new)`` after ``state.length`` cached positions; logits of the last one."""
-        x = self._embed(tokens, state.length)  # (B, T_new, d)
+        x = self.embed(tokens, state.length)  # (B, T_new, d)
         caches = []
         for block, cache in zip(self.blocks, state.caches):
             x, cache = block.step(x, cache)  # (B, T_new, d), (B, h, t + T_new, d_h) x 2
@@ -213,6 +281,9 @@ class GPT(nn.Module):
             d_ff=hf.n_inner or 4 * hf.n_embd,
             eps=hf.layer_norm_epsilon,
             tie_weights=True,
+            norm_first=True,
+            num_kv_heads=hf.n_head,
+            positional="learned",
         )
         clash = set(config_overrides) & set(sizes) - {"max_len"}
         if clash:
