@@ -56,16 +56,3 @@ Import what you need: ``from d2l_attn.multihead import MultiHeadAttention``.
 """
 
 __version__ = "0.2.0"
-
-
-def _describe_figures_in_notebooks() -> None:
-    """Inside a Jupyter kernel, every figure is shown with alt text (:mod:`d2l_attn.figure_alt`)."""
-    import sys
-
-    if "IPython" in sys.modules:
-        from . import figure_alt
-
-        figure_alt.install()
-
-
-_describe_figures_in_notebooks()

@@ -1,8 +1,8 @@
 """Alt text for every matplotlib figure a notebook shows: what the figure shows, in words.
 
 A figure displayed in a Jupyter kernel becomes a PNG output with no description, and the book's
-pages would give screen readers its file name. :func:`install` (called when ``d2l_attn`` is
-imported inside an IPython kernel) wraps the kernel's image formatters for
+pages would give screen readers its file name. :func:`install` (called by each chapter's setup
+cell; importing ``d2l_attn`` changes nothing in the kernel) wraps the kernel's image formatters for
 :class:`matplotlib.figure.Figure` so that each figure is published with
 ``{"image/png": {"alt": ...}}`` output metadata; the book's ``figure_alt`` Sphinx extension
 (``book/_ext/figure_alt.py``) turns it into the ``alt`` of the page's ``<img>``. Cell metadata

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,6 +74,26 @@ def test_install_makes_the_kernel_publish_figures_with_alt_text():
     assert data["image/png"] == b"\x89PNG other" and metadata["image/png"]["alt"].startswith("Figure: line plot")
     # other objects are untouched
     assert "image/png" not in shell.display_formatter.format(42)[1]
+
+
+def test_importing_the_library_leaves_the_kernel_alone():
+    """No side effect at import: the formatters change only when a notebook calls install()."""
+    code = (
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "shell = InteractiveShell.instance()\n"
+        "before = type(shell.display_formatter.formatters['image/png'])\n"
+        "import d2l_attn, d2l_attn.figure_alt\n"
+        "assert type(shell.display_formatter.formatters['image/png']) is before\n"
+    )
+    subprocess.run([sys.executable, "-c", "import sys\n" + code], check=True, cwd=ROOT, timeout=600)
+
+
+@pytest.mark.parametrize("nb", sorted((ROOT / "chapters").glob("*.ipynb")), ids=lambda p: p.name)
+def test_every_chapter_installs_the_alt_text_in_its_setup_cell(nb):
+    setup = next(c for c in json.loads(nb.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code")
+    source = "".join(setup["source"])
+    assert source.startswith("# Setup"), nb.name
+    assert "from d2l_attn import figure_alt\n" in source and "\nfigure_alt.install()" in source, nb.name
 
 
 def _reader_pages():
