@@ -6,6 +6,8 @@ file sits at the root so that it is loaded by every xdist worker, whichever file
 
 import os
 
+import pytest
+
 os.environ["D2L_ATTN_QUICK"] = "1"
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
@@ -18,3 +20,66 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 _shared_data = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "shared", "data")
 if "D2L_ATTN_DATA" not in os.environ and os.path.isfile(os.path.join(_shared_data, "fra-eng", "fra.txt")):
     os.environ["D2L_ATTN_DATA"] = os.path.abspath(_shared_data)
+
+
+# --------------------------------------------------------------------------------------------
+# How xdist shares the work (``-n 2 --dist loadgroup --no-loadscope-reorder`` in pyproject.toml)
+# --------------------------------------------------------------------------------------------
+# Each test file is one work unit (as ``--dist loadfile``: a notebook's cells share one kernel,
+# a file's module fixtures are made once), except the browser tests of an already built site
+# (``D2L_ATTN_SITE``, as in CI): the few minutes of tests/test_site.py are split into chunks
+# that both workers take, instead of running on one worker while the other idles. Without
+# D2L_ATTN_SITE the module builds the book itself, once, so it stays one unit.
+_SITE = "tests/test_site.py"
+# test function -> chunk of tests/test_site.py (the rest: one chunk "other")
+_SITE_CHUNKS = {
+    "test_axe_finds_no_critical_or_serious_violation": "axe",
+    "test_the_whole_book_pdf": "pdf",
+    "test_page_weight_is_printed": "weight",
+    "test_exercises_answer_back_without_a_kernel": "exercises",
+    "test_page_in_browser": "pages",
+    "test_static_interactive_figure_responds": "figures",
+    "test_attention_view_responds_on_the_page": "figures",
+    "test_architecture_figure_loads_with_alt_text": "figures",
+}
+# The work units that take longest go out first (a long one handed out last keeps one worker
+# busy after the other has finished): rough seconds on 2 busy cores, for the order only.
+_LONGEST_FIRST = {
+    f"{_SITE}:axe": 190,
+    f"{_SITE}:exercises": 220,
+    f"{_SITE}:pages": 150,
+    "chapters/10_vision_transformer.ipynb": 140,
+    f"{_SITE}:pdf": 110,
+    "chapters/12_training_stability.ipynb": 80,
+    f"{_SITE}:other": 80,
+    f"{_SITE}:weight": 75,
+    f"{_SITE}:figures": 70,
+    "chapters/07_transformer.ipynb": 60,
+    "chapters/11_interpreting_attention.ipynb": 55,
+    "chapters/09_pretraining.ipynb": 50,
+    "chapters/08_efficient_attention.ipynb": 45,
+}
+
+
+def _work_unit(item, root, split_site: bool) -> str:
+    try:
+        path = item.path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return str(item.path)
+    if path == _SITE and split_site:
+        return f"{_SITE}:{_SITE_CHUNKS.get(getattr(item, 'originalname', item.name), 'other')}"
+    return path
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist appends the group to each node id
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("dist", "no") != "loadgroup":
+        return
+    root = config.rootpath.resolve()
+    split_site = bool(os.environ.get("D2L_ATTN_SITE", "").strip())
+    units = {}
+    for item in items:
+        units[item.nodeid] = unit = _work_unit(item, root, split_site)
+        item.add_marker(pytest.mark.xdist_group(unit))
+    # stable: within a unit, and among the units not listed, the collection order stays
+    items.sort(key=lambda item: -_LONGEST_FIRST.get(units[item.nodeid], 0))

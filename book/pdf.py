@@ -43,11 +43,35 @@ def toc_pages(toc_file: Path = ROOT / "_toc.yml") -> list[str]:
     return pages
 
 
+# The flags keep Chromium from phoning home (component updates, sync, DNS for Google hosts),
+# which on a closed network floods the log with refused connections. (The site tests launch
+# the same browser the same way: tests/conftest.py.)
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def find_chromium() -> str | None:
+    """``$D2L_ATTN_CHROMIUM``, else ``chromium`` (or ``chromium-browser``) on the PATH; None if none."""
+    return os.environ.get("D2L_ATTN_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
 def chromium() -> str:
-    for candidate in (os.environ.get("D2L_ATTN_CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser")):
-        if candidate:
-            return candidate
-    raise SystemExit("book/pdf.py: no Chromium found (apt-get install chromium, or set D2L_ATTN_CHROMIUM)")
+    found = find_chromium()
+    if found is None:
+        raise SystemExit("book/pdf.py: no Chromium found (apt-get install chromium, or set D2L_ATTN_CHROMIUM)")
+    return found
+
+
+def launch(playwright):
+    """Headless Chromium, started by ``playwright`` (``sync_playwright()``'s object)."""
+    return playwright.chromium.launch(executable_path=chromium(), args=FLAGS)
 
 
 PREPARE = """async () => {
@@ -72,7 +96,7 @@ def build(site: Path, out: Path, pages: list[str] | None = None, browser=None) -
         from playwright.sync_api import sync_playwright
 
         with sync_playwright() as pw:
-            own = pw.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+            own = launch(pw)
             try:
                 return build(site, out, pages, own)
             finally:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import functools
 import http.server
+import importlib.util
 import os
-import shutil
 import threading
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -64,32 +67,25 @@ def http_server(tmp_path):
         stop()
 
 
-def _chromium() -> str | None:
-    return os.environ.get("D2L_ATTN_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+def _book_pdf():
+    """book/pdf.py (not a package): its Chromium finder, flags and toc walk serve the tests too."""
+    spec = importlib.util.spec_from_file_location("book_pdf", ROOT / "book" / "pdf.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
 def browser():
-    executable = _chromium()
-    if executable is None:
+    book_pdf = _book_pdf()
+    if book_pdf.find_chromium() is None:
         reason = "Debian's chromium is not installed (apt-get install chromium); .ci/run installs it"
         if os.environ.get("D2L_ATTN_BROWSER_TESTS") == "required":
             pytest.fail(reason)
         pytest.skip(reason)
     from playwright.sync_api import sync_playwright
 
-    # The flags keep Chromium from phoning home (component updates, sync, DNS for Google hosts),
-    # which on a closed network floods the log with refused connections.
-    flags = [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ]
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, args=flags)
+        chromium = book_pdf.launch(playwright)
         yield chromium
         chromium.close()

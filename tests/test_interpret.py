@@ -180,12 +180,17 @@ def test_ablating_a_head_equals_zeroing_its_output_columns():
         head_ablation(model, 3.0)
 
 
-def test_replaced_attention_is_what_the_output_uses():
+def _causal_setup():
+    """A 2-head attention (d=8), inputs (B=2, T=5) and the uniform causal weights (T, T)."""
     torch.manual_seed(0)
     mha = MultiHeadAttention(8, 2).eval()
     x = torch.randn(2, 5, 8)
     uniform = torch.ones(5, 5).tril()
-    uniform = uniform / uniform.sum(-1, keepdim=True)
+    return mha, x, uniform / uniform.sum(-1, keepdim=True)
+
+
+def test_replaced_attention_is_what_the_output_uses():
+    mha, x, uniform = _causal_setup()
     with torch.no_grad():
         with replace_attention(mha, lambda w: uniform.expand_as(w)):
             out, w = mha(x, mask=Mask.causal(), need_weights=True)[:2]
@@ -208,11 +213,7 @@ def test_replaced_attention_is_what_the_output_uses():
 
 def test_interventions_nest_and_unwind_in_order():
     """An inner intervention sees the outer one's weights; each exit restores what was there before."""
-    torch.manual_seed(0)
-    mha = MultiHeadAttention(8, 2).eval()
-    x = torch.randn(2, 5, 8)
-    uniform = torch.ones(5, 5).tril()
-    uniform = uniform / uniform.sum(-1, keepdim=True)
+    mha, x, uniform = _causal_setup()
     own = mha(x, mask=Mask.causal(), need_weights=True).weights
     seen = []
     with torch.no_grad():

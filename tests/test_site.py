@@ -48,6 +48,7 @@ from __future__ import annotations
 import functools
 import html as html_lib
 import http.server
+import importlib.util
 import json
 import os
 import re
@@ -63,27 +64,20 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
-TOC = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
 NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb"))
 ARTIFACT_ROOT = Path(os.environ.get("D2L_ATTN_ARTIFACTS", ROOT / ".artifacts"))
 ARTIFACTS = ARTIFACT_ROOT / "screenshots"
 
 
-def _toc_files(toc: dict) -> list[str]:
-    files = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries or []:
-            if "file" in entry:
-                files.append(entry["file"])
-            walk(entry.get("sections"))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters"))
-    return files
+def _book_pdf():
+    spec = importlib.util.spec_from_file_location("book_pdf", ROOT / "book" / "pdf.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-TOC_PAGES = _toc_files(TOC)
+# the book's pages in reading order, as the whole-book PDF (book/pdf.py) prints them
+TOC_PAGES = _book_pdf().toc_pages(ROOT / "_toc.yml")
 # The architecture figures drawn for the book (book/figures/make_figures.py) and the page that
 # embeds each one.
 FIGURES = {
