@@ -42,14 +42,18 @@ _SITE_CHUNKS = {
     "test_attention_view_responds_on_the_page": "figures",
     "test_architecture_figure_loads_with_alt_text": "figures",
 }
+# chunks long enough to split in two (their items alternate between the halves)
+_SPLIT = {"exercises", "pages"}
 # The work units that take longest go out first (a long one handed out last keeps one worker
 # busy after the other has finished): rough seconds on 2 busy cores, for the order only.
 _LONGEST_FIRST = {
     f"{_SITE}:axe": 190,
-    f"{_SITE}:exercises": 220,
-    f"{_SITE}:pages": 150,
     "chapters/10_vision_transformer.ipynb": 140,
+    f"{_SITE}:exercises-0": 110,
+    f"{_SITE}:exercises-1": 110,
     f"{_SITE}:pdf": 110,
+    f"{_SITE}:pages-0": 80,
+    f"{_SITE}:pages-1": 80,
     "chapters/12_training_stability.ipynb": 80,
     f"{_SITE}:other": 80,
     f"{_SITE}:weight": 75,
@@ -71,15 +75,28 @@ def _work_unit(item, root, split_site: bool) -> str:
     return path
 
 
+def _split(units: list[str]) -> list[str]:
+    """The chunks of _SPLIT in two halves: a chunk's items alternate between "-0" and "-1"."""
+    seen: dict[str, int] = {}
+    out = []
+    for unit in units:
+        chunk = unit.removeprefix(f"{_SITE}:")
+        if unit.startswith(f"{_SITE}:") and chunk in _SPLIT:
+            seen[unit] = seen.get(unit, -1) + 1
+            unit = f"{unit}-{seen[unit] % 2}"
+        out.append(unit)
+    return out
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist appends the group to each node id
 def pytest_collection_modifyitems(config, items):
-    if config.getoption("dist", "no") != "loadgroup":
+    # (on an xdist worker, --dist is reset to "no" and option.loadgroup tells)
+    if not (getattr(config.option, "loadgroup", False) or config.getoption("dist", "no") == "loadgroup"):
         return
     root = config.rootpath.resolve()
     split_site = bool(os.environ.get("D2L_ATTN_SITE", "").strip())
-    units = {}
+    units = dict(zip([i.nodeid for i in items], _split([_work_unit(i, root, split_site) for i in items])))
     for item in items:
-        units[item.nodeid] = unit = _work_unit(item, root, split_site)
-        item.add_marker(pytest.mark.xdist_group(unit))
+        item.add_marker(pytest.mark.xdist_group(units[item.nodeid]))
     # stable: within a unit, and among the units not listed, the collection order stays
     items.sort(key=lambda item: -_LONGEST_FIRST.get(units[item.nodeid], 0))
