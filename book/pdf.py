@@ -110,7 +110,7 @@ def build(site: Path, out: Path, pages: list[str] | None = None, browser=None) -
         raise SystemExit(f"book/pdf.py: {site} lacks {missing[:3]}: build the book first (README command 1)")
     started = time.monotonic()
     writer = PdfWriter()
-    titles = []
+    titles, starts = [], []
     context = browser.new_context()
     try:
         page = context.new_page()
@@ -119,6 +119,7 @@ def build(site: Path, out: Path, pages: list[str] | None = None, browser=None) -
             page.evaluate(PREPARE)
             title = (page.locator("main h1").first.text_content() or name).replace("#", "").strip()
             pdf = page.pdf(format="A4", print_background=True, margin={"top": "15mm", "bottom": "15mm"})
+            starts.append(len(writer.pages))
             writer.append(PdfReader(io.BytesIO(pdf)), outline_item=title)
             titles.append(title)
     finally:
@@ -127,7 +128,8 @@ def build(site: Path, out: Path, pages: list[str] | None = None, browser=None) -
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("wb") as handle:
         writer.write(handle)
-    return {"pages": len(writer.pages), "sections": titles, "seconds": time.monotonic() - started}
+    # starts: the index of each section's first page in the PDF
+    return {"pages": len(writer.pages), "sections": titles, "starts": starts, "seconds": time.monotonic() - started}
 
 
 def main(argv: list[str] | None = None) -> int:
