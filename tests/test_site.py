@@ -326,6 +326,12 @@ class PageLog:
     def unexpected_console_errors(self) -> list[str]:
         return [m for m in self.console_errors if not any(allowed in m for allowed, _ in CONSOLE_ALLOW)]
 
+    def assert_quiet(self) -> None:
+        """No request left the site, none failed, and no console error that is not allow-listed."""
+        assert not self.external, f"requests leaving the site: {self.external}"
+        assert not self.failed, f"failed requests: {self.failed}"
+        assert not self.unexpected_console_errors(), self.unexpected_console_errors()
+
 
 def _open(browser, url: str):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -450,9 +456,7 @@ def test_attention_view_responds_on_the_page(browser, site, nb):
             exercise_view(page, root)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         roots.first.screenshot(path=str(ARTIFACTS / f"{nb.stem}__attention_view.png"))
-        assert not log.external, f"requests leaving the site: {log.external}"
-        assert not log.failed, log.failed
-        assert not log.unexpected_console_errors(), log.unexpected_console_errors()
+        log.assert_quiet()
     finally:
         context.close()
 
@@ -709,9 +713,7 @@ def test_exercises_answer_back_without_a_kernel(browser, site, nb):
         page.reload(wait_until="networkidle")
         page.wait_for_selector(".d2l-progress", timeout=20_000)
         assert _progress(page)[0] == 0, "reset did not clear the stored progress"
-        assert not log.external, f"requests leaving the page: {log.external}"
-        assert not log.failed, log.failed
-        assert not log.unexpected_console_errors(), log.unexpected_console_errors()
+        log.assert_quiet()
     finally:
         context.close()
 
