@@ -174,6 +174,18 @@ def _copy_parameters(pairs) -> None:
         ours.bias.copy_(theirs.bias)
 
 
+_OLD_DECODER_NAMES = (("self_attention.", "attention."), ("addnorm2.", "cross_addnorm."), ("addnorm3.", "addnorm2."))
+
+
+def _load_old_decoder_names(state_dict, prefix: str, *args) -> None:
+    """Load checkpoints of the former ``TransformerDecoderBlock`` (``self_attention``, ``addnorm1..3``)."""
+    if prefix + "addnorm3.norm.weight" not in state_dict:
+        return
+    for old, new in _OLD_DECODER_NAMES:  # in this order: addnorm2 is free before addnorm3 takes its name
+        for key in [k for k in state_dict if k.startswith(prefix + old)]:
+            state_dict[prefix + new + key[len(prefix + old) :]] = state_dict.pop(key)
+
+
 def _check_torch_layer(layer, cls, block) -> None:
     if not isinstance(layer, cls):
         raise ValueError(f"layer must be a {cls.__module__}.{cls.__name__}, got {type(layer).__name__}")
@@ -279,6 +291,7 @@ class Block(nn.Module):
         if cross_attention is not None:
             self.cross_attention = cross_attention
             self.cross_addnorm = AddNorm(self.d_model, dropout, norm_first, eps)
+            self._register_load_state_dict_pre_hook(_load_old_decoder_names)
         else:
             self.cross_attention = None
         self.ffn = ffn

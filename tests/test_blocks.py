@@ -393,3 +393,20 @@ def test_stacks_call_their_blocks_as_modules_so_forward_hooks_fire(kind):
     for handle in handles:
         handle.remove()
     assert seen == [0, 1, 2]
+
+
+def test_decoder_block_loads_checkpoints_of_the_former_decoder_block():
+    """Before the one Block, a decoder block named its parts self_attention, addnorm1..3."""
+    torch.manual_seed(0)
+    block = dec().eval()
+    renames = {"attention.": "self_attention.", "addnorm2.": "addnorm3.", "cross_addnorm.": "addnorm2."}
+    old = {}
+    for key, value in block.state_dict().items():
+        new_key = next((o + key[len(n) :] for n, o in renames.items() if key.startswith(n)), key)
+        old[new_key] = value.clone() + 1.0
+    assert "addnorm3.norm.weight" in old and "self_attention.W_qkv.weight" in old
+    fresh = dec().eval()
+    fresh.load_state_dict(old)
+    torch.testing.assert_close(fresh.addnorm2.norm.weight, old["addnorm3.norm.weight"])
+    torch.testing.assert_close(fresh.cross_addnorm.norm.bias, old["addnorm2.norm.bias"])
+    torch.testing.assert_close(fresh.attention.W_o.weight, old["self_attention.W_o.weight"])
