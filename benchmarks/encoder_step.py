@@ -5,7 +5,7 @@ Both sides embed the tokens with the same :class:`d2l_attn.embeddings.TokenEmbed
 by :math:`\sqrt{d}`, sinusoidal positions, dropout); then
 
 * **ours** -- :class:`d2l_attn.models.transformer.TransformerEncoder`: post-LN
-  :class:`d2l_attn.blocks.SelfAttentionBlock` s with fused attention (SDPA), the key mask built
+  :class:`d2l_attn.blocks.Block` s with fused attention (SDPA), the key mask built
   once per call from the valid lengths;
 * **torch** -- :class:`torch.nn.TransformerEncoder` of :class:`torch.nn.TransformerEncoderLayer`
   (``batch_first=True``, ReLU, post-LN) with a ``src_key_padding_mask``, its weights copied into

@@ -1,4 +1,4 @@
-r"""Transformer building blocks: FFN, residual + LayerNorm, encoder and decoder blocks (chapter 7).
+r"""Transformer building blocks: FFN, residual + LayerNorm, one block for every stack (chapter 7).
 
 A Transformer layer (Vaswani et al., 2017) alternates two kinds of *sublayers*:
 
@@ -23,29 +23,35 @@ Pre-LN keeps an identity path from the input to the output of the whole stack an
 stably without learning-rate warm-up; it needs one final LayerNorm after the last block (the
 stacks in :mod:`d2l_attn.models.transformer` add it when ``norm_first=True``).
 
-* :class:`SelfAttentionBlock` (alias :class:`TransformerEncoderBlock`): self-attention (padding
-  mask on the keys) + FFN; with ``causal=True`` it is GPT's block and generates with a key/value
-  cache (:meth:`SelfAttentionBlock.step`);
-* :class:`TransformerDecoderBlock`: *causal* self-attention (position ``i`` sees ``0..i``) +
-  cross-attention to the encoder outputs (the "memory", padding-masked) + FFN. For generation
-  it also runs one step at a time with a key/value cache (:meth:`TransformerDecoderBlock.step`):
-  the keys and values of earlier positions are kept, projected, instead of being recomputed.
+One class, :class:`Block`, is every layer of every stack: it *receives* its parts (an attention
+module, an FFN and, for the Transformer decoder, a cross-attention module), following the
+Annotated Transformer's ``EncoderLayer(size, self_attn, feed_forward, dropout)``:
 
-Both blocks match :class:`torch.nn.TransformerEncoderLayer` / ``DecoderLayer`` (``batch_first=True``,
-``activation="relu"``, either ``norm_first``) with the same weights; ``load_torch_weights``
-copies them and the tests compare outputs. Attention weights are returned explicitly with
-``return_weights=True``, never stored on the module. Shapes are batch-first ``(B, T, d_model)``.
+* the Transformer's **encoder block** (also BERT's and ViT's): self-attention + FFN;
+* **GPT's block**: the same with ``causal=True`` (position ``i`` sees ``0..i``);
+* the Transformer's **decoder block**: causal self-attention, cross-attention to the encoder
+  outputs (the "memory") and the FFN.
 
-Every block reaches its attention through ``MultiHeadAttention.forward`` only. A stack (the
-Transformer encoder and decoder, GPT, BERT, ViT) builds one :class:`~d2l_attn.masking.Mask` per
-call at its front door (the only host read of the lengths) and calls each block as a module with
-``mask=`` (:func:`run_blocks`), so forward hooks fire on every block.
+:meth:`Block.build` makes the parts from sizes (GQA with ``num_kv_heads``, RoPE with ``rotary``,
+ALiBi or another :class:`~d2l_attn.scoring.AttentionFn` with ``attention_kernel``). ``forward(x,
+mask, memory, memory_mask, cache, need_weights)`` returns a :class:`BlockOutput` ``(x, weights,
+cache)``; incremental decoding runs through the same ``forward`` with a cache (a
+:class:`~d2l_attn.multihead.KVCache`, or a :class:`LayerCache` with the projected memory for a
+block with cross-attention): cache in, cache out.
+
+Blocks match :class:`torch.nn.TransformerEncoderLayer` / ``DecoderLayer`` (``batch_first=True``,
+``activation="relu"``, either ``norm_first``) with the same weights; :meth:`Block.load_torch_weights`
+copies them and the tests compare outputs. Shapes are batch-first ``(B, T, d_model)``.
+
+A stack (the Transformer encoder and decoder, GPT, BERT, ViT) builds one
+:class:`~d2l_attn.masking.Mask` per call at its front door (the only host read of the lengths)
+and calls each block as a module, so forward hooks fire on every block. A reader calling a block
+directly passes ``Mask.of(valid_lens)``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -54,22 +60,9 @@ from torch.nn import functional as F
 
 from ._checks import heads_divide, positive_int, unit_interval
 from .masking import Mask
-from .multihead import KVCache, MultiHeadAttention, MultiHeadOutput
+from .multihead import KVCache, MultiHeadAttention
 
-__all__ = [
-    "PositionWiseFFN",
-    "AddNorm",
-    "SelfAttentionBlock",
-    "TransformerEncoderBlock",
-    "TransformerDecoderBlock",
-    "LayerCache",
-    "key_mask",
-    "batch_lengths",
-    "run_blocks",
-]
-
-
-_CAUSAL = Mask.causal()
+__all__ = ["PositionWiseFFN", "AddNorm", "Block", "BlockOutput", "LayerCache"]
 
 
 def _check_input(x, name: str, d_model: int, steps: str = "T") -> torch.Tensor:
@@ -138,9 +131,9 @@ class AddNorm(nn.Module):
     features (mean 0, variance 1, then a learned scale and shift): one token's statistics never
     depend on other tokens, other sentences or padding -- unlike batch normalization.
 
-    ``forward(x, sublayer)`` calls ``sublayer`` (a callable ``(B, T, d) -> (B, T, d)``) on ``x``
-    or on ``LN(x)``. If the sublayer returns a tuple ``(y, *extra)`` (e.g. attention output and
-    weights), the result is ``(new_x, *extra)``.
+    Two steps around the sublayer, both on tensors: ``h = addnorm.prenorm(x)`` is the sublayer's
+    input (``LN(x)`` for pre-LN, ``x`` itself for post-LN); ``addnorm(x, F(h))`` adds the
+    sublayer's output to the residual stream (and normalizes, for post-LN).
 
     Args:
         d_model: the normalized size.
@@ -156,21 +149,16 @@ class AddNorm(nn.Module):
         self.norm = nn.LayerNorm(d_model, eps=eps)
         self.dropout = nn.Dropout(unit_interval("dropout", dropout))
 
-    def forward(self, x: torch.Tensor, sublayer: Callable) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        if not callable(sublayer):
-            raise ValueError(f"sublayer must be a callable (B, T, d) -> (B, T, d), got {type(sublayer).__name__}")
-        out = sublayer(self.norm(x) if self.norm_first else x)
-        extra: tuple = ()
-        if isinstance(out, tuple):
-            out, *extra = out
-        if out.shape != x.shape:
-            raise ValueError(f"the sublayer must keep the shape {tuple(x.shape)}, got {tuple(out.shape)}")
-        y = self.residual(x, out)
-        return (y, *extra) if extra else y
+    def prenorm(self, x: torch.Tensor) -> torch.Tensor:
+        """The sublayer's input: ``LN(x)`` for pre-LN, ``x`` for post-LN."""
+        return self.norm(x) if self.norm_first else x
 
-    def residual(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """``x + dropout(out)``, then LayerNorm for post-LN: the sublayer's output ``out`` already computed."""
-        y = x + self.dropout(out)  # (B, T, d): the residual connection
+    def forward(self, x: torch.Tensor, sublayer_out: torch.Tensor) -> torch.Tensor:
+        """``x + dropout(sublayer_out)``, then LayerNorm for post-LN; both ``(B, T, d)``."""
+        if not isinstance(sublayer_out, torch.Tensor) or sublayer_out.shape != x.shape:
+            shape = tuple(sublayer_out.shape) if isinstance(sublayer_out, torch.Tensor) else type(sublayer_out).__name__
+            raise ValueError(f"sublayer_out must be a tensor of the shape of x {tuple(x.shape)}, got {shape}")
+        y = x + self.dropout(sublayer_out)  # (B, T, d): the residual connection
         return y if self.norm_first else self.norm(y)
 
     def extra_repr(self) -> str:
@@ -186,6 +174,18 @@ def _copy_parameters(pairs) -> None:
         ours.bias.copy_(theirs.bias)
 
 
+_OLD_DECODER_NAMES = (("self_attention.", "attention."), ("addnorm2.", "cross_addnorm."), ("addnorm3.", "addnorm2."))
+
+
+def _load_old_decoder_names(state_dict, prefix: str, *args) -> None:
+    """Load checkpoints of the former ``TransformerDecoderBlock`` (``self_attention``, ``addnorm1..3``)."""
+    if prefix + "addnorm3.norm.weight" not in state_dict:
+        return
+    for old, new in _OLD_DECODER_NAMES:  # in this order: addnorm2 is free before addnorm3 takes its name
+        for key in [k for k in state_dict if k.startswith(prefix + old)]:
+            state_dict[prefix + new + key[len(prefix + old) :]] = state_dict.pop(key)
+
+
 def _check_torch_layer(layer, cls, block) -> None:
     if not isinstance(layer, cls):
         raise ValueError(f"layer must be a {cls.__module__}.{cls.__name__}, got {type(layer).__name__}")
@@ -199,144 +199,15 @@ def _check_torch_layer(layer, cls, block) -> None:
         raise ValueError(f"activation differs: torch layer {name}, this block {block.ffn.activation}")
 
 
-def _block_mask(valid_lens, mask: Mask | None, x: torch.Tensor, name: str, causal: bool = False) -> Mask | None:
-    """A direct call's ``valid_lens`` (checked here, masked keys zeroed) or a stack's ``mask``; plus causality."""
-    if valid_lens is not None:
-        if mask is not None:
-            raise ValueError(f"give {name} or mask (a d2l_attn.masking.Mask), not both")
-        mask = Mask.from_lengths(valid_lens, x, name, sanitize=True)
-    elif mask is not None and not isinstance(mask, Mask):
-        raise ValueError(f"mask must be a d2l_attn.masking.Mask, got {type(mask).__name__}")
-    if causal and (mask is None or not mask.is_causal):
-        mask = Mask.causal() if mask is None else dataclasses.replace(mask, is_causal=True)
-    return mask
-
-
-def _attention_sublayer(addnorm: AddNorm, x: torch.Tensor, attend: Callable[[torch.Tensor], MultiHeadOutput]):
-    """``(new x, weights, cache)``: residual + LayerNorm around one attention call."""
-    out = attend(addnorm.norm(x) if addnorm.norm_first else x)  # MultiHeadOutput
-    return addnorm.residual(x, out.output), out.weights, out.cache
-
-
 # --------------------------------------------------------------------------------------------
-# self-attention block: the encoder block of the Transformer, and the block of GPT, BERT, ViT
-# --------------------------------------------------------------------------------------------
-class SelfAttentionBlock(nn.Module):
-    r"""Multi-head self-attention and an FFN, each with residual + LayerNorm.
-
-    .. math::
-
-        \mathbf{Y} = \operatorname{AddNorm}(\mathbf{X}, \operatorname{MultiHead}(\cdot, \cdot, \cdot)),
-        \qquad
-        \mathbf{Z} = \operatorname{AddNorm}(\mathbf{Y}, \operatorname{FFN}).
-
-    With ``causal=False`` this is the Transformer's **encoder block** (also BERT's and ViT's):
-    every position sees every real position. With ``causal=True`` it is **GPT's block**: position
-    ``i`` sees ``0..i`` only, and :meth:`step` generates with a key/value cache.
-
-    ``forward(x (B, T, d), valid_lens=None, return_weights=False)``: ``valid_lens (B,)`` marks the
-    real tokens; padded positions are never attended to (their own outputs are computed but
-    meaningless). Returns ``(B, T, d)`` or ``(output, weights (B, h, T, T))``.
-
-    Args:
-        d_model, num_heads, d_ff: sizes (``d_model`` divisible by ``num_heads``).
-        dropout: on attention weights, after the FFN activation, and on each sublayer output.
-        norm_first: pre-LN instead of the paper's post-LN.
-        activation: ``"relu"`` or ``"gelu"`` in the FFN.
-        fused: fused attention (:func:`torch.nn.functional.scaled_dot_product_attention`) when
-            the weights are not requested.
-        causal: each position attends to itself and earlier positions only.
-        eps: the LayerNorms' epsilon (``1e-5`` as torch; BERT uses ``1e-12``, chapter 9).
-    """
-
-    def __init__(
-        self,
-        d_model: int,
-        num_heads: int,
-        d_ff: int,
-        dropout: float = 0.0,
-        norm_first: bool = False,
-        activation: str = "relu",
-        fused: bool = True,
-        causal: bool = False,
-        eps: float = 1e-5,
-    ):
-        super().__init__()
-        heads_divide(d_model, num_heads)
-        dropout = unit_interval("dropout", dropout)
-        self.d_model, self.num_heads, self.norm_first, self.causal = d_model, num_heads, bool(norm_first), bool(causal)
-        self.attention = MultiHeadAttention(d_model, num_heads, dropout, fused=fused)
-        self.addnorm1 = AddNorm(d_model, dropout, norm_first, eps)
-        self.ffn = PositionWiseFFN(d_model, d_ff, dropout, activation)
-        self.addnorm2 = AddNorm(d_model, dropout, norm_first, eps)
-
-    def forward(
-        self, x: torch.Tensor, valid_lens=None, return_weights: bool = False, *, mask: Mask | None = None
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """``x (B, T, d_model)`` -> ``(B, T, d_model)`` (and the weights ``(B, h, T, T)``).
-
-        Padding is given either as ``valid_lens (B,)`` (checked here) or, by a stack that built
-        one :class:`~d2l_attn.masking.Mask` for all its blocks, as ``mask`` (not checked again).
-        """
-        _check_input(x, "x", self.d_model)
-        mask = _block_mask(valid_lens, mask, x, "valid_lens", self.causal)
-        y, weights, _ = _attention_sublayer(
-            self.addnorm1, x, lambda h: self.attention(h, mask=mask, need_weights=return_weights)
-        )
-        z = self.addnorm2(y, self.ffn)  # (B, T, d)
-        return (z, weights) if return_weights else z
-
-    def step(
-        self, x: torch.Tensor, cache: KVCache | None = None, return_weights: bool = False
-    ) -> tuple[torch.Tensor, KVCache] | tuple[torch.Tensor, KVCache, torch.Tensor]:
-        r"""Causal blocks only: process ``T_new`` more positions given the :class:`~d2l_attn.multihead.KVCache`
-        of the earlier ``t`` (``None`` at the start).
-
-        Feeding a sequence in pieces gives the same outputs as :meth:`forward` on all of it (tested).
-        Returns ``(out (B, T_new, d), new_cache)`` or ``(out, new_cache, weights (B, h, T_new, t + T_new))``.
-        """
-        if not self.causal:
-            raise ValueError("step() needs a causal block (causal=True): a bidirectional block sees future positions")
-        _check_input(x, "x", self.d_model, "T_new")
-        cache = self.attention.empty_cache(x) if cache is None else cache
-        y, weights, cache = _attention_sublayer(
-            self.addnorm1, x, lambda h: self.attention(h, mask=_CAUSAL, cache=cache, need_weights=return_weights)
-        )
-        z = self.addnorm2(y, self.ffn)  # (B, T_new, d)
-        return (z, cache, weights) if return_weights else (z, cache)
-
-    @torch.no_grad()
-    def load_torch_weights(self, layer: nn.TransformerEncoderLayer) -> SelfAttentionBlock:
-        """Copy the weights of a :class:`torch.nn.TransformerEncoderLayer` with the same sizes."""
-        _check_torch_layer(layer, nn.TransformerEncoderLayer, self)
-        self.attention.load_torch_weights(layer.self_attn)
-        _copy_parameters(
-            [
-                (self.ffn.dense1, layer.linear1),
-                (self.ffn.dense2, layer.linear2),
-                (self.addnorm1.norm, layer.norm1),
-                (self.addnorm2.norm, layer.norm2),
-            ]
-        )
-        return self
-
-    def extra_repr(self) -> str:
-        return f"norm_first={self.norm_first}, causal={self.causal}"
-
-
-#: The Transformer's encoder block is the bidirectional self-attention block.
-TransformerEncoderBlock = SelfAttentionBlock
-
-
-# --------------------------------------------------------------------------------------------
-# decoder block
+# the block
 # --------------------------------------------------------------------------------------------
 class LayerCache(NamedTuple):
-    """What one decoder block keeps between generation steps.
+    """What a block with cross-attention keeps between generation steps.
 
     ``self_attn``: the :class:`~d2l_attn.multihead.KVCache` of every target position decoded so far,
     ``(B, h, t, d_h)``; ``memory``: the projected keys/values of the encoder outputs,
-    ``(B, h, T_src, d_h)``, computed once per sentence.
+    ``(B, h, T_src, d_h)``, computed once per sentence (``block.cross_attention.project(memory)``).
     """
 
     self_attn: KVCache
@@ -347,164 +218,195 @@ class LayerCache(NamedTuple):
         return LayerCache(self.self_attn.index_select(index), self.memory.index_select(index))
 
 
-class TransformerDecoderBlock(nn.Module):
-    r"""One decoder layer: causal self-attention, cross-attention to the encoder, FFN.
+class BlockOutput(NamedTuple):
+    """What :meth:`Block.forward` returns, always these three fields.
+
+    * ``x``: the block's output ``(B, T, d_model)``;
+    * ``weights``: ``None`` unless ``need_weights``; then the self-attention weights
+      ``(B, h, T, T_k)`` for a block without cross-attention, and the pair ``(self (B, h, T, T_k),
+      cross (B, h, T, T_src))`` for a block with one (it depends on the block, never on a flag);
+    * ``cache``: ``None`` without a cache in; else the cache with the new positions appended
+      (a :class:`~d2l_attn.multihead.KVCache`, or a :class:`LayerCache`).
+    """
+
+    x: torch.Tensor
+    weights: torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None
+    cache: KVCache | LayerCache | None
+
+
+class Block(nn.Module):
+    r"""One Transformer layer: self-attention, optional cross-attention, FFN, each with residual + LayerNorm.
 
     .. math::
 
-        \mathbf{Y} = \operatorname{AddNorm}(\mathbf{X}, \operatorname{MultiHead}_{\text{causal}}(\mathbf{X}, \mathbf{X}, \mathbf{X})),\quad
-        \mathbf{Z} = \operatorname{AddNorm}(\mathbf{Y}, \operatorname{MultiHead}(\mathbf{Y}, \mathbf{M}, \mathbf{M})),\quad
-        \operatorname{AddNorm}(\mathbf{Z}, \operatorname{FFN}),
+        \mathbf{Y} = \operatorname{AddNorm}(\mathbf{X}, \operatorname{MultiHead}(\mathbf{X}, \mathbf{X}, \mathbf{X})),\quad
+        [\mathbf{Y} \leftarrow \operatorname{AddNorm}(\mathbf{Y}, \operatorname{MultiHead}(\mathbf{Y}, \mathbf{M}, \mathbf{M}))],\quad
+        \mathbf{Z} = \operatorname{AddNorm}(\mathbf{Y}, \operatorname{FFN}),
 
-    where :math:`\mathbf{M}` are the encoder outputs (the memory). In the causal self-attention
-    position :math:`i` attends to positions :math:`j \le i` only, so in training (teacher forcing,
-    all positions at once) no position sees the tokens it has to predict.
+    where :math:`\mathbf{M}` are the encoder outputs (the memory) of a decoder block.
 
-    ``forward(x (B, T', d), memory (B, T, d), memory_valid_lens=None, return_weights=False)``
-    -> ``(B, T', d)`` or ``(output, self_weights (B, h, T', T'), cross_weights (B, h, T', T))``.
+    Args:
+        attention: the self-attention, a :class:`~d2l_attn.multihead.MultiHeadAttention`.
+        ffn: a :class:`PositionWiseFFN` (``ffn.d_model`` = ``attention.d_model``).
+        cross_attention: attention to the memory (the Transformer decoder), or ``None``.
+        norm_first: pre-LN instead of the paper's post-LN.
+        dropout: on each sublayer's output before the residual addition.
+        eps: the LayerNorms' epsilon (``1e-5`` as torch; BERT uses ``1e-12``, chapter 9).
+        causal: the self-attention is causal whatever ``mask`` says (GPT, the decoder): a direct
+            call or an ``nn.Sequential`` cannot drop it.
 
-    :meth:`step` runs the same computation for new positions only, with a :class:`LayerCache`.
+    Submodules (their names are the state-dict keys): ``attention``, ``addnorm1``,
+    [``cross_attention``, ``cross_addnorm``], ``ffn``, ``addnorm2``.
     """
 
     def __init__(
         self,
+        attention: MultiHeadAttention,
+        ffn: PositionWiseFFN,
+        *,
+        cross_attention: MultiHeadAttention | None = None,
+        norm_first: bool = False,
+        dropout: float = 0.0,
+        eps: float = 1e-5,
+        causal: bool = False,
+    ):
+        super().__init__()
+        if not isinstance(attention, MultiHeadAttention):
+            raise ValueError(f"attention must be a MultiHeadAttention, got {type(attention).__name__}")
+        if not isinstance(ffn, PositionWiseFFN) or ffn.d_model != attention.d_model:
+            got = f"d_model={ffn.d_model}" if isinstance(ffn, PositionWiseFFN) else type(ffn).__name__
+            raise ValueError(f"ffn must be a PositionWiseFFN with d_model={attention.d_model}, got {got}")
+        if cross_attention is not None and (
+            not isinstance(cross_attention, MultiHeadAttention) or cross_attention.d_model != attention.d_model
+        ):
+            raise ValueError(
+                f"cross_attention must be None or a MultiHeadAttention with d_model={attention.d_model}, "
+                f"got {cross_attention!r}"
+            )
+        dropout = unit_interval("dropout", dropout)
+        self.d_model, self.num_heads = attention.d_model, attention.num_heads
+        self.norm_first, self.causal = bool(norm_first), bool(causal)
+        self.attention = attention
+        self.addnorm1 = AddNorm(self.d_model, dropout, norm_first, eps)
+        if cross_attention is not None:
+            self.cross_attention = cross_attention
+            self.cross_addnorm = AddNorm(self.d_model, dropout, norm_first, eps)
+            self._register_load_state_dict_pre_hook(_load_old_decoder_names)
+        else:
+            self.cross_attention = None
+        self.ffn = ffn
+        self.addnorm2 = AddNorm(self.d_model, dropout, norm_first, eps)
+
+    @classmethod
+    def build(
+        cls,
         d_model: int,
         num_heads: int,
         d_ff: int,
         dropout: float = 0.0,
+        *,
         norm_first: bool = False,
         activation: str = "relu",
+        cross: bool = False,
+        causal: bool | None = None,
         fused: bool = True,
-    ):
-        super().__init__()
+        eps: float = 1e-5,
+        num_kv_heads: int | None = None,
+        rotary: nn.Module | None = None,
+        attention_kernel: nn.Module | None = None,
+    ) -> Block:
+        """A block with its parts made from sizes (the models' convenience).
+
+        ``cross=True`` adds cross-attention (the Transformer decoder; ``causal`` defaults to
+        ``cross``). ``num_kv_heads`` (GQA/MQA), ``rotary`` (RoPE) and ``attention_kernel`` (an
+        :class:`~d2l_attn.scoring.AttentionFn`, e.g. one with ALiBi's ``score_mod``) go to the
+        self-attention; ``dropout`` everywhere (attention weights, FFN hidden, residual branches).
+        """
         heads_divide(d_model, num_heads)
         dropout = unit_interval("dropout", dropout)
-        self.d_model, self.num_heads, self.norm_first = d_model, num_heads, bool(norm_first)
-        self.self_attention = MultiHeadAttention(d_model, num_heads, dropout, fused=fused)
-        self.addnorm1 = AddNorm(d_model, dropout, norm_first)
-        self.cross_attention = MultiHeadAttention(d_model, num_heads, dropout, fused=fused)
-        self.addnorm2 = AddNorm(d_model, dropout, norm_first)
-        self.ffn = PositionWiseFFN(d_model, d_ff, dropout, activation)
-        self.addnorm3 = AddNorm(d_model, dropout, norm_first)
+        attention = MultiHeadAttention(
+            d_model,
+            num_heads,
+            dropout,
+            fused=fused,
+            attention=attention_kernel,
+            num_kv_heads=num_kv_heads,
+            rotary=rotary,
+        )
+        cross_attention = MultiHeadAttention(d_model, num_heads, dropout, fused=fused) if cross else None
+        ffn = PositionWiseFFN(d_model, d_ff, dropout, activation)
+        causal = bool(cross) if causal is None else causal
+        return cls(
+            attention,
+            ffn,
+            cross_attention=cross_attention,
+            norm_first=norm_first,
+            dropout=dropout,
+            eps=eps,
+            causal=causal,
+        )
 
     def forward(
         self,
         x: torch.Tensor,
-        memory: torch.Tensor,
-        memory_valid_lens=None,
-        return_weights: bool = False,
-        *,
+        mask: Mask | None = None,
+        memory: torch.Tensor | None = None,
         memory_mask: Mask | None = None,
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Teacher forcing: ``memory_valid_lens (B,)`` (checked here) or a stack's ``memory_mask``."""
-        _check_input(x, "x", self.d_model, "T'")
-        _check_input(memory, "memory", self.d_model, "T")
-        if memory.shape[0] != x.shape[0]:
-            raise ValueError(f"memory must have batch size {x.shape[0]} like x, got {memory.shape[0]}")
-        memory_mask = _block_mask(memory_valid_lens, memory_mask, memory, "memory_valid_lens")
-        out, _, w_self, w_cross = self._sublayers(x, memory, memory_mask, None, return_weights)
-        return (out, w_self, w_cross) if return_weights else out
+        cache: KVCache | LayerCache | None = None,
+        need_weights: bool = False,
+    ) -> BlockOutput:
+        """``x (B, T, d_model)`` -> :class:`BlockOutput` ``(x, weights, cache)``.
 
-    def _sublayers(self, x, memory, memory_mask: Mask | None, self_cache: KVCache | None, need_weights: bool):
-        """Causal self-attention, cross-attention and the FFN, each with residual + LayerNorm:
-        ``(out, self_cache, self_weights, cross_weights)``."""
-        y, w_self, self_cache = _attention_sublayer(
-            self.addnorm1,
-            x,
-            lambda h: self.self_attention(h, mask=_CAUSAL, cache=self_cache, need_weights=need_weights),
-        )  # (B, T', d)
-        z, w_cross, _ = _attention_sublayer(
-            self.addnorm2, y, lambda h: self.cross_attention(h, memory, mask=memory_mask, need_weights=need_weights)
-        )  # (B, T', d)
-        return self.addnorm3(z, self.ffn), self_cache, w_self, w_cross  # (B, T', d)
-
-    # -- incremental decoding -----------------------------------------------------------------
-    def init_cache(self, memory: torch.Tensor) -> LayerCache:
-        """Empty self-attention cache and the projected memory keys/values for one sentence batch."""
-        _check_input(memory, "memory", self.d_model, "T")
-        return LayerCache(self.self_attention.empty_cache(memory), self.cross_attention.project(memory))
-
-    def step(
-        self,
-        x: torch.Tensor,
-        cache: LayerCache,
-        memory_valid_lens=None,
-        return_weights: bool = False,
-        *,
-        memory_mask: Mask | None = None,
-    ) -> tuple[torch.Tensor, LayerCache] | tuple[torch.Tensor, LayerCache, torch.Tensor, torch.Tensor]:
-        r"""Process the next ``T_new`` target positions given the cache of the earlier ``t``.
-
-        The new positions' keys and values are projected once and appended to the cache; each new
-        query attends to all cached positions and to new positions up to itself
-        (:func:`d2l_attn.masking.causal_mask` with ``T_k = t + T_new``). Feeding a sequence one
-        token at a time gives the same outputs as :meth:`forward` on the whole sequence.
-        ``memory_valid_lens`` (checked here) or a stack's ``memory_mask`` masks the source.
-
-        Returns ``(out (B, T_new, d), new_cache)`` or, with ``return_weights``,
-        ``(out, new_cache, self_weights (B, h, T_new, t + T_new), cross_weights (B, h, T_new, T))``.
+        ``mask``: a :class:`~d2l_attn.masking.Mask` for the self-attention (a stack's, built once
+        per call, or ``Mask.of(valid_lens)`` in a direct call). ``memory (B, T_src, d_model)`` and
+        ``memory_mask``: the encoder outputs and their mask, for a block with cross-attention.
+        ``cache``: the earlier positions (a ``KVCache``, or for a block with cross-attention a
+        :class:`LayerCache` that also holds the projected memory: then give no ``memory``);
+        ``x`` holds the next ``T`` positions and the result equals a full forward (tested).
         """
-        _check_input(x, "x", self.d_model, "T_new")
-        if not isinstance(cache, LayerCache):
-            raise ValueError(f"cache must be a LayerCache (see init_cache), got {type(cache).__name__}")
-        if memory_valid_lens is not None:
-            k = cache.memory.k
-            fake = k.new_empty(k.shape[0], k.shape[2], 0)  # (B, T, 0): the sizes and device only
-            memory_mask = _block_mask(memory_valid_lens, memory_mask, fake, "memory_valid_lens")
-        out, self_cache, w_self, w_cross = self._sublayers(
-            x, cache.memory, memory_mask, cache.self_attn, return_weights
-        )
-        new_cache = LayerCache(self_cache, cache.memory)
-        return (out, new_cache, w_self, w_cross) if return_weights else (out, new_cache)
+        _check_input(x, "x", self.d_model)
+        if mask is not None and not isinstance(mask, Mask):
+            raise ValueError(f"mask must be a d2l_attn.masking.Mask (e.g. Mask.of(valid_lens)) or None, got {mask!r}")
+        if self.causal and (mask is None or not mask.is_causal):
+            mask = Mask.causal() if mask is None else dataclasses.replace(mask, is_causal=True)
+        self_cache, kv = cache, memory
+        if self.cross_attention is None:
+            if memory is not None or memory_mask is not None:
+                raise ValueError("memory / memory_mask are for a block with cross_attention; this block has none")
+        elif cache is not None:
+            if not isinstance(cache, LayerCache):
+                raise ValueError(f"cache must be a LayerCache (self-attention cache, projected memory), got {cache!r}")
+            if memory is not None:
+                raise ValueError("give memory or a LayerCache that holds it projected, not both")
+            self_cache, kv = cache.self_attn, cache.memory
+        else:
+            _check_input(memory, "memory", self.d_model, "T_src")
+        a = self.attention(self.addnorm1.prenorm(x), mask=mask, cache=self_cache, need_weights=need_weights)
+        x = self.addnorm1(x, a.output)  # (B, T, d)
+        weights, new_cache = a.weights, a.cache
+        if self.cross_attention is not None:
+            c = self.cross_attention(self.cross_addnorm.prenorm(x), kv, mask=memory_mask, need_weights=need_weights)
+            x = self.cross_addnorm(x, c.output)  # (B, T, d)
+            weights = (a.weights, c.weights) if need_weights else None
+            new_cache = None if cache is None else LayerCache(a.cache, kv)
+        x = self.addnorm2(x, self.ffn(self.addnorm2.prenorm(x)))  # (B, T, d)
+        return BlockOutput(x, weights, new_cache)
 
     @torch.no_grad()
-    def load_torch_weights(self, layer: nn.TransformerDecoderLayer) -> TransformerDecoderBlock:
-        """Copy the weights of a :class:`torch.nn.TransformerDecoderLayer` with the same sizes."""
-        _check_torch_layer(layer, nn.TransformerDecoderLayer, self)
-        self.self_attention.load_torch_weights(layer.self_attn)
-        self.cross_attention.load_torch_weights(layer.multihead_attn)
-        _copy_parameters(
-            [
-                (self.ffn.dense1, layer.linear1),
-                (self.ffn.dense2, layer.linear2),
-                (self.addnorm1.norm, layer.norm1),
-                (self.addnorm2.norm, layer.norm2),
-                (self.addnorm3.norm, layer.norm3),
-            ]
-        )
+    def load_torch_weights(self, layer: nn.TransformerEncoderLayer | nn.TransformerDecoderLayer) -> Block:
+        """Copy a :class:`torch.nn.TransformerEncoderLayer` (a block without cross-attention) or a
+        ``TransformerDecoderLayer`` (a block with one) of the same sizes."""
+        decoder = self.cross_attention is not None
+        _check_torch_layer(layer, nn.TransformerDecoderLayer if decoder else nn.TransformerEncoderLayer, self)
+        self.attention.load_torch_weights(layer.self_attn)
+        pairs = [(self.ffn.dense1, layer.linear1), (self.ffn.dense2, layer.linear2), (self.addnorm1.norm, layer.norm1)]
+        if decoder:
+            self.cross_attention.load_torch_weights(layer.multihead_attn)
+            pairs += [(self.cross_addnorm.norm, layer.norm2), (self.addnorm2.norm, layer.norm3)]
+        else:
+            pairs.append((self.addnorm2.norm, layer.norm2))
+        _copy_parameters(pairs)
         return self
 
     def extra_repr(self) -> str:
-        return f"norm_first={self.norm_first}"
-
-
-def key_mask(valid_lens, x: torch.Tensor, name: str = "valid_lens") -> torch.Tensor | None:
-    """The keep mask ``(B, 1, 1, T)`` that every block of a stack shares, or ``None``
-    (``Mask.from_lengths(valid_lens, x, name).keep``, kept for callers of the old name)."""
-    return Mask.from_lengths(valid_lens, x, name).keep
-
-
-def batch_lengths(valid_lens, x: torch.Tensor, name: str = "valid_lens") -> torch.Tensor:
-    """Lengths ``(B,)`` checked against ``x (B, T, ...)`` (``Mask.from_lengths(...).lengths``)."""
-    if valid_lens is None:
-        raise ValueError(f"{name} must be a (B,) = ({x.shape[0]},) tensor of lengths, got None")
-    return Mask.from_lengths(valid_lens, x, name).lengths
-
-
-def run_blocks(
-    blocks: nn.ModuleList, x: torch.Tensor, mask: Mask | None = None, return_weights: bool = False
-) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
-    """Run self-attention blocks in order, all with one :class:`~d2l_attn.masking.Mask` (or ``None``).
-
-    Each block is called as a module (forward hooks fire) with ``mask=``, so lengths are checked
-    once per stack call, not once per block. Returns ``x (B, T, d)`` after the last block,
-    or ``(x, [weights (B, h, T, T) per block])``.
-    """
-    weights = []
-    for block in blocks:
-        if return_weights:
-            x, w = block(x, return_weights=True, mask=mask)  # (B, T, d), (B, h, T, T)
-            weights.append(w)
-        else:
-            x = block(x, mask=mask)  # (B, T, d)
-    return (x, weights) if return_weights else x
+        return f"norm_first={self.norm_first}, causal={self.causal}"

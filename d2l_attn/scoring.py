@@ -48,7 +48,7 @@ from torch.nn import functional as F
 from ._checks import positive_int, unit_interval
 from .masking import Mask, causal_mask, masked_softmax
 
-__all__ = ["AttentionOutput", "AttentionFn", "AdditiveAttention", "DotProductAttention", "combine_masks"]
+__all__ = ["AttentionOutput", "AttentionFn", "AdditiveAttention", "DotProductAttention"]
 
 #: ``score_mod(scores (..., T_q, T_k), q_idx (T_q, 1), k_idx (1, T_k), head (h, 1, 1)) -> scores``
 ScoreMod = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -130,28 +130,6 @@ def _check_qkv(queries, keys, values, *, same_dim: bool) -> None:
         raise ValueError(
             f"queries, keys and values must have the same dtype, got {queries.dtype}, {keys.dtype}, {values.dtype}"
         )
-
-
-def combine_masks(
-    valid_lens: torch.Tensor | Sequence[int] | None,
-    attn_mask: torch.Tensor | None,
-    scores_shape: Sequence[int],
-    *,
-    device: torch.device | None = None,
-) -> torch.Tensor | None:
-    """One boolean ``keep`` mask (``True`` = may attend) broadcastable to ``scores_shape``.
-
-    Args:
-        valid_lens: ``(B,)`` or ``(B, T_q)`` integer lengths in ``[0, T_k]``, or ``None``.
-        attn_mask: boolean, broadcastable to ``scores_shape = (B, ..., T_q, T_k)``, or ``None``.
-        scores_shape: the shape of the score tensor, ``(B, ..., T_q, T_k)``.
-
-    Returns:
-        ``None`` if both are ``None``; otherwise ``valid-length mask AND attn_mask`` of a shape
-        that broadcasts to ``scores_shape``: ``(B, 1, ..., 1, T_k)`` for lengths ``(B,)`` (the same
-        for every query), ``(B, 1, ..., T_q, T_k)`` for lengths ``(B, T_q)``.
-    """
-    return Mask.of(valid_lens, attn_mask, scores_shape=scores_shape, device=device).keep
 
 
 def _zero_masked_keys(

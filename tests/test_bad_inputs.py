@@ -96,8 +96,8 @@ GRU = Seq2Seq.from_vocabs(SRC_VOCAB, TGT_VOCAB, embed_size=8, num_hiddens=8).eva
 SRC = torch.tensor([[4, 5, 6], [7, 8, 0]])
 SRC_LENS = torch.tensor([3, 2])
 MHA = multihead.MultiHeadAttention(8, 2)
-BLOCK = blocks.SelfAttentionBlock(8, 2, 16)
-DEC_BLOCK = blocks.TransformerDecoderBlock(8, 2, 16)
+BLOCK = blocks.Block.build(8, 2, 16)
+DEC_BLOCK = blocks.Block.build(8, 2, 16, cross=True)
 
 
 def _dot_product(queries, keys, values, valid_lens=None, attn_mask=None):
@@ -107,6 +107,15 @@ def _dot_product(queries, keys, values, valid_lens=None, attn_mask=None):
 
 def _mha(queries, keys, values, valid_lens=None, attn_mask=None):
     return MHA(queries, (keys, values), mask=Mask.of(valid_lens, attn_mask))
+
+
+def _block(x, valid_lens=None):
+    """A reader's direct call of a block: the lengths as a ``Mask.of``."""
+    return BLOCK(x, Mask.of(valid_lens))
+
+
+def _dec_block(x, memory, memory_valid_lens=None):
+    return DEC_BLOCK(x, memory=memory, memory_mask=Mask.of(memory_valid_lens))
 
 
 def _entries() -> list[Entry]:
@@ -262,20 +271,20 @@ def _entries() -> list[Entry]:
             dict(d_model="positive_int", d_ff="positive_int", dropout="probability", activation=["tanh", None]),
         ),
         Entry(
-            "blocks.SelfAttentionBlock",
-            blocks.SelfAttentionBlock,
+            "blocks.Block.build",
+            blocks.Block.build,
             dict(d_model=8, num_heads=2, d_ff=16),
             dict(d_model="positive_int", num_heads=[0, 3], d_ff="positive_int", dropout="probability"),
         ),
         Entry(
-            "blocks.SelfAttentionBlock.forward",
-            BLOCK,
+            "blocks.Block.forward",
+            _block,
             dict(x=x8, valid_lens=torch.tensor([3, 1])),
             dict(x=[_randn(2, 3, 7), _randn(3, 8), "x"], valid_lens="lens"),
         ),
         Entry(
-            "blocks.TransformerDecoderBlock.forward",
-            DEC_BLOCK,
+            "blocks.Block.forward (cross-attention)",
+            _dec_block,
             dict(x=x8, memory=_randn(2, 4, 8), memory_valid_lens=torch.tensor([4, 2])),
             dict(x=[_randn(2, 3, 7)], memory=[_randn(2, 4, 7), _randn(3, 4, 8)], memory_valid_lens="lens"),
             # the block hands it to the cross-attention as valid_lens (one check per call, not per block)

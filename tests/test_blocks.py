@@ -1,4 +1,4 @@
-"""Tests for d2l_attn.blocks: FFN, AddNorm (post-/pre-LN), encoder and decoder blocks."""
+"""Tests for d2l_attn.blocks: FFN, AddNorm (post-/pre-LN), and the one Block (encoder, decoder, GPT)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,21 @@ import pytest
 import torch
 from torch import nn
 
-from d2l_attn.blocks import (
-    AddNorm,
-    LayerCache,
-    PositionWiseFFN,
-    SelfAttentionBlock,
-    TransformerDecoderBlock,
-    TransformerEncoderBlock,
-)
+from d2l_attn.blocks import AddNorm, Block, BlockOutput, LayerCache, PositionWiseFFN
 from d2l_attn.masking import Mask
-from d2l_attn.multihead import KVCache
+from d2l_attn.multihead import KVCache, MultiHeadAttention
 
 D, H, FF = 16, 4, 32
+
+
+def enc(d_model=D, num_heads=H, d_ff=FF, **kwargs) -> Block:
+    """An encoder block (bidirectional self-attention + FFN)."""
+    return Block.build(d_model, num_heads, d_ff, **kwargs)
+
+
+def dec(d_model=D, num_heads=H, d_ff=FF, **kwargs) -> Block:
+    """A decoder block (causal self-attention, cross-attention, FFN)."""
+    return Block.build(d_model, num_heads, d_ff, cross=True, **kwargs)
 
 
 def randn(*shape, seed=0):
@@ -70,65 +73,105 @@ def test_addnorm_post_and_pre_ln_formulas():
     f = nn.Linear(D, D)
     post, pre = AddNorm(D), AddNorm(D, norm_first=True)
     ln = nn.LayerNorm(D)
-    torch.testing.assert_close(post(x, f), ln(x + f(x)))
-    torch.testing.assert_close(pre(x, f), x + f(ln(x)))
+    torch.testing.assert_close(post(x, f(post.prenorm(x))), ln(x + f(x)))
+    torch.testing.assert_close(pre(x, f(pre.prenorm(x))), x + f(ln(x)))
+    assert post.prenorm(x) is x
 
 
-def test_addnorm_passes_extra_outputs_through():
-    x = randn(2, 3, D)
-    y, extra = AddNorm(D)(x, lambda h: (h * 2, "weights"))
-    assert extra == "weights" and y.shape == x.shape
+def test_addnorm_rejects_shape_changes_and_non_tensors():
+    with pytest.raises(ValueError, match="sublayer_out must be a tensor of the shape of x"):
+        AddNorm(D)(torch.zeros(2, 3, D), torch.zeros(2, 1, D))
+    with pytest.raises(ValueError, match="sublayer_out"):
+        AddNorm(D)(torch.zeros(2, 3, D), lambda h: h)
 
 
-def test_addnorm_rejects_shape_changes_and_non_callables():
-    with pytest.raises(ValueError, match="keep the shape"):
-        AddNorm(D)(torch.zeros(2, 3, D), lambda h: h[:, :1])
-    with pytest.raises(ValueError, match="callable"):
-        AddNorm(D)(torch.zeros(2, 3, D), torch.zeros(2, 3, D))
+# -- the block from its parts ---------------------------------------------------------------------
+def test_block_receives_its_parts_and_returns_a_fixed_tuple():
+    torch.manual_seed(0)
+    attention, ffn = MultiHeadAttention(D, H), PositionWiseFFN(D, FF)
+    block = Block(attention, ffn, norm_first=True).eval()
+    assert block.attention is attention and block.ffn is ffn and block.cross_attention is None
+    x = randn(2, 5, D)
+    out = block(x)
+    assert isinstance(out, BlockOutput) and out.weights is None and out.cache is None
+    expected = x + attention(block.addnorm1.norm(x)).output  # pre-LN by hand
+    expected = expected + ffn(block.addnorm2.norm(expected))
+    torch.testing.assert_close(out.x, expected)
+    out_w = block(x, need_weights=True)
+    assert len(out_w) == len(out) == 3 and out_w.weights.shape == (2, H, 5, 5)
+    torch.testing.assert_close(out_w.x, out.x, atol=1e-5, rtol=1e-5)  # fused path agrees with the weights path
+    with pytest.raises(ValueError, match="attention must be a MultiHeadAttention"):
+        Block(ffn, ffn)
+    with pytest.raises(ValueError, match="ffn must be a PositionWiseFFN with d_model=16"):
+        Block(attention, PositionWiseFFN(8, FF))
+    with pytest.raises(ValueError, match="cross_attention must be None or a MultiHeadAttention"):
+        Block(attention, ffn, cross_attention=MultiHeadAttention(8, 2))
+
+
+def test_gqa_and_rope_plug_into_the_block():
+    from d2l_attn.positional import RotaryPositionalEncoding
+
+    torch.manual_seed(0)
+    rope = RotaryPositionalEncoding(D // H)
+    block = Block.build(D, H, FF, causal=True, num_kv_heads=2, rotary=rope).eval()
+    assert block.attention.num_kv_heads == 2 and block.attention.rotary is rope
+    x = randn(2, 6, D)
+    full = block(x).x
+    cache = block.attention.empty_cache(x)
+    first, _, cache = block(x[:, :4], cache=cache)
+    rest, _, cache = block(x[:, 4:], cache=cache)
+    assert cache.k.shape == (2, 2, 6, D // H)  # g = 2 key/value heads cached
+    torch.testing.assert_close(torch.cat([first, rest], 1), full, atol=1e-5, rtol=1e-5)
 
 
 # -- encoder block --------------------------------------------------------------------------------
 @pytest.mark.parametrize("norm_first", [False, True])
 def test_encoder_block_shapes_and_weights(norm_first):
     torch.manual_seed(0)
-    block = TransformerEncoderBlock(D, H, FF, norm_first=norm_first).eval()
+    block = enc(norm_first=norm_first).eval()
     x, lens = randn(3, 6, D), torch.tensor([6, 4, 1])
-    out, w = block(x, lens, return_weights=True)
-    assert out.shape == (3, 6, D) and w.shape == (3, H, 6, 6)
+    out, w, cache = block(x, Mask.of(lens), need_weights=True)
+    assert out.shape == (3, 6, D) and w.shape == (3, H, 6, 6) and cache is None
     torch.testing.assert_close(w.sum(-1), torch.ones(3, H, 6))
     pad = torch.arange(6) >= lens[:, None]  # (B, T)
     assert torch.all(w.masked_select(pad[:, None, None, :]) == 0)
-    torch.testing.assert_close(block(x, lens), out, atol=1e-5, rtol=1e-5)  # fused path agrees
+    torch.testing.assert_close(block(x, Mask.of(lens)).x, out, atol=1e-5, rtol=1e-5)  # fused path agrees
 
 
 @pytest.mark.parametrize("fused", [True, False])
 def test_encoder_block_ignores_padded_positions(fused):
     torch.manual_seed(0)
-    block = TransformerEncoderBlock(D, H, FF, fused=fused).eval()
+    block = enc(fused=fused).eval()
     x, lens = randn(2, 6, D), torch.tensor([4, 2])
     y = x.clone()
     y[0, 4:] = 50.0
     y[1, 2:] = -7.0
     real = torch.arange(6) < lens[:, None]
-    torch.testing.assert_close(block(x, lens)[real], block(y, lens)[real])
+    torch.testing.assert_close(block(x, Mask.of(lens)).x[real], block(y, Mask.of(lens)).x[real])
 
 
 def test_blocks_reject_bad_arguments():
     with pytest.raises(ValueError, match="divisible by num_heads"):
-        TransformerEncoderBlock(10, 4, 8)
+        enc(10, 4, 8)
     with pytest.raises(ValueError, match="divisible by num_heads"):
-        TransformerDecoderBlock(10, 3, 8)
+        dec(10, 3, 8)
     with pytest.raises(ValueError, match="dropout"):
-        TransformerEncoderBlock(8, 2, 8, dropout=-0.1)
+        enc(8, 2, 8, dropout=-0.1)
     with pytest.raises(ValueError, match="num_heads"):
-        TransformerDecoderBlock(8, 0, 8)
+        dec(8, 0, 8)
     with pytest.raises(ValueError, match=r"x must have shape \(B, T, d_model=16\)"):
-        TransformerEncoderBlock(D, H, FF)(torch.zeros(2, 3, 8))
-    block = TransformerDecoderBlock(D, H, FF)
+        enc()(torch.zeros(2, 3, 8))
+    with pytest.raises(ValueError, match="mask must be a d2l_attn.masking.Mask"):
+        enc()(torch.zeros(1, 3, D), torch.ones(1, 1, 1, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="no"):
+        enc()(torch.zeros(2, 3, D), memory=torch.zeros(2, 3, D))  # no cross-attention to use it
+    block = dec()
     with pytest.raises(ValueError, match="memory must have"):
-        block(torch.zeros(2, 3, D), torch.zeros(2, 3, 8))
+        block(torch.zeros(2, 3, D), memory=torch.zeros(2, 3, 8))
+    with pytest.raises(ValueError, match="memory must have"):
+        block(torch.zeros(2, 3, D))  # a decoder block needs its memory
     with pytest.raises(ValueError, match="batch size"):
-        block(torch.zeros(2, 3, D), torch.zeros(3, 4, D))
+        block(torch.zeros(2, 3, D), memory=torch.zeros(3, 4, D))
 
 
 # -- decoder block --------------------------------------------------------------------------------
@@ -136,50 +179,59 @@ def test_blocks_reject_bad_arguments():
 @pytest.mark.parametrize("norm_first", [False, True])
 def test_decoder_block_is_causal(fused, norm_first):
     torch.manual_seed(0)
-    block = TransformerDecoderBlock(D, H, FF, norm_first=norm_first, fused=fused).eval()
+    block = dec(norm_first=norm_first, fused=fused).eval()
     x, memory, lens = randn(2, 7, D), randn(2, 5, D, seed=1), torch.tensor([5, 3])
     y = x.clone()
     y[:, 4:] = randn(2, 3, D, seed=2)  # change the "future" from position 4 on
-    a, b = block(x, memory, lens), block(y, memory, lens)
+    a = block(x, memory=memory, memory_mask=Mask.of(lens)).x
+    b = block(y, memory=memory, memory_mask=Mask.of(lens)).x
     torch.testing.assert_close(a[:, :4], b[:, :4])
     assert (a[:, 4:] - b[:, 4:]).abs().max() > 1e-3
 
 
 def test_decoder_block_weights_and_memory_padding():
     torch.manual_seed(0)
-    block = TransformerDecoderBlock(D, H, FF).eval()
+    block = dec().eval()
     x, memory, lens = randn(2, 4, D), randn(2, 5, D, seed=1), torch.tensor([5, 2])
-    out, w_self, w_cross = block(x, memory, lens, return_weights=True)
+    out, (w_self, w_cross), _ = block(x, memory=memory, memory_mask=Mask.of(lens), need_weights=True)
     assert w_self.shape == (2, H, 4, 4) and w_cross.shape == (2, H, 4, 5)
     assert torch.all(w_self.triu(diagonal=1) == 0)  # no weight on the future
     assert torch.all(w_cross[1, :, :, 2:] == 0)  # none on padded memory
     memory2 = memory.clone()
     memory2[1, 2:] = 99.0
-    torch.testing.assert_close(block(x, memory2, lens), out, atol=1e-5, rtol=1e-5)
+    again = block(x, memory=memory2, memory_mask=Mask.of(lens)).x
+    torch.testing.assert_close(again, out, atol=1e-5, rtol=1e-5)
+
+
+def _decoder_cache(block: Block, memory: torch.Tensor) -> LayerCache:
+    return LayerCache(block.attention.empty_cache(memory), block.cross_attention.project(memory))
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
-def test_decoder_step_with_kv_cache_equals_full_forward(norm_first):
+def test_decoder_forward_with_kv_cache_equals_full_forward(norm_first):
     torch.manual_seed(0)
-    block = TransformerDecoderBlock(D, H, FF, norm_first=norm_first).eval()
+    block = dec(norm_first=norm_first).eval()
     x, memory, lens = randn(3, 6, D), randn(3, 5, D, seed=1), torch.tensor([5, 3, 1])
-    full = block(x, memory, lens)
-    cache = block.init_cache(memory)
+    mask = Mask.of(lens)
+    full = block(x, memory=memory, memory_mask=mask).x
+    cache = _decoder_cache(block, memory)
     assert cache.self_attn.k.shape == (3, H, 0, D // H) and cache.memory.k.shape == (3, H, 5, D // H)
     outs = []
-    for t in range(6):  # one token at a time
-        out, cache = block.step(x[:, t : t + 1], cache, lens)
+    for t in range(6):  # one token at a time, through the same forward
+        out, _, cache = block(x[:, t : t + 1], memory_mask=mask, cache=cache)
         outs.append(out)
     assert cache.self_attn.k.shape == (3, H, 6, D // H)
     torch.testing.assert_close(torch.cat(outs, 1), full, atol=1e-5, rtol=1e-5)
     # chunks of several tokens give the same too
-    cache = block.init_cache(memory)
-    first, cache = block.step(x[:, :2], cache, lens)
-    rest, cache, w_self, _ = block.step(x[:, 2:], cache, lens, return_weights=True)
+    cache = _decoder_cache(block, memory)
+    first, _, cache = block(x[:, :2], memory_mask=mask, cache=cache)
+    rest, (w_self, _), cache = block(x[:, 2:], memory_mask=mask, cache=cache, need_weights=True)
     torch.testing.assert_close(torch.cat([first, rest], 1), full, atol=1e-5, rtol=1e-5)
     assert w_self.shape == (3, H, 4, 6)
     with pytest.raises(ValueError, match="LayerCache"):
-        block.step(x[:, :1], (cache.self_attn, cache.memory), lens)
+        block(x[:, :1], memory_mask=mask, cache=(cache.self_attn, cache.memory))
+    with pytest.raises(ValueError, match="not both"):
+        block(x[:, :1], memory=memory, memory_mask=mask, cache=cache)
 
 
 def test_layer_cache_index_select():
@@ -195,43 +247,38 @@ def test_causal_self_attention_block_equals_explicit_mask_and_cached_steps(norm_
     """causal=True: the same as a bidirectional block whose attention is masked by hand; and
     generating in pieces with the KV cache gives the outputs of the full forward pass."""
     torch.manual_seed(0)
-    block = SelfAttentionBlock(D, H, FF, norm_first=norm_first, causal=True).eval()
+    block = enc(norm_first=norm_first, causal=True).eval()
     x = randn(3, 7, D)
-    full, weights = block(x, return_weights=True)
+    full, weights, _ = block(x, need_weights=True)
     assert torch.all(weights.triu(diagonal=1) == 0)
     # independent reference: the same weights, attention masked with an explicit lower triangle
-    plain = SelfAttentionBlock(D, H, FF, norm_first=norm_first).eval()
+    plain = enc(norm_first=norm_first).eval()
     plain.load_state_dict(block.state_dict())
     tril = torch.ones(7, 7, dtype=torch.bool).tril()
     h = plain.addnorm1.norm(x) if norm_first else x
     attn = plain.attention(h, mask=Mask.of(attn_mask=tril)).output
     y = x + attn if norm_first else plain.addnorm1.norm(x + attn)
-    expected = plain.addnorm2(y, plain.ffn)
+    expected = plain.addnorm2(y, plain.ffn(plain.addnorm2.prenorm(y)))
     torch.testing.assert_close(full, expected, atol=1e-5, rtol=1e-5)
     # changing a later token never changes an earlier output
     x2 = x.clone()
     x2[:, 4:] += 5.0
-    torch.testing.assert_close(block(x2)[:, :4], full[:, :4], atol=1e-5, rtol=1e-5)
-    # cached generation: 1 token, then 2, then 4
-    out1, cache = block.step(x[:, :1])
-    out2, cache = block.step(x[:, 1:3], cache)
-    out3, cache, w = block.step(x[:, 3:], cache, return_weights=True)
+    torch.testing.assert_close(block(x2).x[:, :4], full[:, :4], atol=1e-5, rtol=1e-5)
+    # cached generation through the same forward: 1 token, then 2, then 4
+    out1, _, cache = block(x[:, :1], cache=block.attention.empty_cache(x))
+    out2, _, cache = block(x[:, 1:3], cache=cache)
+    out3, w, cache = block(x[:, 3:], cache=cache, need_weights=True)
     assert cache.length == 7 and w.shape == (3, H, 4, 7)
     torch.testing.assert_close(torch.cat([out1, out2, out3], 1), full, atol=1e-5, rtol=1e-5)
 
 
-def test_step_needs_a_causal_block():
-    with pytest.raises(ValueError, match="causal"):
-        SelfAttentionBlock(D, H, FF).step(randn(1, 2, D))
-
-
-def test_encoder_block_is_the_bidirectional_self_attention_block():
-    block = TransformerEncoderBlock(D, H, FF)
-    assert isinstance(block, SelfAttentionBlock) and not block.causal
+def test_encoder_block_is_bidirectional():
+    block = enc()
+    assert not block.causal
     x = randn(1, 5, D)
     x2 = x.clone()
     x2[:, 4] += 5.0
-    assert not torch.allclose(block.eval()(x)[:, 0], block(x2)[:, 0])  # position 0 sees position 4
+    assert not torch.allclose(block.eval()(x).x[:, 0], block(x2).x[:, 0])  # position 0 sees position 4
 
 
 # -- comparison with torch.nn ---------------------------------------------------------------------
@@ -242,17 +289,17 @@ def test_encoder_block_matches_torch(norm_first, fused):
     ref = nn.TransformerEncoderLayer(
         D, H, FF, dropout=0.0, activation="relu", batch_first=True, norm_first=norm_first
     ).eval()
-    ours = TransformerEncoderBlock(D, H, FF, norm_first=norm_first, fused=fused).eval()
+    ours = enc(norm_first=norm_first, fused=fused).eval()
     ours.load_torch_weights(ref)
     x, lens = randn(3, 6, D), torch.tensor([6, 3, 1])
     key_padding = torch.arange(6) >= lens[:, None]  # True = ignore (torch's convention)
     with torch.no_grad():
         expected = ref(x, src_key_padding_mask=key_padding)
-        got = ours(x, lens)
+        got = ours(x, Mask.of(lens)).x
     real = ~key_padding
     torch.testing.assert_close(got[real], expected[real], atol=1e-5, rtol=1e-5)
     with torch.no_grad():  # and without padding, every position
-        torch.testing.assert_close(ours(x), ref(x), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(ours(x).x, ref(x), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("fused", [True, False])
@@ -262,58 +309,60 @@ def test_decoder_block_matches_torch(norm_first, fused):
     ref = nn.TransformerDecoderLayer(
         D, H, FF, dropout=0.0, activation="relu", batch_first=True, norm_first=norm_first
     ).eval()
-    ours = TransformerDecoderBlock(D, H, FF, norm_first=norm_first, fused=fused).eval()
+    ours = dec(norm_first=norm_first, fused=fused).eval()
     ours.load_torch_weights(ref)
     x, memory, lens = randn(3, 5, D), randn(3, 6, D, seed=1), torch.tensor([6, 2, 4])
     causal = nn.Transformer.generate_square_subsequent_mask(5)  # float, -inf above the diagonal
     memory_padding = torch.arange(6) >= lens[:, None]
     with torch.no_grad():
         expected = ref(x, memory, tgt_mask=causal, memory_key_padding_mask=memory_padding)
-        got = ours(x, memory, lens)
+        got = ours(x, memory=memory, memory_mask=Mask.of(lens)).x
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
 
 def test_load_torch_weights_rejects_mismatches():
     ref = nn.TransformerEncoderLayer(D, H, FF, batch_first=True, norm_first=True)
     with pytest.raises(ValueError, match="norm_first"):
-        TransformerEncoderBlock(D, H, FF, norm_first=False).load_torch_weights(ref)
+        enc(norm_first=False).load_torch_weights(ref)
     with pytest.raises(ValueError, match="d_ff"):
-        TransformerEncoderBlock(D, H, 2 * FF, norm_first=True).load_torch_weights(ref)
+        enc(d_ff=2 * FF, norm_first=True).load_torch_weights(ref)
     gelu = nn.TransformerEncoderLayer(D, H, FF, batch_first=True, activation="gelu")
     with pytest.raises(ValueError, match="activation"):
-        TransformerEncoderBlock(D, H, FF).load_torch_weights(gelu)
+        enc().load_torch_weights(gelu)
     with pytest.raises(ValueError, match="TransformerDecoderLayer"):
-        TransformerDecoderBlock(D, H, FF).load_torch_weights(ref)
+        dec().load_torch_weights(ref)
 
 
 # -- the mask a stack builds once, handed to every block --------------------------------------------
 @pytest.mark.parametrize("norm_first", [False, True])
 def test_a_mask_built_once_equals_lengths_given_to_the_block(norm_first):
     torch.manual_seed(0)
-    encoder = SelfAttentionBlock(D, H, FF, norm_first=norm_first).eval()
-    decoder = TransformerDecoderBlock(D, H, FF, norm_first=norm_first).eval()
+    encoder, decoder = enc(norm_first=norm_first).eval(), dec(norm_first=norm_first).eval()
     x, memory = randn(3, 5, D, seed=1), randn(3, 6, D, seed=2)
     lens = torch.tensor([5, 2, 1])
     mask = Mask.from_lengths(lens, x)
     assert mask.keep.shape == (3, 1, 1, 5)  # one key mask for every head and query: no (B, h, T, T) tensor
-    torch.testing.assert_close(encoder(x, mask=mask), encoder(x, lens))
-    out, w = encoder(x, return_weights=True, mask=mask)
-    torch.testing.assert_close(w, encoder(x, lens, return_weights=True)[1])
+    torch.testing.assert_close(encoder(x, mask).x, encoder(x, Mask.of(lens)).x)
+    w = encoder(x, mask, need_weights=True).weights
+    torch.testing.assert_close(w, encoder(x, Mask.of(lens), need_weights=True).weights)
     mem_lens = torch.tensor([6, 3, 1])
     mem_mask = Mask.from_lengths(mem_lens, memory)
-    torch.testing.assert_close(decoder(x, memory, memory_mask=mem_mask), decoder(x, memory, mem_lens))
+    torch.testing.assert_close(
+        decoder(x, memory=memory, memory_mask=mem_mask).x, decoder(x, memory=memory, memory_mask=Mask.of(mem_lens)).x
+    )
 
 
 def test_block_forward_ignores_nan_in_padding():
     torch.manual_seed(0)
-    block = SelfAttentionBlock(D, H, FF).eval()
-    decoder = TransformerDecoderBlock(D, H, FF).eval()
+    block, decoder = enc().eval(), dec().eval()
     x, lens = randn(2, 5, D), torch.tensor([5, 3])
     poisoned = x.clone()
     poisoned[1, 3:] = float("inf")
-    torch.testing.assert_close(block(poisoned, lens)[1, :3], block(x, lens)[1, :3])
+    torch.testing.assert_close(block(poisoned, Mask.of(lens)).x[1, :3], block(x, Mask.of(lens)).x[1, :3])
     y = randn(2, 4, D, seed=3)
-    torch.testing.assert_close(decoder(y, poisoned, lens), decoder(y, x, lens))
+    torch.testing.assert_close(
+        decoder(y, memory=poisoned, memory_mask=Mask.of(lens)).x, decoder(y, memory=x, memory_mask=Mask.of(lens)).x
+    )
 
 
 @pytest.mark.parametrize("kind", ["encoder", "decoder", "gpt", "bert", "vit"])
@@ -346,13 +395,18 @@ def test_stacks_call_their_blocks_as_modules_so_forward_hooks_fire(kind):
     assert seen == [0, 1, 2]
 
 
-def test_block_refuses_valid_lens_and_mask_together():
-    block = SelfAttentionBlock(8, 2, 16, 0.0)
-    x = torch.randn(1, 3, 8)
-    lens = torch.tensor([2])
-    with pytest.raises(ValueError, match="valid_lens or mask"):
-        block(x, lens, mask=Mask.from_lengths(lens, x))
-    with pytest.raises(ValueError, match="mask must be a d2l_attn.masking.Mask"):
-        block(x, mask=torch.ones(1, 1, 1, 3, dtype=torch.bool))
-    # a Mask and valid_lens describe the same padding: same output
-    torch.testing.assert_close(block(x, mask=Mask.from_lengths(lens, x)), block(x, lens))
+def test_decoder_block_loads_checkpoints_of_the_former_decoder_block():
+    """Before the one Block, a decoder block named its parts self_attention, addnorm1..3."""
+    torch.manual_seed(0)
+    block = dec().eval()
+    renames = {"attention.": "self_attention.", "addnorm2.": "addnorm3.", "cross_addnorm.": "addnorm2."}
+    old = {}
+    for key, value in block.state_dict().items():
+        new_key = next((o + key[len(n) :] for n, o in renames.items() if key.startswith(n)), key)
+        old[new_key] = value.clone() + 1.0
+    assert "addnorm3.norm.weight" in old and "self_attention.W_qkv.weight" in old
+    fresh = dec().eval()
+    fresh.load_state_dict(old)
+    torch.testing.assert_close(fresh.addnorm2.norm.weight, old["addnorm3.norm.weight"])
+    torch.testing.assert_close(fresh.cross_addnorm.norm.bias, old["addnorm2.norm.bias"])
+    torch.testing.assert_close(fresh.attention.W_o.weight, old["self_attention.W_o.weight"])

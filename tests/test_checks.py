@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from d2l_attn import _checks, masking, pooling, scoring
-from d2l_attn.blocks import TransformerEncoderBlock
+from d2l_attn.blocks import Block
 from d2l_attn.masking import Mask
 from d2l_attn.multihead import MultiHeadAttention
 
@@ -50,7 +50,7 @@ def test_unit_interval(value):
 
 def test_heads_divide_returns_the_head_size_and_is_used_by_every_attention_layer():
     assert _checks.heads_divide(12, 4) == 3
-    for make in (lambda: MultiHeadAttention(10, 3), lambda: TransformerEncoderBlock(10, 3, 8)):
+    for make in (lambda: MultiHeadAttention(10, 3), lambda: Block.build(10, 3, 8)):
         with pytest.raises(ValueError, match=r"d_model=10 must be divisible by num_heads=3"):
             make()
 

@@ -290,7 +290,7 @@ def test_norm_first_matches_a_torch_nn_encoder_stack(norm_first):
 
 def test_post_ln_block_output_is_normalized():
     model = tiny(norm_first=False)
-    model.blocks[-1].register_forward_hook(lambda m, i, o: setattr(m, "seen", o))
+    model.blocks[-1].register_forward_hook(lambda m, i, o: setattr(m, "seen", o.x))
     model(torch.randint(0, V, (2, 6)))
     out = model.blocks[-1].seen  # LN(x + FFN(x)) with unit gain, zero shift at initialization
     torch.testing.assert_close(out.mean(-1), torch.zeros(2, 6), atol=1e-5, rtol=0)

@@ -8,7 +8,7 @@ from torch.nn import functional as F
 
 from d2l_attn import scoring
 from d2l_attn.masking import Mask, causal_mask, padding_mask
-from d2l_attn.scoring import AdditiveAttention, DotProductAttention, combine_masks
+from d2l_attn.scoring import AdditiveAttention, DotProductAttention
 
 
 def loop_attention(queries, keys, values, keep, score_fn):
@@ -90,7 +90,7 @@ def test_dot_product_paths_agree_with_masks(dtype, mask_kind, lead):
     reference, weights = DotProductAttention()(q, k, v, Mask.of(valid_lens, attn_mask), need_weights=True)
     unfused = DotProductAttention(fused=False)(q, k, v, Mask.of(valid_lens, attn_mask)).output
     fused = DotProductAttention()(q, k, v, Mask.of(valid_lens, attn_mask)).output
-    keep = combine_masks(valid_lens, attn_mask, (*lead, T_q, T_k))
+    keep = Mask.of(valid_lens, attn_mask, scores_shape=(*lead, T_q, T_k)).keep
     torch_out = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
     tol = tolerances(dtype)
     torch.testing.assert_close(reference, torch_out, **tol)

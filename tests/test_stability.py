@@ -14,7 +14,7 @@ from d2l_attn.multihead import MultiHeadAttention
 # -- init ---------------------------------------------------------------------------------------
 def test_scale_residual_init_scales_only_residual_outputs():
     torch.manual_seed(0)
-    stack = nn.Sequential(*[blocks.SelfAttentionBlock(16, 4, 32, norm_first=True) for _ in range(3)])
+    stack = nn.Sequential(*[blocks.Block.build(16, 4, 32, norm_first=True) for _ in range(3)])
     before = {n: p.clone() for n, p in stack.named_parameters()}
     n = stability.scale_residual_init(stack)
     assert n == 6  # 2 L
@@ -103,7 +103,7 @@ def test_tie_output_embedding_shares_one_tensor():
 # -- monitor ------------------------------------------------------------------------------------
 def test_monitor_records_per_layer_grad_norms_before_clipping_and_probe_statistics():
     torch.manual_seed(0)
-    stack = nn.ModuleList([blocks.SelfAttentionBlock(8, 2, 16, causal=True) for _ in range(2)])
+    stack = nn.ModuleList([blocks.Block.build(8, 2, 16, causal=True) for _ in range(2)])
 
     class Stack(nn.Module):
         def __init__(self):
@@ -113,7 +113,7 @@ def test_monitor_records_per_layer_grad_norms_before_clipping_and_probe_statisti
         def forward(self, x, return_weights=False):
             ws = []
             for b in self.blocks:
-                x, w = b(x, return_weights=True)
+                x, w, _ = b(x, need_weights=True)
                 ws.append(w)
             return (x, torch.stack(ws, 1)) if return_weights else x
 

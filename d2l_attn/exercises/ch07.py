@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..blocks import PositionWiseFFN, TransformerEncoderBlock
+from ..blocks import Block, PositionWiseFFN
 from ..masking import causal_mask
 from .core import ChoiceExercise, FunctionExercise, NumberExercise
 
@@ -118,7 +118,7 @@ def _pre_ln_inputs(seed: int):
     neither seeded nor moved: construction runs in a forked RNG state)."""
     g = torch.Generator().manual_seed(1000 + seed)
     with torch.random.fork_rng(devices=[]):
-        block = TransformerEncoderBlock(16, 4, 32, norm_first=True).eval()
+        block = Block.build(16, 4, 32, norm_first=True).eval()
     with torch.no_grad():
         for name, p in block.named_parameters():
             if name.endswith("norm.weight"):  # non-trivial LayerNorm parameters
@@ -133,7 +133,7 @@ def _pre_ln_inputs(seed: int):
 
 def _reference_pre_ln(block, x):
     with torch.no_grad():
-        return block(x)
+        return block(x).x
 
 
 def _wrong_post_ln(block, x):  # the paper's order instead
@@ -160,8 +160,8 @@ pre_ln_block = FunctionExercise(
     num_trials=3,
     rtol=1e-4,
     atol=1e-5,
-    wrong_answers=[_wrong_post_ln, _wrong_no_residual, lambda block, x: block(x)],
-    forbidden=["d2l_attn.blocks.TransformerEncoderBlock.forward"],
+    wrong_answers=[_wrong_post_ln, _wrong_no_residual, lambda block, x: block(x).x],
+    forbidden=["d2l_attn.blocks.Block.forward"],
     forbidden_reason="build the forward pass from the block's parts instead of calling block(x).",
     hints=[
         "Pre-LN: normalize first, apply the sublayer, then add the *unnormalized* input: x + F(LN(x)).",

@@ -37,7 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .._checks import config_from, stack_sizes, token_ids
-from ..blocks import SelfAttentionBlock, run_blocks
+from ..blocks import Block
 from ..masking import Mask
 
 __all__ = ["BERTConfig", "BERT", "BERTOutput", "MLMHead", "NSPHead", "bert_state_dict_to_ours"]
@@ -113,9 +113,7 @@ class BERT(nn.Module):
         self.embedding_norm = nn.LayerNorm(c.d_model, eps=c.eps)
         self.dropout = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(
-            SelfAttentionBlock(
-                c.d_model, c.num_heads, c.d_ff, c.dropout, norm_first=False, activation="gelu", causal=False, eps=c.eps
-            )
+            Block.build(c.d_model, c.num_heads, c.d_ff, c.dropout, norm_first=False, activation="gelu", eps=c.eps)
             for _ in range(c.num_layers)
         )
         self.mlm = MLMHead(c.d_model, c.vocab_size, c.eps)
@@ -152,7 +150,11 @@ class BERT(nn.Module):
         pos = torch.arange(T, device=tokens.device)  # (T,)
         x = self.token_embedding(tokens) + self.position_embedding(pos) + self.segment_embedding(segments)
         x = self.dropout(self.embedding_norm(x))  # (B, T, d)
-        return run_blocks(self.blocks, x, mask, return_weights)  # (B, T, d) [, L x (B, h, T, T)]
+        weights = []
+        for block in self.blocks:  # called as modules: forward hooks fire
+            x, w, _ = block(x, mask, need_weights=return_weights)  # (B, T, d), (B, h, T, T) or None
+            weights.append(w)
+        return (x, weights) if return_weights else x
 
     def forward(
         self, tokens: torch.Tensor, segments=None, valid_lens=None, pred_positions=None, return_weights: bool = False

@@ -1,7 +1,7 @@
 r"""GPT: a decoder-only Transformer trained to predict the next token (chapter 9).
 
 A GPT (Radford et al., 2018; 2019) is a stack of *causal* self-attention blocks
-(:class:`d2l_attn.blocks.SelfAttentionBlock` with ``causal=True``): position :math:`t` sees the
+(:class:`d2l_attn.blocks.Block` with ``causal=True``): position :math:`t` sees the
 tokens :math:`x_1, \dots, x_t` only, so one forward pass scores every next-token prediction
 of a text at once,
 
@@ -55,9 +55,9 @@ import torch
 from torch import nn
 
 from .._checks import config_from, positive_number, special_ids, stack_sizes, token_ids
-from ..blocks import SelfAttentionBlock, run_blocks
+from ..blocks import Block
 from ..masking import Mask, as_valid_lens
-from ..multihead import KVCache, MultiHeadAttention
+from ..multihead import KVCache
 from ..positional import ALiBi, RotaryPositionalEncoding, sinusoidal_encoding
 from ..scoring import DotProductAttention
 
@@ -137,22 +137,7 @@ class GPT(nn.Module):
         elif c.positional == "sinusoidal":  # P fixed; positions past max_len are computed when asked for
             self.register_buffer("sinusoidal", sinusoidal_encoding(c.max_len, c.d_model), persistent=False)
         self.dropout = nn.Dropout(c.dropout)
-        self.blocks = nn.ModuleList(
-            SelfAttentionBlock(
-                c.d_model,
-                c.num_heads,
-                c.d_ff,
-                c.dropout,
-                norm_first=c.norm_first,
-                activation=c.activation,
-                causal=True,
-                eps=c.eps,
-            )
-            for _ in range(c.num_layers)
-        )
-        if c.num_kv_heads != c.num_heads or c.positional in ("rope", "alibi"):
-            for block in self.blocks:  # GQA and positions in the scores: the block's attention replaced
-                block.attention = self._attention(c)
+        self.blocks = nn.ModuleList(self._block(c) for _ in range(c.num_layers))
         # post-LN: the last block's output is already normalized (GPT-1, torch.nn.TransformerEncoder)
         self.final_norm = nn.LayerNorm(c.d_model, eps=c.eps) if c.norm_first else nn.Identity()
         self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
@@ -161,16 +146,27 @@ class GPT(nn.Module):
             self.lm_head.weight = self.token_embedding.weight  # one (V, d) matrix, two uses
 
     @staticmethod
-    def _attention(c: GPTConfig) -> MultiHeadAttention:
-        """Self-attention with ``num_kv_heads`` key/value heads, RoPE as the q/k transform and ALiBi
+    def _block(c: GPTConfig) -> Block:
+        """A causal block with ``num_kv_heads`` key/value heads, RoPE as the q/k transform and ALiBi
         as the kernel's ``score_mod`` (the kernel's reference path: SDPA takes no score hook)."""
-        kernel = DotProductAttention(c.dropout)
+        kernel = None
         if c.positional == "alibi":
+            kernel = DotProductAttention(c.dropout)
             kernel.alibi = ALiBi(c.num_heads)  # a submodule: its slopes follow .to(device)
             kernel.score_mod = kernel.alibi.score_mod
         rotary = RotaryPositionalEncoding(c.d_model // c.num_heads) if c.positional == "rope" else None
-        return MultiHeadAttention(
-            c.d_model, c.num_heads, c.dropout, attention=kernel, num_kv_heads=c.num_kv_heads, rotary=rotary
+        return Block.build(
+            c.d_model,
+            c.num_heads,
+            c.d_ff,
+            c.dropout,
+            norm_first=c.norm_first,
+            activation=c.activation,
+            causal=True,
+            eps=c.eps,
+            num_kv_heads=c.num_kv_heads,
+            rotary=rotary,
+            attention_kernel=kernel,
         )
 
     @staticmethod
@@ -210,8 +206,11 @@ class GPT(nn.Module):
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         x = self.embed(tokens)  # (B, T, d)
         mask = Mask.from_lengths(valid_lens, tokens)  # checked once per call
-        out = run_blocks(self.blocks, x, Mask(mask.keep, is_causal=True, lengths=mask.lengths), return_weights)
-        x, weights = out if return_weights else (out, None)
+        mask, weights = Mask(mask.keep, is_causal=True, lengths=mask.lengths), []
+        for block in self.blocks:  # called as modules: forward hooks fire
+            x, w, _ = block(x, mask, need_weights=return_weights)  # (B, T, d), (B, h, T, T) or None
+            weights.append(w)
+        weights = weights if return_weights else None
         logits = self.lm_head(self.final_norm(x))  # (B, T, V)
         return (logits, weights) if return_weights else logits
 
@@ -221,7 +220,8 @@ class GPT(nn.Module):
         x = self.embed(tokens, state.length)  # (B, T_new, d)
         caches = []
         for block, cache in zip(self.blocks, state.caches):
-            x, cache = block.step(x, cache)  # (B, T_new, d), (B, h, t + T_new, d_h) x 2
+            cache = block.attention.empty_cache(x) if cache is None else cache
+            x, _, cache = block(x, cache=cache)  # (B, T_new, d), (B, g, t + T_new, d_h) x 2
             caches.append(cache)
         logits = self.lm_head(self.final_norm(x[:, -1]))  # (B, V)
         return logits, GPTState(tuple(caches), state.length + tokens.shape[1], None)

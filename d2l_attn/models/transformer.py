@@ -2,9 +2,9 @@ r"""The Transformer encoder--decoder for translation (chapter 7), reusable from 
 
 Vaswani et al. (2017) replace recurrence by attention. The **encoder** embeds the source
 tokens, adds sinusoidal positional encodings (:class:`d2l_attn.embeddings.TokenEmbedding`) and
-applies :math:`L` blocks of self-attention + FFN (:class:`d2l_attn.blocks.SelfAttentionBlock`).
+applies :math:`L` blocks of self-attention + FFN (:class:`d2l_attn.blocks.Block`).
 The **decoder** embeds the target prefix and applies :math:`L` blocks of causal self-attention,
-cross-attention to the encoder outputs and FFN (:class:`d2l_attn.blocks.TransformerDecoderBlock`),
+cross-attention to the encoder outputs and FFN (:class:`d2l_attn.blocks.Block` with ``cross_attention``),
 then a linear layer to the target vocabulary:
 
 .. math::
@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from .._checks import heads_divide, positive_int, special_ids, token_ids, unit_interval
-from ..blocks import SelfAttentionBlock, TransformerDecoderBlock, batch_lengths, run_blocks
+from ..blocks import Block, LayerCache
 from ..data.vocab import Vocab
 from ..embeddings import TokenEmbedding
 from ..masking import Mask, key_padding_mask
@@ -85,9 +85,18 @@ class TransformerConfig:
         if self.activation not in ("relu", "gelu"):
             raise ValueError(f"activation must be 'relu' or 'gelu', got {self.activation!r}")
 
-    def block_args(self) -> tuple:
-        """The arguments every block takes, in order."""
-        return (self.d_model, self.num_heads, self.d_ff, self.dropout, self.norm_first, self.activation, self.fused)
+    def block(self, cross: bool = False) -> Block:
+        """One block of these sizes (``cross=True``: a decoder block, with causal self-attention)."""
+        return Block.build(
+            self.d_model,
+            self.num_heads,
+            self.d_ff,
+            self.dropout,
+            norm_first=self.norm_first,
+            activation=self.activation,
+            fused=self.fused,
+            cross=cross,
+        )
 
 
 def _config(config: TransformerConfig | None, sizes: dict[str, Any]) -> TransformerConfig:
@@ -112,15 +121,13 @@ class _Stack(nn.Module):
     """What the encoder and the decoder share: the config, token embedding + positions,
     ``num_layers`` blocks, and a final LayerNorm for pre-LN (identity for post-LN)."""
 
-    def __init__(
-        self, vocab_size: int, block_type: type[nn.Module], config: TransformerConfig | None, sizes: dict[str, Any]
-    ):
+    def __init__(self, vocab_size: int, cross: bool, config: TransformerConfig | None, sizes: dict[str, Any]):
         super().__init__()
         self.config = cfg = _config(config, sizes)
         self.vocab_size = positive_int("vocab_size", vocab_size)
         self.d_model = cfg.d_model
         self.embed = TokenEmbedding(vocab_size, cfg.d_model, cfg.max_len, cfg.dropout)
-        self.blocks = nn.ModuleList(block_type(*cfg.block_args()) for _ in range(cfg.num_layers))
+        self.blocks = nn.ModuleList(cfg.block(cross) for _ in range(cfg.num_layers))
         self.final_norm = nn.LayerNorm(cfg.d_model) if cfg.norm_first else nn.Identity()
 
 
@@ -132,17 +139,20 @@ class TransformerEncoder(_Stack):
     """
 
     def __init__(self, vocab_size: int, config: TransformerConfig | None = None, **sizes: Any):
-        super().__init__(vocab_size, SelfAttentionBlock, config, sizes)
+        super().__init__(vocab_size, False, config, sizes)
 
     def forward(
         self, src: torch.Tensor, valid_lens=None, return_weights: bool = False, *, mask: Mask | None = None
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         token_ids(src, "src", self.vocab_size)
         mask = _front_door(valid_lens, mask, src, "valid_lens")  # keep (B, 1, 1, T) or None, checked once
-        out = run_blocks(self.blocks, self.embed(src), mask, return_weights)  # (B, T, d) [, L x (B, h, T, T)]
+        x, weights = self.embed(src), []  # (B, T, d)
+        for block in self.blocks:  # called as modules: forward hooks fire
+            x, w, _ = block(x, mask, need_weights=return_weights)  # (B, T, d), (B, h, T, T) or None
+            weights.append(w)
         if return_weights:
-            return self.final_norm(out[0]), torch.stack(out[1], dim=1)  # (B, T, d), (B, L, h, T, T)
-        return self.final_norm(out)
+            return self.final_norm(x), torch.stack(weights, dim=1)  # (B, T, d), (B, L, h, T, T)
+        return self.final_norm(x)
 
 
 def _front_door(valid_lens, mask: Mask | None, x: torch.Tensor, name: str) -> Mask:
@@ -192,7 +202,7 @@ class TransformerDecoder(_Stack):
     """
 
     def __init__(self, vocab_size: int, config: TransformerConfig | None = None, **sizes: Any):
-        super().__init__(vocab_size, TransformerDecoderBlock, config, sizes)
+        super().__init__(vocab_size, True, config, sizes)
         self.dense = nn.Linear(self.d_model, vocab_size)  # logits over the target vocabulary
 
     def forward(
@@ -208,17 +218,13 @@ class TransformerDecoder(_Stack):
         _check_memory(memory, self.d_model, tgt_in.shape[0])
         memory_mask = _front_door(memory_valid_lens, memory_mask, memory, "memory_valid_lens")  # checked once
         x = self.embed(tgt_in)  # (B, T', d)
-        w_self, w_cross = [], []
-        for block in self.blocks:  # called as modules: forward hooks fire
-            if return_weights:
-                x, ws, wc = block(x, memory, return_weights=True, memory_mask=memory_mask)
-                w_self.append(ws)  # (B, h, T', T')
-                w_cross.append(wc)  # (B, h, T', T)
-            else:
-                x = block(x, memory, memory_mask=memory_mask)  # (B, T', d)
+        weights = []
+        for block in self.blocks:  # called as modules: forward hooks fire; the blocks are causal
+            x, w, _ = block(x, memory=memory, memory_mask=memory_mask, need_weights=return_weights)  # (B, T', d)
+            weights.append(w)  # (self (B, h, T', T'), cross (B, h, T', T)) or None
         logits = self.dense(self.final_norm(x))  # (B, T', V)
         if return_weights:
-            return logits, torch.stack(w_self, dim=1), torch.stack(w_cross, dim=1)
+            return logits, *(torch.stack(ws, dim=1) for ws in zip(*weights))  # (B, L, h, T', T' / T) x 2
         return logits
 
     # -- generation -----------------------------------------------------------------------------
@@ -228,8 +234,14 @@ class TransformerDecoder(_Stack):
         if isinstance(src_valid_lens, Mask):  # built (and checked) by Transformer's front door
             lens = src_valid_lens.lengths
         else:
-            lens = batch_lengths(src_valid_lens, memory, "src_valid_lens")  # (B,)
-        return TransformerState(lens, tuple(block.init_cache(memory) for block in self.blocks), 0)
+            if src_valid_lens is None:
+                raise ValueError(f"src_valid_lens must be a (B,) = ({memory.shape[0]},) tensor of lengths, got None")
+            lens = Mask.from_lengths(src_valid_lens, memory, "src_valid_lens").lengths  # (B,), checked once
+        caches = tuple(
+            LayerCache(block.attention.empty_cache(memory), block.cross_attention.project(memory))
+            for block in self.blocks
+        )  # empty self-attention caches; the memory projected once per sentence
+        return TransformerState(lens, caches, 0)
 
     def step_tokens(
         self, tokens: torch.Tensor, state: TransformerState, return_weights: bool = False
@@ -245,18 +257,15 @@ class TransformerDecoder(_Stack):
         x = self.embed(tokens, offset=state.num_decoded)  # (B, T_new, d)
         lens = state.src_valid_lens  # checked by init_state
         mask = Mask(key_padding_mask(lens, state.caches[0].memory.length), lengths=lens)  # (B, 1, 1, T)
-        caches, w_self, w_cross = [], [], []
-        for block, cache in zip(self.blocks, state.caches):
-            out = block.step(x, cache, return_weights=return_weights, memory_mask=mask)
-            x, cache = out[0], out[1]  # (B, T_new, d), LayerCache
-            caches.append(cache)
-            if return_weights:
-                w_self.append(out[2])
-                w_cross.append(out[3])
+        caches, weights = [], []
+        for block, cache in zip(self.blocks, state.caches):  # the same forward, with a cache
+            x, w, cache = block(x, memory_mask=mask, cache=cache, need_weights=return_weights)  # (B, T_new, d)
+            caches.append(cache)  # LayerCache: t + T_new positions
+            weights.append(w)
         logits = self.dense(self.final_norm(x))  # (B, T_new, V)
         new_state = TransformerState(state.src_valid_lens, tuple(caches), state.num_decoded + tokens.shape[1])
         if return_weights:
-            return logits, new_state, torch.stack(w_self, dim=1), torch.stack(w_cross, dim=1)
+            return logits, new_state, *(torch.stack(ws, dim=1) for ws in zip(*weights))
         return logits, new_state
 
 

@@ -3,7 +3,7 @@ r"""The Vision Transformer (chapter 10): an image is a sequence of patches.
 Dosovitskiy et al. (2021) cut an image into :math:`N` patches of :math:`p \times p` pixels, map
 each linearly to :math:`d` numbers (:class:`d2l_attn.embeddings.PatchEmbedding`), prepend a
 learned [CLS] vector, add learned 1-D positions (:class:`d2l_attn.embeddings.ImageEmbedding`) and
-run a stack of **pre-LN** Transformer encoder blocks with GELU (:class:`d2l_attn.blocks.SelfAttentionBlock`
+run a stack of **pre-LN** Transformer encoder blocks with GELU (:class:`d2l_attn.blocks.Block`
 with ``norm_first=True``), followed by a final LayerNorm and a linear head on the [CLS] output:
 
 .. math::
@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from .._checks import heads_divide, positive_int, positive_number, unit_interval
-from ..blocks import SelfAttentionBlock, run_blocks
+from ..blocks import Block
 from ..embeddings import ImageEmbedding
 
 __all__ = ["ViTConfig", "ViT", "mean_attention_distance"]
@@ -91,14 +91,13 @@ class ViT(nn.Module):
             c.image_size, c.patch_size, c.in_channels, c.d_model, c.dropout, cls_token=c.pool == "cls"
         )
         self.blocks = nn.ModuleList(
-            SelfAttentionBlock(c.d_model, c.num_heads, c.d_ff, c.dropout, norm_first=True, activation="gelu")
+            Block.build(
+                c.d_model, c.num_heads, c.d_ff, c.dropout, norm_first=True, activation="gelu", eps=c.layer_norm_eps
+            )
             for _ in range(c.num_layers)
         )
         self.norm = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps)
         self.head = nn.Linear(c.d_model, c.num_classes)
-        if c.layer_norm_eps != 1e-5:
-            for block in self.blocks:
-                block.addnorm1.norm.eps = block.addnorm2.norm.eps = c.layer_norm_eps
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -120,10 +119,13 @@ class ViT(nn.Module):
                 f"images must be {kind}, got dtype {images.dtype} (use images.to({dtype}) or model.to(...))"
             )
         h = self.embed(images)  # (B, T, d)
-        out = run_blocks(self.blocks, h, None, return_weights)  # (B, T, d) [, L x (B, h, T, T)]
+        weights = []
+        for block in self.blocks:  # called as modules: forward hooks fire
+            h, w, _ = block(h, need_weights=return_weights)  # (B, T, d), (B, h, T, T) or None
+            weights.append(w)
         if return_weights:
-            return self.norm(out[0]), torch.stack(out[1], dim=1)  # (B, T, d), (B, L, h, T, T)
-        return self.norm(out)
+            return self.norm(h), torch.stack(weights, dim=1)  # (B, T, d), (B, L, h, T, T)
+        return self.norm(h)
 
     def forward(
         self, images: torch.Tensor, return_weights: bool = False
