@@ -19,16 +19,19 @@ module                    what it holds                                         
 ``models``                GRU seq2seq (``rnn_seq2seq``), Transformer, ViT,      4, 7, 10
                           a small CNN
 ``models.gpt``            decoder-only GPT (pre-/post-LN, GQA, four kinds of     8, 9, 12
-                          positions), KV-cache generation, GPT-2 weights
-``models.bert``           BERT encoder, MLM and NSP heads, BERT weights          9
+                          positions), KV-cache generation
+``models.bert``           BERT encoder, MLM and NSP heads                        9
+``interop``               Hugging Face GPT-2, BERT and ViT weights into our      9, 10, 11
+                          models; torch.nn attention weights
 ``tokenizers``            byte-pair encoding learned from scratch                9
 ``pretrain``              GPT pretraining script, one process or torchrun/DDP    9
 ``losses``                shift-right, masked cross-entropy, seq2seq loss        4, 7, 12
 ``losses`` (pretraining)  LM, MLM (80/10/10 masking), NSP losses                 9
 ``decoding``              step-model protocol, greedy, beam, sampling            4, 7
-``translation``           translate, BLEU evaluation, save/load                  4, 7
+``translation``           models for two vocabularies, translate, BLEU,          4, 7
+                          save/load
 ``interpret``             every attention map of one forward pass; entropy,      7, 11
-                          value norms, head ablation, induction score
+                          value norms, head ablation, induction score, logits
 ``attribution``           rollout, attention flow, gradient x input, integrated  11
                           gradients, rank scores, linear probes
 ``training``              the Trainer (AMP, clipping, hooks, checkpoints,        4, 5, 7

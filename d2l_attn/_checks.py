@@ -6,6 +6,7 @@ Each returns the checked value, so a call can sit inside an expression, and rais
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -147,10 +148,18 @@ def stack_sizes(config: object, *names: str) -> int:
 
 
 def config_from(cls: type, config: object, sizes: dict) -> object:
-    """A model's config: ``config`` if given (an instance of ``cls``), else ``cls(**sizes)``, not both."""
+    """A model's config: ``config`` if given (an instance of ``cls``), else ``cls(**sizes)``, not both.
+
+    The one merge rule of every model config (GPT, BERT, ViT, Transformer): a frozen dataclass, or
+    its fields as keywords; an unknown keyword raises, naming it and the fields there are."""
     if config is not None and sizes:
-        raise ValueError("pass either config or keyword sizes, not both")
-    config = config if config is not None else cls(**sizes)
+        raise ValueError(f"pass either config or keyword sizes, not both (got config and {sorted(sizes)})")
+    if config is None:
+        fields = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(sizes) - set(fields))
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields: {unknown}; the fields are {fields}")
+        config = cls(**sizes)
     if not isinstance(config, cls):
         raise ValueError(f"config must be a {cls.__name__}, got {type(config).__name__}")
     return config

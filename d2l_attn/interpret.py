@@ -16,6 +16,7 @@ adversarial as in Jain & Wallace, 2019). Attributions that combine layers or use
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .multihead import MultiHeadAttention
+from .multihead import MultiHeadAttention, split_heads
 
 __all__ = [
     "collect_attention",
@@ -34,6 +35,7 @@ __all__ = [
     "head_ablation",
     "replace_attention",
     "induction_score",
+    "attention_logits",
 ]
 
 
@@ -287,3 +289,19 @@ def induction_score(weights: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor
         raise ValueError("no token repeats an earlier one: the induction score is undefined")
     mass = (weights * prev[:, None, None].to(weights)).sum(-1)  # (B, L, h, T_q)
     return (mass * has[:, None, None]).sum((0, 3)) / has.sum()
+
+
+@torch.no_grad()
+def attention_logits(attention: MultiHeadAttention, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    r"""The logits ``(B, h, T_q, T_k)`` that ``attention`` feeds its softmax (before masking and any
+    ``score_mod``): :math:`\mathbf{q}^\top\mathbf{k}/\sqrt{d_h}` per head, with the kernel's own
+    ``q_norm``/``k_norm`` applied first when it has them (QK-norm, :func:`d2l_attn.stability.use_qk_norm`)."""
+    if not isinstance(attention, MultiHeadAttention):
+        raise ValueError(f"attention must be a MultiHeadAttention, got {type(attention).__name__}")
+    q = split_heads(attention.W_q(queries), attention.num_heads)  # (B, h, T_q, d_h)
+    k = split_heads(attention.W_k(keys), attention.num_kv_heads)  # (B, g, T_k, d_h)
+    k = k.repeat_interleave(attention.num_heads // attention.num_kv_heads, dim=1)  # (B, h, T_k, d_h)
+    kernel = attention.attention
+    if hasattr(kernel, "q_norm") and hasattr(kernel, "k_norm"):  # QK-norm: the normalized q and k are scored
+        q, k = kernel.q_norm(q), kernel.k_norm(k)
+    return q @ k.transpose(-2, -1) / math.sqrt(attention.head_dim)  # (B, h, T_q, T_k)

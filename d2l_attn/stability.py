@@ -37,7 +37,7 @@ from torch import nn
 from ._checks import positive_int, positive_number, unit_interval
 from .blocks import AddNorm, PositionWiseFFN
 from .interpret import attention_entropy
-from .multihead import MultiHeadAttention, split_heads
+from .multihead import MultiHeadAttention
 from .positional import LearnedPositionalEncoding, SinusoidalPositionalEncoding
 from .scoring import AdditiveAttention, AttentionOutput, DotProductAttention
 
@@ -45,7 +45,6 @@ __all__ = [
     "scale_residual_init",
     "QKNormAttention",
     "use_qk_norm",
-    "attention_logits",
     "gumbel_softmax",
     "tie_output_embedding",
     "DROPOUT_PLACES",
@@ -116,19 +115,6 @@ def use_qk_norm(model: nn.Module) -> int:
             m.attention = QKNormAttention(m.head_dim, old.dropout.p, old.fused).to(m.W_q.weight.device)
             count += 1
     return count
-
-
-@torch.no_grad()
-def attention_logits(attention: MultiHeadAttention, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-    r"""The logits ``(B, h, T_q, T_k)`` that ``attention`` feeds its softmax (before masking), QK-norm included."""
-    if not isinstance(attention, MultiHeadAttention):
-        raise ValueError(f"attention must be a MultiHeadAttention, got {type(attention).__name__}")
-    q = split_heads(attention.W_q(queries), attention.num_heads)  # (B, h, T_q, d_h)
-    k = split_heads(attention.W_k(keys), attention.num_kv_heads)  # (B, g, T_k, d_h)
-    k = k.repeat_interleave(attention.num_heads // attention.num_kv_heads, dim=1)  # (B, h, T_k, d_h)
-    if isinstance(attention.attention, QKNormAttention):
-        q, k = attention.attention.q_norm(q), attention.attention.k_norm(k)
-    return q @ k.transpose(-2, -1) / math.sqrt(attention.head_dim)  # (B, h, T_q, T_k)
 
 
 # -- Gumbel-softmax ---------------------------------------------------------------------------

@@ -5,6 +5,9 @@ r"""Translating with a trained model: sentences in, tokens and attention maps ou
   attention weights of every output token;
 * :func:`evaluate_bleu` translates every distinct source sentence once and scores it against
   *all* its reference translations (multi-reference corpus BLEU, :mod:`d2l_attn.metrics`);
+* :func:`transformer_from_vocabs` / :func:`seq2seq_from_vocabs` build the chapter-7 and chapter-4
+  models for a source and a target vocabulary (a model knows sizes, not vocabularies: this is
+  where the two meet);
 * :func:`save_model` / :func:`load_model` store a Transformer with its configuration and both
   vocabularies in one file, written atomically and read with ``weights_only=True``.
 
@@ -23,18 +26,63 @@ from typing import Any
 
 import torch
 
-from ._checks import positive_int
+from ._checks import config_from, positive_int
 from .data.nmt import build_array_nmt, group_references, preprocess_nmt
 from .data.vocab import Vocab
 from .decoding import StepModel, beam_search, check_step_model, greedy_decode
 from .metrics import bleu, corpus_bleu
-from .models.transformer import Transformer, TransformerConfig
+from .models.rnn_seq2seq import AttentionDecoder, GRUEncoder, Seq2Seq
+from .models.transformer import Transformer, TransformerConfig, TransformerDecoder, TransformerEncoder
 from .utils import load_weights_only, save_atomic
 
-__all__ = ["Translation", "encode_sentences", "translate", "evaluate_bleu", "save_model", "load_model"]
+__all__ = [
+    "transformer_from_vocabs",
+    "seq2seq_from_vocabs",
+    "Translation",
+    "encode_sentences",
+    "translate",
+    "evaluate_bleu",
+    "save_model",
+    "load_model",
+]
 
 #: the format tag :func:`save_model` writes and :func:`load_model` checks
 FORMAT = "d2l_attn.transformer/2"
+
+
+def _special_ids(src_vocab: Vocab, tgt_vocab: Vocab) -> dict[str, int]:
+    for name, vocab in (("src_vocab", src_vocab), ("tgt_vocab", tgt_vocab)):
+        if not isinstance(vocab, Vocab):
+            raise ValueError(f"{name} must be a d2l_attn.data.Vocab, got {type(vocab).__name__}")
+    return tgt_vocab.special_ids("tgt_vocab")  # <bos>, <eos>, <pad>: each must be there
+
+
+def transformer_from_vocabs(
+    src_vocab: Vocab, tgt_vocab: Vocab, config: TransformerConfig | None = None, **sizes: Any
+) -> Transformer:
+    """A :class:`~d2l_attn.models.Transformer` for these vocabularies (the target one must hold ``<bos>``,
+    ``<eos>``, ``<pad>``): a :class:`~d2l_attn.models.TransformerConfig` or its fields as keywords,
+    e.g. ``transformer_from_vocabs(src, tgt, d_model=64, num_layers=1)``."""
+    special = _special_ids(src_vocab, tgt_vocab)
+    config = config_from(TransformerConfig, config, sizes)
+    return Transformer(
+        TransformerEncoder(len(src_vocab), config), TransformerDecoder(len(tgt_vocab), config), **special
+    )
+
+
+def seq2seq_from_vocabs(
+    src_vocab: Vocab,
+    tgt_vocab: Vocab,
+    embed_size: int = 256,
+    num_hiddens: int = 256,
+    num_layers: int = 1,
+    dropout: float = 0.0,
+) -> Seq2Seq:
+    """A GRU :class:`~d2l_attn.models.Seq2Seq` with Bahdanau attention for these vocabularies (chapter 4)."""
+    special = _special_ids(src_vocab, tgt_vocab)
+    encoder = GRUEncoder(len(src_vocab), embed_size, num_hiddens, num_layers, dropout)
+    decoder = AttentionDecoder(len(tgt_vocab), embed_size, num_hiddens, num_layers, dropout)
+    return Seq2Seq(encoder, decoder, **special)
 
 
 @dataclass
@@ -184,6 +232,6 @@ def load_model(
             f"{str(path)!r} is an incomplete saved model: it lacks {missing} (save it again with save_model)"
         )
     src_vocab, tgt_vocab = _vocab_from_tokens(state["src_tokens"]), _vocab_from_tokens(state["tgt_tokens"])
-    model = Transformer.from_vocabs(src_vocab, tgt_vocab, TransformerConfig(**state["config"]))
+    model = transformer_from_vocabs(src_vocab, tgt_vocab, TransformerConfig(**state["config"]))
     model.load_state_dict(state["model"])
     return model.to(map_location).eval(), src_vocab, tgt_vocab, state.get("extra", {})

@@ -30,6 +30,7 @@ from d2l_attn import (
     decoding,
     efficient,
     embeddings,
+    interop,
     losses,
     masking,
     metrics,
@@ -45,9 +46,9 @@ from d2l_attn import (
 from d2l_attn.attention_view import attention_view
 from d2l_attn.data import Vocab, synthetic, truncate_pad
 from d2l_attn.masking import Mask
-from d2l_attn.models import Seq2Seq, Transformer, TransformerConfig
-from d2l_attn.models.gpt import gpt2_state_dict_to_ours
+from d2l_attn.models import TransformerConfig
 from d2l_attn.tokenizers import BPETokenizer
+from d2l_attn.translation import seq2seq_from_vocabs, transformer_from_vocabs
 
 NAN, INF = float("nan"), float("inf")
 
@@ -89,10 +90,10 @@ def _randn(*shape: int, seed: int = 0) -> torch.Tensor:
 SRC_VOCAB = Vocab([[f"s{i}" for i in range(9)]], reserved_tokens=["<pad>", "<bos>", "<eos>"])
 TGT_VOCAB = Vocab([[f"t{i}" for i in range(11)]], reserved_tokens=["<pad>", "<bos>", "<eos>"])
 torch.manual_seed(0)
-TRANSFORMER = Transformer.from_vocabs(
+TRANSFORMER = transformer_from_vocabs(
     SRC_VOCAB, TGT_VOCAB, d_model=16, num_heads=2, d_ff=32, num_layers=1, dropout=0.0
 ).eval()
-GRU = Seq2Seq.from_vocabs(SRC_VOCAB, TGT_VOCAB, embed_size=8, num_hiddens=8).eval()
+GRU = seq2seq_from_vocabs(SRC_VOCAB, TGT_VOCAB, embed_size=8, num_hiddens=8).eval()
 SRC = torch.tensor([[4, 5, 6], [7, 8, 0]])
 SRC_LENS = torch.tensor([3, 2])
 MHA = multihead.MultiHeadAttention(8, 2)
@@ -697,22 +698,22 @@ def _review_cases() -> list[Case]:
             ),
             check=bool,
         ),
-        Case("VT14", lambda: models.ViTConfig(layer_norm_eps=-1.0), names=("layer_norm_eps",)),
+        Case("VT14", lambda: models.ViTConfig(eps=-1.0), names=("eps",)),
         Case("VT05", lambda: models.ViT()(torch.zeros(2, 1, 8, 8, dtype=torch.uint8)), names=("images", "floating")),
         Case("VT06", lambda: models.ViT()(torch.zeros(2, 1, 8, 8, dtype=torch.float64)), names=("images", "dtype")),
         Case(
             "CN04", lambda: models.SmallCNN()(torch.zeros(2, 1, 8, 8, dtype=torch.float64)), names=("images", "dtype")
         ),
         Case("CN05", lambda: models.SmallCNN().train()(_randn(1, 1, 2, 2)), names=("images", "training mode")),
-        Case("HF05", lambda: models.GPT.from_hf_gpt2(_hf("gpt2"), max_len=32), names=("max_len", "16")),
-        Case("HF06", lambda: models.GPT.from_hf_gpt2(_hf("bert")), names=("hf_model", "GPT-2")),
+        Case("HF05", lambda: interop.from_hf_gpt2(_hf("gpt2"), max_len=32), names=("max_len", "16")),
+        Case("HF06", lambda: interop.from_hf_gpt2(_hf("bert")), names=("hf_model", "GPT-2")),
         Case(
             "HF07",
-            lambda: gpt2_state_dict_to_ours(_hf("gpt2").state_dict(), 5),
+            lambda: interop.gpt2_state_dict_to_ours(_hf("gpt2").state_dict(), 5),
             names=("num_layers=5", "2 layers"),
         ),
-        Case("HF11", lambda: models.BERT.from_hf_bert(_hf("gpt2")), names=("hf_model", "BERT")),
-        Case("HF14", lambda: models.ViT().load_hf_weights(_hf("vit")), names=("hf_model", ".vit")),
+        Case("HF11", lambda: interop.from_hf_bert(_hf("gpt2")), names=("hf_model", "BERT")),
+        Case("HF14", lambda: interop.from_hf_vit(_hf("vit")), names=("hf_model", ".vit")),
         # tokenizers
         Case(
             "TK10",

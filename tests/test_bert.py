@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from d2l_attn.models.bert import BERT, BERTConfig, bert_state_dict_to_ours
+from d2l_attn.interop import bert_state_dict_to_ours, from_hf_bert
+from d2l_attn.models.bert import BERT, BERTConfig
 
 
 def tiny(**kw) -> BERT:
@@ -87,7 +88,7 @@ def test_loads_hugging_face_bert(cls_name):
         for name, p in hf.named_parameters():
             if "LayerNorm" in name or name.endswith("bias"):
                 p.add_(0.1 * torch.randn_like(p))
-    ours = BERT.from_hf_bert(hf).eval()
+    ours = from_hf_bert(hf).eval()
     # eps 1e-12 vs 1e-5 is invisible at 1e-5 tolerance on unit-scale activations: check every LayerNorm
     norms = [m for m in ours.modules() if isinstance(m, torch.nn.LayerNorm)]
     assert len(norms) == 2 * 2 + 2 and all(m.eps == 1e-12 for m in norms)

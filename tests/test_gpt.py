@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from d2l_attn.decoding import greedy_decode, sample
+from d2l_attn.interop import from_hf_gpt2, gpt2_state_dict_to_ours
 from d2l_attn.losses import lm_loss
-from d2l_attn.models.gpt import GPT, GPTConfig, gpt2_state_dict_to_ours
+from d2l_attn.models.gpt import GPT, GPTConfig
 
 
 def lens(prompt: torch.Tensor) -> torch.Tensor:
@@ -142,7 +143,7 @@ def test_loads_hugging_face_gpt2_logits_equal():
         for name, p in hf.named_parameters():
             if "ln" in name or name.endswith("bias"):
                 p.add_(0.1 * torch.randn_like(p))
-    ours = GPT.from_hf_gpt2(hf).eval()
+    ours = from_hf_gpt2(hf).eval()
     tokens = torch.randint(0, 50, (2, 11))
     with torch.no_grad():
         expected = hf(tokens).logits
@@ -151,7 +152,7 @@ def test_loads_hugging_face_gpt2_logits_equal():
     with torch.no_grad():
         hf_out = hf.generate(tokens[:, :3], max_new_tokens=5, do_sample=False, pad_token_id=0)
     assert greedy_decode(ours, tokens[:, :3], lens(tokens[:, :3]), max_len=5) == hf_out[:, 3:].tolist()
-    short = GPT.from_hf_gpt2(hf, max_len=12).eval()
+    short = from_hf_gpt2(hf, max_len=12).eval()
     torch.testing.assert_close(short(tokens), expected, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="cannot be overridden"):
-        GPT.from_hf_gpt2(hf, d_model=64)
+        from_hf_gpt2(hf, d_model=64)

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from d2l_attn import interop
 from d2l_attn.masking import Mask
 from d2l_attn.models.gpt import GPT, GPTConfig
 from d2l_attn.multihead import MultiHeadAttention
@@ -299,7 +300,7 @@ def test_post_ln_block_output_is_normalized():
 
 def test_hf_checkpoint_parts_cannot_be_overridden():
     with pytest.raises(ValueError, match="positional"):
-        GPT.from_hf_gpt2(_FakeHF(), positional="rope")
+        interop.from_hf_gpt2(_FakeHF(), positional="rope")
 
 
 class _FakeHF(nn.Module):

@@ -8,8 +8,7 @@ from torch import nn
 
 from d2l_attn.data import Vocab
 from d2l_attn.interpret import collect_attention
-from d2l_attn.models.rnn_seq2seq import Seq2Seq
-from d2l_attn.models.transformer import Transformer, TransformerEncoder
+from d2l_attn.models.transformer import TransformerEncoder
 
 RESERVED = ["<pad>", "<bos>", "<eos>"]
 SRC_VOCAB = Vocab([[f"s{i}" for i in range(9)]], reserved_tokens=RESERVED)  # 13 tokens
@@ -27,7 +26,7 @@ def batch():
 
 def transformer(dropout=0.3):
     torch.manual_seed(0)
-    return Transformer.from_vocabs(
+    return transformer_from_vocabs(
         SRC_VOCAB, TGT_VOCAB, d_model=16, num_heads=HEADS, d_ff=32, num_layers=LAYERS, dropout=dropout
     )
 
@@ -66,7 +65,7 @@ def test_encoder_stack_gives_its_self_attention():
 
 def test_gru_seq2seq_gives_one_layer_and_one_head_of_cross_attention():
     torch.manual_seed(0)
-    model = Seq2Seq.from_vocabs(SRC_VOCAB, TGT_VOCAB, embed_size=8, num_hiddens=16, dropout=0.2)
+    model = seq2seq_from_vocabs(SRC_VOCAB, TGT_VOCAB, embed_size=8, num_hiddens=16, dropout=0.2)
     src, lens, tgt_in = batch()
     maps = collect_attention(model, src, lens, tgt_in)
     assert set(maps) == {"cross"} and maps["cross"].shape == (B, 1, 1, T_TGT, T_SRC)
@@ -112,6 +111,7 @@ from d2l_attn.interpret import (  # noqa: E402
 from d2l_attn.masking import Mask  # noqa: E402
 from d2l_attn.models.gpt import GPT  # noqa: E402
 from d2l_attn.multihead import MultiHeadAttention  # noqa: E402
+from d2l_attn.translation import seq2seq_from_vocabs, transformer_from_vocabs  # noqa: E402
 
 
 def tiny_gpt():

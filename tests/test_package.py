@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import pkgutil
 import subprocess
@@ -71,6 +72,40 @@ def test_modules_import_on_their_own_and_the_core_never_imports_the_models():
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr + result.stdout
+
+
+def _imported_modules(source: str, package: str) -> set[str]:
+    """The absolute ``d2l_attn...`` names that ``source``, a module of ``package``, imports (relative imports resolved)."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+            module = node.module or ""
+            full = module if node.level == 0 else f"{base}.{module}".rstrip(".")
+            names.add(full)
+            names.update(f"{full}.{alias.name}" for alias in node.names)  # from .. import data
+    return {name for name in names if name == "d2l_attn" or name.startswith("d2l_attn.")}
+
+
+def test_import_parser_resolves_relative_imports():
+    source = "from ..data.vocab import Vocab\nfrom .gpt import GPT\nfrom .. import data\nimport d2l_attn.utils\n"
+    found = _imported_modules(source, "d2l_attn.models")
+    assert {"d2l_attn.data.vocab", "d2l_attn.models.gpt", "d2l_attn.data", "d2l_attn.utils"} <= found
+    assert "d2l_attn.blocks" in _imported_modules("from ..blocks import Block\n", "d2l_attn.models")
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "d2l_attn" / "models").glob("*.py")), ids=lambda p: p.name)
+def test_models_never_import_data(path):
+    """A model knows sizes, not vocabularies: ``d2l_attn.models`` never imports ``d2l_attn.data`` (the
+    vocabulary-aware builders live in ``d2l_attn.translation``)."""
+    bad = sorted(
+        n
+        for n in _imported_modules(path.read_text(), "d2l_attn.models")
+        if n == "d2l_attn.data" or n.startswith("d2l_attn.data.")
+    )
+    assert not bad, f"{path.name} imports {bad}"
 
 
 def test_py_typed_marker_ships_with_the_package():

@@ -10,6 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from d2l_attn import profiling
 from d2l_attn.data import Vocab
 from d2l_attn.models.transformer import Transformer
+from d2l_attn.translation import transformer_from_vocabs
 
 RESERVED = ["<pad>", "<bos>", "<eos>"]
 SRC_VOCAB = Vocab([[f"s{i}" for i in range(9)]], reserved_tokens=RESERVED)  # 13 tokens
@@ -19,7 +20,7 @@ D, D_FF, LAYERS = 16, 32, 2
 
 def make_model(norm_first=False, fused=False, dropout=0.0, num_layers=LAYERS) -> Transformer:
     torch.manual_seed(0)
-    return Transformer.from_vocabs(
+    return transformer_from_vocabs(
         SRC_VOCAB,
         TGT_VOCAB,
         d_model=D,

@@ -7,14 +7,14 @@ losses of the chapter 4 model on the real fra-eng sample.
 
 import torch
 
-from d2l_attn import data, losses, models, utils
+from d2l_attn import data, losses, translation, utils
 from d2l_attn.training import Trainer
 
 
 def train_once(seed: int) -> tuple[list[float], torch.Tensor]:
     utils.seed_everything(seed)
     nmt = data.load_data_nmt(batch_size=32, num_steps=8, num_examples=600, seed=seed)
-    model = models.Seq2Seq.from_vocabs(nmt.src_vocab, nmt.tgt_vocab, embed_size=16, num_hiddens=16, dropout=0.2)
+    model = translation.seq2seq_from_vocabs(nmt.src_vocab, nmt.tgt_vocab, embed_size=16, num_hiddens=16, dropout=0.2)
     trainer = Trainer(model, losses.seq2seq_loss, lr=0.01, device="cpu", progress=False)
     history = trainer.fit(nmt.train_loader(), nmt.val_loader(), num_epochs=2)
     first_weight = next(model.parameters()).detach().clone()

@@ -14,6 +14,7 @@ from d2l_attn.masking import Mask
 from d2l_attn.models.rnn_seq2seq import AttentionDecoder, GRUEncoder, Seq2Seq
 from d2l_attn.scoring import AdditiveAttention
 from d2l_attn.training import Trainer
+from d2l_attn.translation import seq2seq_from_vocabs
 
 V_SRC, V_TGT, H = 11, 13, 16
 
@@ -119,7 +120,7 @@ def test_real_batches_flow_through_the_model(monkeypatch):
 
     monkeypatch.setenv("D2L_ATTN_DATA", str(DATA))
     data = load_data_nmt(8, 9, num_examples=200)
-    model = Seq2Seq.from_vocabs(data.src_vocab, data.tgt_vocab, embed_size=8, num_hiddens=8)
+    model = seq2seq_from_vocabs(data.src_vocab, data.tgt_vocab, embed_size=8, num_hiddens=8)
     loss, count = seq2seq_loss(model, next(iter(data.train_loader())))
     # an untrained model is close to uniform: loss ~ log(V)
     assert abs(loss.item() - torch.log(torch.tensor(float(len(data.tgt_vocab)))).item()) < 1.0

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from d2l_attn import blocks, stability, training
+from d2l_attn import blocks, interpret, stability, training, translation
 from d2l_attn.multihead import MultiHeadAttention
 
 
@@ -44,10 +44,10 @@ def test_qk_norm_attention_matches_a_by_hand_computation_and_bounds_logits():
     torch.testing.assert_close(out, by_hand, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(w, weights, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(mha(x).output, out, rtol=1e-4, atol=1e-4)  # the fused path agrees
-    logits = stability.attention_logits(mha, x, x)
+    logits = interpret.attention_logits(mha, x, x)
     assert logits.abs().max() <= math.sqrt(8) + 1e-4
     plain = MultiHeadAttention(16, 2)
-    assert stability.attention_logits(plain, x, x).abs().max() > 100  # without QK-norm they explode
+    assert interpret.attention_logits(plain, x, x).abs().max() > 100  # without QK-norm they explode
 
 
 # -- Gumbel-softmax -----------------------------------------------------------------------------
@@ -88,10 +88,10 @@ def test_straight_through_gradient_is_the_soft_samples_gradient():
 
 # -- weight tying ---------------------------------------------------------------------------
 def test_tie_output_embedding_shares_one_tensor():
-    from d2l_attn import data, models
+    from d2l_attn import data
 
     vocab = data.Vocab([["a", "b", "c"]], reserved_tokens=["<pad>", "<bos>", "<eos>"])
-    model = models.Transformer.from_vocabs(vocab, vocab, d_model=8, num_heads=2, d_ff=16, num_layers=1)
+    model = translation.transformer_from_vocabs(vocab, vocab, d_model=8, num_heads=2, d_ff=16, num_layers=1)
     n_before = sum(p.numel() for p in model.parameters())
     stability.tie_output_embedding(model)
     assert model.decoder.dense.weight is model.decoder.embed.embedding.weight
@@ -143,10 +143,12 @@ def test_monitor_records_per_layer_grad_norms_before_clipping_and_probe_statisti
 
 # -- dropout places ---------------------------------------------------
 def _tiny_transformer(dropout=0.1):
-    from d2l_attn import data, models
+    from d2l_attn import data
 
     vocab = data.Vocab([["a", "b", "c"]], reserved_tokens=["<pad>", "<bos>", "<eos>"])
-    return models.Transformer.from_vocabs(vocab, vocab, d_model=8, num_heads=2, d_ff=16, num_layers=2, dropout=dropout)
+    return translation.transformer_from_vocabs(
+        vocab, vocab, d_model=8, num_heads=2, d_ff=16, num_layers=2, dropout=dropout
+    )
 
 
 def test_dropout_places_find_every_dropout_layer_of_a_transformer_by_its_owner():

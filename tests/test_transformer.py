@@ -19,6 +19,7 @@ from d2l_attn import losses
 from d2l_attn.data import Vocab
 from d2l_attn.models.transformer import Transformer, TransformerDecoder, TransformerEncoder
 from d2l_attn.training import Trainer, load_checkpoint, move_to_device
+from d2l_attn.translation import transformer_from_vocabs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -156,7 +157,7 @@ def test_bf16_autocast_and_device_moves_on_cpu():
 # -- bad arguments --------------------------------------------------------------------------------
 def test_bad_arguments_are_rejected_clearly():
     with pytest.raises(ValueError, match="divisible by num_heads"):
-        Transformer.from_vocabs(SRC_VOCAB, TGT_VOCAB, d_model=30, num_heads=4)
+        transformer_from_vocabs(SRC_VOCAB, TGT_VOCAB, d_model=30, num_heads=4)
     with pytest.raises(ValueError, match="even"):
         TransformerEncoder(10, d_model=9, num_heads=3)
     with pytest.raises(ValueError, match="num_layers"):
@@ -170,9 +171,9 @@ def test_bad_arguments_are_rejected_clearly():
             TransformerEncoder(13, d_model=16), TransformerDecoder(15, d_model=16), bos_id=15, eos_id=3, pad_id=1
         )
     with pytest.raises(ValueError, match="<bos>"):
-        Transformer.from_vocabs(SRC_VOCAB, Vocab([["a"]], reserved_tokens=["<pad>", "<eos>"]))
+        transformer_from_vocabs(SRC_VOCAB, Vocab([["a"]], reserved_tokens=["<pad>", "<eos>"]))
     with pytest.raises(ValueError, match="Vocab"):
-        Transformer.from_vocabs(["a"], TGT_VOCAB)
+        transformer_from_vocabs(["a"], TGT_VOCAB)
     model = make_model()
     src, lens, tgt = batch()
     with pytest.raises(ValueError, match="different vocabularies"):

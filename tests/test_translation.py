@@ -12,7 +12,7 @@ from tiny_models import RESERVED, SRC_VOCAB, TGT_VOCAB, ScriptedModel, padded_so
 from d2l_attn import translation
 from d2l_attn.data import Vocab
 from d2l_attn.decoding import greedy_decode
-from d2l_attn.models.rnn_seq2seq import Seq2Seq
+from d2l_attn.translation import seq2seq_from_vocabs
 
 SOURCES = Vocab([["a", "b", "c"]], reserved_tokens=RESERVED)
 WORDS = Vocab([["il", "est", "riche", "calme", ".", "elle", "ce", "soir", "non", "ici"]], reserved_tokens=RESERVED)
@@ -107,7 +107,7 @@ def test_translate_and_evaluate_bleu_with_the_gru_model():
     src_vocab = Vocab([["go", "."], ["hi", "."]], reserved_tokens=RESERVED)
     tgt_vocab = Vocab([["va", "!"], ["salut", "!"]], reserved_tokens=RESERVED)
     torch.manual_seed(0)
-    model = Seq2Seq.from_vocabs(src_vocab, tgt_vocab, embed_size=8, num_hiddens=8)
+    model = seq2seq_from_vocabs(src_vocab, tgt_vocab, embed_size=8, num_hiddens=8)
     out = translation.translate(model, ["Go.", "Hi."], src_vocab, tgt_vocab, num_steps=4, beam_size=2)
     assert [t.source for t in out] == [["go", ".", "<eos>"], ["hi", ".", "<eos>"]]
     assert all(t.weights.shape[1] == 3 for t in out)

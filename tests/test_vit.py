@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from d2l_attn.embeddings import ImageEmbedding, PatchEmbedding, patchify
+from d2l_attn.interop import from_hf_vit, load_hf_vit
 from d2l_attn.models import SmallCNN, ViT, ViTConfig, mean_attention_distance
 
 
@@ -154,7 +155,8 @@ def test_matches_hugging_face_vit_with_copied_weights():
         for name, param in hf.named_parameters():
             if "layernorm" in name or name.endswith("bias") or "cls_token" in name:
                 param.add_(0.1 * torch.randn_like(param))
-    ours = ViT(d_model=32, num_heads=4, d_ff=64, num_layers=3).load_hf_weights(hf).eval()
+    ours = from_hf_vit(hf).eval()
+    assert ours.config.eps == 1e-12 and ours.config.d_model == 32  # the sizes come from the checkpoint
     x = torch.randn(4, 1, 8, 8)
     with torch.no_grad():
         expected = hf(pixel_values=x, output_attentions=True)
@@ -162,4 +164,10 @@ def test_matches_hugging_face_vit_with_copied_weights():
     torch.testing.assert_close(got, expected.last_hidden_state, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(weights, torch.stack(expected.attentions, 1), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="hidden_size"):
-        ViT(d_model=64, num_heads=4, d_ff=64, num_layers=3).load_hf_weights(hf)
+        load_hf_vit(ViT(d_model=64, num_heads=4, d_ff=64, num_layers=3), hf)
+    with pytest.raises(ValueError, match="layer_norm_eps"):  # the epsilon is part of the sizes
+        load_hf_vit(ViT(d_model=32, num_heads=4, d_ff=64, num_layers=3), hf)
+    with pytest.raises(ValueError, match="cannot be overridden.*d_model"):
+        from_hf_vit(hf, d_model=64)
+    same = load_hf_vit(ViT(d_model=32, num_heads=4, d_ff=64, num_layers=3, eps=1e-12), hf).eval()
+    torch.testing.assert_close(same.features(x), got)

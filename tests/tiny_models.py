@@ -20,6 +20,7 @@ from d2l_attn.data import Vocab
 from d2l_attn.models.gpt import GPT, GPTConfig
 from d2l_attn.models.rnn_seq2seq import AttentionDecoder, GRUEncoder, Seq2Seq
 from d2l_attn.models.transformer import Transformer
+from d2l_attn.translation import transformer_from_vocabs
 
 PAD, BOS, EOS = 1, 2, 3  # the real models' special tokens (index 0 is <unk>)
 RESERVED = ["<pad>", "<bos>", "<eos>"]
@@ -47,7 +48,7 @@ def tiny_transformer(norm_first: bool = False, seed: int = 0, fused: bool = True
     torch.manual_seed(seed)
     config = dict(d_model=16, num_heads=4, d_ff=32, num_layers=2, dropout=0.0)
     config.update(sizes)
-    return Transformer.from_vocabs(SRC_VOCAB, TGT_VOCAB, norm_first=norm_first, fused=fused, **config).eval()
+    return transformer_from_vocabs(SRC_VOCAB, TGT_VOCAB, norm_first=norm_first, fused=fused, **config).eval()
 
 
 def tiny_gpt(seed: int = 0, vocab_size: int = 13, **sizes) -> GPT:

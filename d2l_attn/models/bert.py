@@ -22,13 +22,12 @@ Attention is bidirectional: every position sees every real (non-padding) positio
 * **next-sentence prediction** (:class:`NSPHead`): the "pooler"
   :math:`\tanh(W_p \mathbf{h}_{\text{[CLS]}} + b_p)`, then a 2-way linear classifier.
 
-:meth:`BERT.from_hf_bert` copies a Hugging Face ``BertModel`` (or ``BertForPreTraining``)'s
-weights; the tests compare hidden states to 1e-5.
+:func:`d2l_attn.interop.from_hf_bert` builds a :class:`BERT` from a Hugging Face ``BertModel``
+(or ``BertForPreTraining``); the tests compare hidden states to 1e-5.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -40,10 +39,10 @@ from .._checks import config_from, stack_sizes, token_ids
 from ..blocks import Block
 from ..masking import Mask
 
-__all__ = ["BERTConfig", "BERT", "BERTOutput", "MLMHead", "NSPHead", "bert_state_dict_to_ours"]
+__all__ = ["BERTConfig", "BERT", "BERTOutput", "MLMHead", "NSPHead"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class BERTConfig:
     """Sizes of a :class:`BERT` (defaults: a small model for CPU pretraining)."""
 
@@ -58,7 +57,8 @@ class BERTConfig:
     eps: float = 1e-12  # BERT's LayerNorm epsilon
 
     def __post_init__(self) -> None:
-        self.d_ff = stack_sizes(self, "vocab_size", "max_len", "num_layers", "num_heads", "d_model", "num_segments")
+        d_ff = stack_sizes(self, "vocab_size", "max_len", "num_layers", "num_heads", "d_model", "num_segments")
+        object.__setattr__(self, "d_ff", d_ff)  # frozen: the default 4 * d_model written once
 
 
 class BERTOutput(NamedTuple):
@@ -178,100 +178,3 @@ class BERT(nn.Module):
             mlm_logits = self.mlm(hidden.gather(1, index))  # (B, M, V)
         nsp_logits = self.nsp(hidden[:, 0])  # (B, 2): from the [CLS] position
         return BERTOutput(hidden, mlm_logits, nsp_logits, weights)
-
-    @classmethod
-    def from_hf_bert(cls, hf_model: nn.Module, **config_overrides: Any) -> BERT:
-        """A :class:`BERT` with the weights of a ``transformers.BertModel`` / ``BertForPreTraining``.
-
-        ``config_overrides`` may set ``dropout`` (default 0: eval-equal to the checkpoint).
-        Heads missing from ``hf_model`` (a bare ``BertModel`` has no MLM/NSP classifier) keep
-        their fresh initialization; the pooler is copied when present.
-        """
-        hf = getattr(hf_model, "config", None)
-        needed = ("hidden_act", "max_position_embeddings", "num_hidden_layers", "num_attention_heads", "hidden_size")
-        if not all(hasattr(hf, name) for name in needed):
-            raise ValueError(f"hf_model must be a Hugging Face BERT model (BertModel), got {type(hf_model).__name__}")
-        if hf.hidden_act != "gelu" or getattr(hf, "position_embedding_type", "absolute") != "absolute":
-            raise ValueError("only BERT with hidden_act='gelu' and absolute positions is supported")
-        sizes = dict(
-            vocab_size=hf.vocab_size,
-            max_len=hf.max_position_embeddings,
-            num_layers=hf.num_hidden_layers,
-            num_heads=hf.num_attention_heads,
-            d_model=hf.hidden_size,
-            d_ff=hf.intermediate_size,
-            num_segments=hf.type_vocab_size,
-            eps=hf.layer_norm_eps,
-        )
-        clash = set(config_overrides) & set(sizes)
-        if clash:
-            raise ValueError(f"these sizes come from the checkpoint and cannot be overridden: {sorted(clash)}")
-        config = BERTConfig(**{**sizes, "dropout": 0.0, **config_overrides})
-        model = cls(config)
-        ours = bert_state_dict_to_ours(hf_model.state_dict(), config.num_layers)
-        missing, unexpected = model.load_state_dict(ours, strict=False)
-        allowed = {
-            "mlm.dense.weight",
-            "mlm.dense.bias",
-            "mlm.norm.weight",
-            "mlm.norm.bias",
-            "mlm.decoder.bias",
-            "mlm.decoder.weight",
-            "nsp.pooler.weight",
-            "nsp.pooler.bias",
-            "nsp.classifier.weight",
-            "nsp.classifier.bias",
-        }
-        if unexpected or set(missing) - allowed:
-            raise ValueError(f"state dict mismatch: missing {sorted(set(missing) - allowed)}, unexpected {unexpected}")
-        return model
-
-
-def bert_state_dict_to_ours(sd: Mapping[str, torch.Tensor], num_layers: int) -> dict[str, torch.Tensor]:
-    """Rename a Hugging Face BERT state dict (``BertModel``, or ``BertForPreTraining`` with ``bert.``
-    and ``cls.`` prefixes) into :class:`BERT`'s names. ``nn.Linear`` layers on both sides: no transposes."""
-    prefix = "bert." if "bert.embeddings.word_embeddings.weight" in sd else ""
-    if f"{prefix}embeddings.word_embeddings.weight" not in sd:
-        raise ValueError(
-            "sd must be a BertModel or BertForPreTraining state dict (no 'embeddings.word_embeddings.weight' found)"
-        )
-    names = {
-        "token_embedding": "embeddings.word_embeddings",
-        "position_embedding": "embeddings.position_embeddings",
-        "segment_embedding": "embeddings.token_type_embeddings",
-        "embedding_norm": "embeddings.LayerNorm",
-        "nsp.pooler": "pooler.dense",
-    }
-    for i in range(num_layers):
-        h, b = f"encoder.layer.{i}.", f"blocks.{i}."
-        names.update(
-            {
-                b + "attention.W_q": h + "attention.self.query",
-                b + "attention.W_k": h + "attention.self.key",
-                b + "attention.W_v": h + "attention.self.value",
-                b + "attention.W_o": h + "attention.output.dense",
-                b + "addnorm1.norm": h + "attention.output.LayerNorm",
-                b + "ffn.dense1": h + "intermediate.dense",
-                b + "ffn.dense2": h + "output.dense",
-                b + "addnorm2.norm": h + "output.LayerNorm",
-            }
-        )
-    out = {}
-    for ours, theirs in names.items():
-        for kind in ("weight", "bias"):
-            key = f"{prefix}{theirs}.{kind}"
-            if key in sd:
-                out[f"{ours}.{kind}"] = sd[key]
-    heads = {
-        "mlm.dense": "cls.predictions.transform.dense",
-        "mlm.norm": "cls.predictions.transform.LayerNorm",
-        "nsp.classifier": "cls.seq_relationship",
-    }
-    for ours, theirs in heads.items():
-        for kind in ("weight", "bias"):
-            if f"{theirs}.{kind}" in sd:
-                out[f"{ours}.{kind}"] = sd[f"{theirs}.{kind}"]
-    if "cls.predictions.bias" in sd:
-        out["mlm.decoder.bias"] = sd["cls.predictions.bias"]
-    out["mlm.decoder.weight"] = out["token_embedding.weight"]
-    return {k: v.detach().clone().contiguous() for k, v in out.items()}

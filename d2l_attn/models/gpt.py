@@ -41,13 +41,11 @@ token (in place of ``<bos>``, which a decoder-only model does not need). Each st
 :math:`O(t)` attention instead of recomputing all :math:`t` positions; the tests check that the
 logits equal a full forward pass.
 
-:meth:`GPT.from_hf_gpt2` copies a Hugging Face ``GPT2LMHeadModel``'s weights (its ``Conv1D``
-layers store ``(in, out)`` matrices, the transpose of :class:`torch.nn.Linear`).
+:func:`d2l_attn.interop.from_hf_gpt2` builds a :class:`GPT` from a Hugging Face ``GPT2LMHeadModel``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -61,12 +59,12 @@ from ..multihead import KVCache
 from ..positional import ALiBi, RotaryPositionalEncoding, sinusoidal_encoding
 from ..scoring import DotProductAttention
 
-__all__ = ["GPTConfig", "GPT", "GPTState", "gpt2_state_dict_to_ours"]
+__all__ = ["GPTConfig", "GPT", "GPTState"]
 
 POSITIONAL = ("learned", "sinusoidal", "rope", "alibi")
 
 
-@dataclass
+@dataclass(frozen=True)
 class GPTConfig:
     """Sizes of a :class:`GPT` (defaults: nanoGPT's CPU recipe for character-level Shakespeare)."""
 
@@ -88,7 +86,9 @@ class GPTConfig:
     positional: str = "learned"  # "learned", "sinusoidal", "rope" or "alibi"
 
     def __post_init__(self) -> None:
-        self.d_ff = stack_sizes(self, "vocab_size", "max_len", "num_layers", "num_heads", "d_model")
+        object.__setattr__(
+            self, "d_ff", stack_sizes(self, "vocab_size", "max_len", "num_layers", "num_heads", "d_model")
+        )
         positive_number("eps", self.eps)
         if not isinstance(self.norm_first, bool):
             raise ValueError(f"norm_first must be True (pre-LN) or False (post-LN), got {self.norm_first!r}")
@@ -100,7 +100,7 @@ class GPTConfig:
         if self.positional == "sinusoidal" and self.d_model % 2:
             raise ValueError(f"positional='sinusoidal' needs an even d_model, got {self.d_model}")
         if self.num_kv_heads is None:
-            self.num_kv_heads = self.num_heads
+            object.__setattr__(self, "num_kv_heads", self.num_heads)
         if isinstance(self.num_kv_heads, bool) or not isinstance(self.num_kv_heads, int) or self.num_kv_heads < 1:
             raise ValueError(f"num_kv_heads must be a positive int or None, got {self.num_kv_heads!r}")
         if self.num_heads % self.num_kv_heads:
@@ -257,79 +257,3 @@ class GPT(nn.Module):
         caches = tuple(None if c is None else c.index_select(index) for c in state.caches)
         pending = None if state.pending is None else state.pending.index_select(0, index)
         return GPTState(caches, state.length, pending)
-
-    # -- Hugging Face GPT-2 weights -----------------------------------------------------------
-    @classmethod
-    def from_hf_gpt2(cls, hf_model: nn.Module, **config_overrides: Any) -> GPT:
-        """A :class:`GPT` with the weights of a ``transformers.GPT2LMHeadModel`` (or ``GPT2Model``).
-
-        ``config_overrides`` may set ``dropout``, the special ids, or a shorter ``max_len`` (the first
-        ``max_len`` learned positions are kept); the sizes come from the checkpoint."""
-        hf = getattr(hf_model, "config", None)
-        if not all(hasattr(hf, name) for name in ("n_positions", "n_layer", "n_head", "n_embd")):
-            raise ValueError(
-                f"hf_model must be a Hugging Face GPT-2 model (GPT2LMHeadModel), got {type(hf_model).__name__}"
-            )
-        if getattr(hf, "activation_function", "gelu_new") not in ("gelu_new", "gelu_pytorch_tanh"):
-            raise ValueError(f"only GPT-2's tanh GELU is supported, got {hf.activation_function!r}")
-        sizes = dict(
-            vocab_size=hf.vocab_size,
-            max_len=hf.n_positions,
-            num_layers=hf.n_layer,
-            num_heads=hf.n_head,
-            d_model=hf.n_embd,
-            d_ff=hf.n_inner or 4 * hf.n_embd,
-            eps=hf.layer_norm_epsilon,
-            tie_weights=True,
-            norm_first=True,
-            num_kv_heads=hf.n_head,
-            positional="learned",
-        )
-        clash = set(config_overrides) & set(sizes) - {"max_len"}
-        if clash:
-            raise ValueError(f"these sizes come from the checkpoint and cannot be overridden: {sorted(clash)}")
-        if config_overrides.get("max_len", 0) > hf.n_positions:
-            raise ValueError(
-                f"max_len={config_overrides['max_len']} is longer than the checkpoint's {hf.n_positions} positions"
-            )
-        config = GPTConfig(**{**sizes, **config_overrides})
-        model = cls(config)
-        ours = gpt2_state_dict_to_ours(hf_model.state_dict(), config.num_layers)
-        ours["position_embedding.weight"] = ours["position_embedding.weight"][: config.max_len]  # a shorter context
-        model.load_state_dict(ours)
-        return model
-
-
-def gpt2_state_dict_to_ours(sd: Mapping[str, torch.Tensor], num_layers: int) -> dict[str, torch.Tensor]:
-    """Rename (and transpose) a Hugging Face GPT-2 state dict into :class:`GPT`'s parameter names.
-
-    GPT-2's ``c_attn`` is one ``Conv1D`` of weight ``(d, 3d)``: ``x @ W + b`` with the query, key
-    and value columns side by side; :class:`torch.nn.Linear` stores ``(out, in)``, so every
-    ``Conv1D`` weight is transposed.
-    """
-    prefix = "transformer." if "transformer.wte.weight" in sd else ""
-    if f"{prefix}wte.weight" not in sd:
-        raise ValueError("sd must be a GPT2LMHeadModel or GPT2Model state dict (no 'wte.weight' found)")
-    held = sum(1 for name in sd if name.startswith(f"{prefix}h.") and name.endswith(".attn.c_attn.weight"))
-    if num_layers > held:
-        raise ValueError(f"num_layers={num_layers}, but the state dict holds {held} layers")
-    g = lambda name: sd[prefix + name]
-    out = {
-        "token_embedding.weight": g("wte.weight"),
-        "position_embedding.weight": g("wpe.weight"),
-        "final_norm.weight": g("ln_f.weight"),
-        "final_norm.bias": g("ln_f.bias"),
-        "lm_head.weight": g("wte.weight"),
-    }
-    for i in range(num_layers):
-        h, b = f"h.{i}.", f"blocks.{i}."
-        w_qkv, b_qkv = g(h + "attn.c_attn.weight").t().chunk(3, dim=0), g(h + "attn.c_attn.bias").chunk(3)
-        for name, w, bias in zip(("W_q", "W_k", "W_v"), w_qkv, b_qkv):  # (d, d), (d,)
-            out[f"{b}attention.{name}.weight"], out[f"{b}attention.{name}.bias"] = w, bias
-        pairs = {"attention.W_o": "attn.c_proj", "ffn.dense1": "mlp.c_fc", "ffn.dense2": "mlp.c_proj"}
-        for ours, theirs in pairs.items():
-            out[f"{b}{ours}.weight"] = g(h + theirs + ".weight").t()
-            out[f"{b}{ours}.bias"] = g(h + theirs + ".bias")
-        for ours, theirs in (("addnorm1.norm", "ln_1"), ("addnorm2.norm", "ln_2")):
-            out[f"{b}{ours}.weight"], out[f"{b}{ours}.bias"] = g(h + theirs + ".weight"), g(h + theirs + ".bias")
-    return {k: v.detach().clone().contiguous() for k, v in out.items()}

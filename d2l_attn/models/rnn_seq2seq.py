@@ -37,7 +37,6 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .._checks import positive_ints, special_ids, token_ids, unit_interval
-from ..data.vocab import Vocab
 from ..masking import as_valid_lens, masked_softmax
 from ..scoring import AdditiveAttention
 
@@ -248,22 +247,6 @@ class Seq2Seq(nn.Module):
         self.bos_id, self.eos_id, self.pad_id = special_ids(
             decoder.vocab_size, bos_id=bos_id, eos_id=eos_id, pad_id=pad_id
         )
-
-    @classmethod
-    def from_vocabs(
-        cls,
-        src_vocab: Vocab,
-        tgt_vocab: Vocab,
-        embed_size: int = 256,
-        num_hiddens: int = 256,
-        num_layers: int = 1,
-        dropout: float = 0.0,
-    ) -> Seq2Seq:
-        """Build encoder and decoder for these vocabularies (which must hold ``<bos>``, ``<eos>``, ``<pad>``)."""
-        special = tgt_vocab.special_ids("tgt_vocab")
-        encoder = GRUEncoder(len(src_vocab), embed_size, num_hiddens, num_layers, dropout)
-        decoder = AttentionDecoder(len(tgt_vocab), embed_size, num_hiddens, num_layers, dropout)
-        return cls(encoder, decoder, **special)
 
     # -- the StepModel protocol (d2l_attn.decoding) -------------------------------------------------
     def init_state(self, src: torch.Tensor, src_valid_lens) -> DecoderState:

@@ -32,16 +32,14 @@ attention weights ``(B, L, h, T_q, T_k)`` (layers x heads).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
-from .._checks import heads_divide, positive_int, special_ids, token_ids, unit_interval
+from .._checks import config_from, heads_divide, positive_int, special_ids, token_ids, unit_interval
 from ..blocks import Block, LayerCache
-from ..data.vocab import Vocab
 from ..embeddings import TokenEmbedding
 from ..masking import Mask, key_padding_mask
 from ..scoring import DotProductAttention
@@ -99,16 +97,6 @@ class TransformerConfig:
         )
 
 
-def _config(config: TransformerConfig | None, sizes: dict[str, Any]) -> TransformerConfig:
-    """``config`` (default :class:`TransformerConfig`) with ``sizes`` replacing its fields."""
-    if config is not None and not isinstance(config, TransformerConfig):
-        raise ValueError(f"config must be a TransformerConfig, got {type(config).__name__}")
-    unknown = set(sizes) - {f.name for f in dataclasses.fields(TransformerConfig)}
-    if unknown:
-        raise ValueError(f"unknown TransformerConfig fields: {sorted(unknown)}")
-    return dataclasses.replace(config or TransformerConfig(), **sizes)
-
-
 def _check_memory(memory, d_model: int, batch_size: int | None = None) -> None:
     if not isinstance(memory, torch.Tensor) or memory.dim() != 3 or memory.shape[-1] != d_model:
         shape = tuple(memory.shape) if isinstance(memory, torch.Tensor) else type(memory).__name__
@@ -123,7 +111,7 @@ class _Stack(nn.Module):
 
     def __init__(self, vocab_size: int, cross: bool, config: TransformerConfig | None, sizes: dict[str, Any]):
         super().__init__()
-        self.config = cfg = _config(config, sizes)
+        self.config = cfg = config_from(TransformerConfig, config, sizes)
         self.vocab_size = positive_int("vocab_size", vocab_size)
         self.d_model = cfg.d_model
         self.embed = TokenEmbedding(vocab_size, cfg.d_model, cfg.max_len, cfg.dropout)
@@ -277,7 +265,8 @@ class Transformer(nn.Module):
     ``(logits, TransformerWeights)``. ``init_state(src, src_valid_lens)`` runs the encoder and
     returns the generation state that :meth:`step` advances.
 
-    Build one with :meth:`from_vocabs`, or from an encoder and a decoder of the same width.
+    Build one with :func:`d2l_attn.translation.transformer_from_vocabs`, or from an encoder and a
+    decoder of the same width.
     """
 
     def __init__(
@@ -299,25 +288,9 @@ class Transformer(nn.Module):
             decoder.vocab_size, bos_id=bos_id, eos_id=eos_id, pad_id=pad_id
         )
 
-    @classmethod
-    def from_vocabs(
-        cls, src_vocab: Vocab, tgt_vocab: Vocab, config: TransformerConfig | None = None, **sizes: Any
-    ) -> Transformer:
-        """Build encoder and decoder for these vocabularies (the target one must hold ``<bos>``, ``<eos>``, ``<pad>``).
-
-        ``config`` (default :class:`TransformerConfig`) with any field replaced by ``sizes``, e.g.
-        ``Transformer.from_vocabs(src, tgt, d_model=64, num_layers=1)``.
-        """
-        for name, vocab in (("src_vocab", src_vocab), ("tgt_vocab", tgt_vocab)):
-            if not isinstance(vocab, Vocab):
-                raise ValueError(f"{name} must be a d2l_attn.data.Vocab, got {type(vocab).__name__}")
-        special = tgt_vocab.special_ids("tgt_vocab")
-        config = _config(config, sizes)
-        return cls(TransformerEncoder(len(src_vocab), config), TransformerDecoder(len(tgt_vocab), config), **special)
-
     @property
     def config(self) -> TransformerConfig:
-        """The sizes of this model (enough to rebuild it with :meth:`from_vocabs`)."""
+        """The sizes of this model (enough to rebuild it with :func:`d2l_attn.translation.transformer_from_vocabs`)."""
         return self.encoder.config
 
     def set_fused(self, fused: bool) -> Transformer:

@@ -13,8 +13,8 @@ with ``norm_first=True``), followed by a final LayerNorm and a linear head on th
     \hat{\mathbf{y}} = \mathbf{W}_\text{head}\,\operatorname{LN}(\mathbf{H}^{(L)})_0 .
 
 With ``pool="mean"`` there is no [CLS] token and the head reads the mean over the patches
-(global average pooling, as in later ViT variants). :meth:`ViT.load_hf_weights` copies the
-weights of a Hugging Face ``transformers.ViTModel`` (tested to 1e-5).
+(global average pooling, as in later ViT variants). :func:`d2l_attn.interop.from_hf_vit` builds
+a :class:`ViT` from a Hugging Face ``transformers.ViTModel`` (tested to 1e-5).
 
 :func:`mean_attention_distance` is the statistic of the ViT paper's Figure 7 (right): for each
 head, the distance in pixels between a query patch and the patches it attends to, weighted by
@@ -24,11 +24,12 @@ the attention weights -- the attention analogue of a receptive field.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
-from .._checks import heads_divide, positive_int, positive_number, unit_interval
+from .._checks import config_from, heads_divide, positive_int, positive_number, unit_interval
 from ..blocks import Block
 from ..embeddings import ImageEmbedding
 
@@ -49,7 +50,7 @@ class ViTConfig:
     num_layers: int = 2
     dropout: float = 0.0
     pool: str = "cls"  # "cls": the [CLS] token's output; "mean": mean over the patch outputs
-    layer_norm_eps: float = 1e-5  # Hugging Face's ViT uses 1e-12
+    eps: float = 1e-5  # LayerNorm epsilon (Hugging Face's ViT uses 1e-12)
 
     def __post_init__(self):
         for name in (
@@ -65,7 +66,7 @@ class ViTConfig:
             positive_int(name, getattr(self, name))
         heads_divide(self.d_model, self.num_heads)
         unit_interval("dropout", self.dropout)
-        positive_number("layer_norm_eps", self.layer_norm_eps)
+        positive_number("eps", self.eps)
         if self.pool not in ("cls", "mean"):
             raise ValueError(f"pool must be 'cls' or 'mean', got {self.pool!r}")
         if self.image_size % self.patch_size:
@@ -80,23 +81,17 @@ class ViT(nn.Module):
     :class:`ViTConfig` or its fields as keywords.
     """
 
-    def __init__(self, config: ViTConfig | None = None, **kwargs):
+    def __init__(self, config: ViTConfig | None = None, **sizes: Any):
         super().__init__()
-        if config is None:
-            config = ViTConfig(**kwargs)
-        elif kwargs:
-            raise ValueError("pass either a ViTConfig or keyword sizes, not both")
-        self.config = c = config
+        self.config = c = config_from(ViTConfig, config, sizes)
         self.embed = ImageEmbedding(
             c.image_size, c.patch_size, c.in_channels, c.d_model, c.dropout, cls_token=c.pool == "cls"
         )
         self.blocks = nn.ModuleList(
-            Block.build(
-                c.d_model, c.num_heads, c.d_ff, c.dropout, norm_first=True, activation="gelu", eps=c.layer_norm_eps
-            )
+            Block.build(c.d_model, c.num_heads, c.d_ff, c.dropout, norm_first=True, activation="gelu", eps=c.eps)
             for _ in range(c.num_layers)
         )
-        self.norm = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps)
+        self.norm = nn.LayerNorm(c.d_model, eps=c.eps)
         self.head = nn.Linear(c.d_model, c.num_classes)
 
     @property
@@ -135,69 +130,6 @@ class ViT(nn.Module):
         pooled = h[:, 0] if self.config.pool == "cls" else h.mean(dim=1)  # (B, d)
         logits = self.head(pooled)  # (B, num_classes)
         return (logits, weights) if return_weights else logits
-
-    @torch.no_grad()
-    def load_hf_weights(self, hf_model: nn.Module) -> ViT:
-        """Copy the weights of a Hugging Face ``ViTModel`` (or the ``.vit`` of ``ViTForImageClassification``)
-        with the same sizes; our ``features`` then equal its ``last_hidden_state``.
-
-        The LayerNorm epsilon is taken from the Hugging Face config. The classification head is not
-        part of ``ViTModel`` and is left as it is.
-        """
-        c = self.config
-        hf = getattr(hf_model, "config", None)
-        sizes = {
-            "hidden_size": c.d_model,
-            "num_attention_heads": c.num_heads,
-            "intermediate_size": c.d_ff,
-            "num_hidden_layers": c.num_layers,
-            "patch_size": c.patch_size,
-            "image_size": c.image_size,
-            "num_channels": c.in_channels,
-        }
-        for name, ours in sizes.items():
-            if getattr(hf, name, None) != ours:
-                raise ValueError(f"hf_model.config.{name} is {getattr(hf, name, None)!r}, this ViT has {ours}")
-        if getattr(hf, "hidden_act", None) != "gelu" or not getattr(hf, "qkv_bias", True) or c.pool != "cls":
-            raise ValueError("only ViTs with hidden_act='gelu', qkv_bias=True and a [CLS] token can be loaded")
-        if not hasattr(hf_model, "embeddings"):
-            raise ValueError(
-                f"hf_model must be a Hugging Face ViTModel, got {type(hf_model).__name__}: "
-                "for a ViTForImageClassification pass its .vit submodule"
-            )
-        emb = hf_model.embeddings
-        self.embed.patches.load_conv_weights(emb.patch_embeddings.projection)
-        self.embed.cls_token.copy_(emb.cls_token)
-        self.embed.pos_encoding.embedding.weight.copy_(emb.position_embeddings[0])
-        state = hf_model.state_dict()
-
-        def find(i: int, *names: str) -> str:
-            # transformers 5 names the layers "layers.i.attention.q_proj"; 4.x "encoder.layer.i.attention.attention.query"
-            for name in names:
-                for prefix in (f"layers.{i}.", f"encoder.layer.{i}."):
-                    if prefix + name + ".weight" in state:
-                        return prefix + name
-            raise ValueError(f"hf_model has no parameter {names[0]!r} for layer {i}: not a Hugging Face ViTModel?")
-
-        pairs = [(self.norm, "layernorm")]
-        for i, ours in enumerate(self.blocks):
-            a = ours.attention
-            pairs += [
-                (a.W_q, find(i, "attention.q_proj", "attention.attention.query")),
-                (a.W_k, find(i, "attention.k_proj", "attention.attention.key")),
-                (a.W_v, find(i, "attention.v_proj", "attention.attention.value")),
-                (a.W_o, find(i, "attention.o_proj", "attention.output.dense")),
-                (ours.ffn.dense1, find(i, "mlp.fc1", "intermediate.dense")),
-                (ours.ffn.dense2, find(i, "mlp.fc2", "output.dense")),
-                (ours.addnorm1.norm, find(i, "layernorm_before")),
-                (ours.addnorm2.norm, find(i, "layernorm_after")),
-            ]
-        for ours, name in pairs:
-            ours.weight.copy_(state[name + ".weight"])
-            ours.bias.copy_(state[name + ".bias"])
-            if isinstance(ours, nn.LayerNorm):
-                ours.eps = hf.layer_norm_eps
-        return self
 
 
 def mean_attention_distance(
