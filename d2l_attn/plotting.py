@@ -10,10 +10,17 @@ Every figure function builds and returns a new :class:`matplotlib.figure.Figure`
 ``plt.rcParams.update``, ``plt.style.use`` or touches pyplot's current figure, so importing or
 calling them changes no global state. In a notebook, a returned figure displays itself when it is
 the cell's last expression.
+
+Readable on a phone: a figure is shown at most as wide as the page's column (about 358 px on a
+390-px phone), so a ``W``-inch figure rendered at ``dpi`` is scaled by ``min(1, 358 / (W dpi))``
+and a ``s``-point label ends up :func:`rendered_font_px` pixels tall. Every figure built here
+sizes its labels, ticks, titles, legends and colorbars with :func:`readable_fontsize`, so that they
+are at least :data:`MIN_LABEL_PX` (9 px) there.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,7 +29,70 @@ from matplotlib.figure import Figure
 
 from .attention_view import attention_view
 
-__all__ = ["show_heatmaps", "show_attention_grid", "plot_curves", "attention_view"]
+__all__ = [
+    "show_heatmaps",
+    "show_attention_grid",
+    "plot_curves",
+    "attention_view",
+    "rendered_font_px",
+    "readable_fontsize",
+    "PHONE_COLUMN_PX",
+    "MIN_LABEL_PX",
+]
+
+PHONE_COLUMN_PX = 358  # the content column of a 390-px phone
+MIN_LABEL_PX = 9.0  # the smallest label height (CSS px) a figure may show there
+INLINE_DPI = 100  # matplotlib's figure.dpi, which the notebooks' inline PNGs use
+MAX_GRID_WIDTH = 8.0  # inches: wider heatmap grids would need fonts too large on a desktop
+
+
+def rendered_font_px(
+    fontsize_pt: float, fig_width_in: float, *, dpi: float = INLINE_DPI, column_px: float = PHONE_COLUMN_PX
+) -> float:
+    """Height in CSS px of a ``fontsize_pt`` label in a figure ``fig_width_in`` inches wide, shown
+    in a ``column_px``-wide column: the PNG is ``fig_width_in * dpi`` px wide and is scaled down to
+    the column (never up), so the label is ``fontsize_pt * dpi / 72 * min(1, column_px / (W dpi))``.
+    """
+    for name, value in (
+        ("fontsize_pt", fontsize_pt),
+        ("fig_width_in", fig_width_in),
+        ("dpi", dpi),
+        ("column_px", column_px),
+    ):
+        if not value > 0:
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return fontsize_pt * dpi / 72 * min(1.0, column_px / (fig_width_in * dpi))
+
+
+def readable_fontsize(
+    fig_width_in: float,
+    *,
+    dpi: float = INLINE_DPI,
+    column_px: float = PHONE_COLUMN_PX,
+    min_px: float = MIN_LABEL_PX,
+    base: float = 10.0,
+) -> float:
+    """The font size in points (at least ``base``, in half points) whose labels render at least
+    ``min_px`` tall when the figure is shown ``column_px`` wide (see :func:`rendered_font_px`)."""
+    scale = rendered_font_px(72.0, fig_width_in, dpi=dpi, column_px=column_px) / 72.0  # px per pt
+    return max(base, math.ceil(2 * min_px / scale) / 2)
+
+
+def _readable_text(fig: Figure, fontsize: float) -> None:
+    """Give every axes' ticks, labels, title and legend (and colorbars) ``fontsize`` points."""
+    for ax in fig.axes:
+        ax.tick_params(labelsize=fontsize)
+        ax.xaxis.label.set_fontsize(fontsize)
+        ax.yaxis.label.set_fontsize(fontsize)
+        ax.title.set_fontsize(fontsize)
+        ax.xaxis.get_offset_text().set_fontsize(fontsize)
+        ax.yaxis.get_offset_text().set_fontsize(fontsize)
+        legend = ax.get_legend()
+        if legend is not None:
+            for text in legend.get_texts():
+                text.set_fontsize(fontsize)
+    if fig._suptitle is not None:
+        fig._suptitle.set_fontsize(fontsize)
 
 
 def _to_numpy(matrices) -> np.ndarray:
@@ -78,7 +148,8 @@ def show_heatmaps(
     if yticklabels is not None and len(yticklabels) != num_queries:
         raise ValueError(f"yticklabels must have {num_queries} entries (T_q), got {len(yticklabels)}")
     if figsize is None:
-        figsize = (min(2.8 * num_cols, 14) + (0.8 if colorbar else 0), min(2.6 * num_rows, 12))
+        width = min(2.2 * num_cols, MAX_GRID_WIDTH - (0.8 if colorbar else 0))
+        figsize = (width + (0.8 if colorbar else 0), min(2.2 * num_rows * width / (2.2 * num_cols), 10) + 0.4)
     fig = Figure(figsize=figsize, layout="constrained")
     axes = fig.subplots(num_rows, num_cols, sharex=True, sharey=True, squeeze=False)
     vmax = float(data.max()) if vmax is None else vmax
@@ -99,6 +170,7 @@ def show_heatmaps(
                 ax.set_yticks(range(num_queries), list(yticklabels))
     if colorbar and image is not None:
         fig.colorbar(image, ax=axes, shrink=0.6)
+    _readable_text(fig, readable_fontsize(figsize[0]))
     return fig
 
 
@@ -135,7 +207,8 @@ def show_attention_grid(
         raise ValueError(f"weights must have shape (L, h, T_q, T_k) or (h, T_q, T_k), got {tuple(data.shape)}")
     num_layers, num_heads = data.shape[:2]
     if figsize is None:
-        figsize = (2.2 * num_heads + 1, 2.2 * num_layers + (0.4 if title else 0.0))
+        width = min(2.2 * num_heads, MAX_GRID_WIDTH - 1)
+        figsize = (width + 1, min(2.2 * num_layers * width / (2.2 * num_heads), 10) + (0.4 if title else 0.0))
     fig = show_heatmaps(
         data,
         xlabel=xlabel,
@@ -150,7 +223,7 @@ def show_attention_grid(
         vmax=vmax,
     )
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=readable_fontsize(figsize[0]))
     return fig
 
 
@@ -162,9 +235,9 @@ def plot_curves(
     ylabel: str = "y",
     title: str | None = None,
     logy: bool = False,
-    figsize: tuple[float, float] = (5.0, 3.2),
+    figsize: tuple[float, float] = (4.8, 3.2),
 ) -> Figure:
-    """Plot named curves on one set of axes and return the figure."""
+    """Plot named curves on one set of axes and return the figure (labels sized for a phone)."""
     if not curves:
         raise ValueError("curves must name at least one curve")
     fig = Figure(figsize=figsize, layout="constrained")
@@ -183,4 +256,5 @@ def plot_curves(
         ax.set_title(title)
     ax.legend()
     ax.grid(alpha=0.3)
+    _readable_text(fig, readable_fontsize(figsize[0]))
     return fig

@@ -179,3 +179,53 @@ def test_live_explorer_redraws_its_image_with_every_control():
         widgets.live_explorer(figure, n=3)
     with pytest.raises(ValueError, match="return a matplotlib Figure"):
         widgets.live_explorer(lambda n: None, n=ipywidgets.IntSlider(1))
+
+
+def test_rendered_font_px_formula():
+    # a 6-inch figure at 100 dpi is 600 px wide, shown 358 px wide: 10 pt -> 10 * 100 / 72 * 0.597
+    assert plotting.rendered_font_px(10, 6.0) == pytest.approx(10 * 100 / 72 * 358 / 600)
+    assert plotting.rendered_font_px(10, 6.0) < plotting.MIN_LABEL_PX  # the default 10 pt is too small
+    # a figure narrower than the column is shown at its own size, never enlarged
+    assert plotting.rendered_font_px(10, 3.0) == pytest.approx(10 * 100 / 72)
+    assert plotting.rendered_font_px(10, 3.0, dpi=80) == pytest.approx(10 * 80 / 72)
+    with pytest.raises(ValueError, match="fig_width_in must be a positive number"):
+        plotting.rendered_font_px(10, 0)
+
+
+@pytest.mark.parametrize("width", [3.0, 4.8, 6.0, 8.0, 12.0])
+def test_readable_fontsize_reaches_nine_px_at_phone_width(width):
+    size = plotting.readable_fontsize(width)
+    assert size >= 10
+    assert plotting.rendered_font_px(size, width) >= plotting.MIN_LABEL_PX
+    assert plotting.rendered_font_px(size - 0.5, width) < plotting.MIN_LABEL_PX or size == 10
+
+
+def _text_sizes_on_phone(fig):
+    """(text, rendered px at 358-px column width) of every visible, non-empty text of a drawn figure."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    FigureCanvasAgg(fig).draw()
+    width = fig.get_figwidth()
+    return [
+        (t.get_text(), plotting.rendered_font_px(t.get_fontsize(), width))
+        for t in fig.findobj(Text)
+        if t.get_visible() and t.get_text().strip()
+    ]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: plotting.plot_curves({"train": [3, 2, 1], "val": [3, 2.5, 2]}, xlabel="step", ylabel="loss", title="t"),
+        lambda: plotting.show_heatmaps(torch.rand(4, 5), xlabel="keys", ylabel="queries"),
+        lambda: plotting.show_heatmaps(torch.rand(2, 4, 5, 5), titles=[f"h{i}" for i in range(4)]),
+        lambda: plotting.show_heatmaps(torch.rand(1, 8, 5, 5), titles=list("abcdefgh"), xticklabels=list("vwxyz")),
+        lambda: plotting.show_attention_grid(torch.rand(2, 4, 6, 6), title="encoder self-attention"),
+    ],
+)
+def test_figure_labels_are_at_least_nine_px_on_a_phone(make):
+    sizes = _text_sizes_on_phone(make())
+    assert len(sizes) >= 4  # ticks and labels were found
+    small = [(text, round(px, 1)) for text, px in sizes if px < plotting.MIN_LABEL_PX]
+    assert not small, small
