@@ -126,6 +126,20 @@ def test_heavy_scripts_load_only_where_needed(built_book, name):
         assert "application/vnd.jupyter.widget-state+json" not in page
 
 
+# What a chapter page may load, at most (issue 26, item 5). Measured on the full-mode build
+# (tests/test_site.py prints it): before, 8.31-9.23 MB, of which 1.49 MB was the theme's
+# fontawesome.js and 0.25 MB the search index and scripts (now only on the search page). What
+# every chapter page must load: the widget manager (3.63 MB, every chapter shows a frame slider),
+# MathJax (1.17 MB plus its fonts), the theme (about 0.7 MB with the icon fonts) and the book's
+# own scripts: about 5.8 MB; a chapter adds its HTML (with the frames of its sliders, up to
+# 0.8 MB) and figures. 7.6 MB holds every chapter with that margin and fails if fontawesome.js
+# (1.5 MB) comes back; a page's own content is bounded apart (below) so that the shared part
+# cannot regrow unseen behind a short chapter.
+CHAPTER_PAGE_MAX_BYTES = 7_600_000
+SHARED_ASSETS_MAX_BYTES = 6_100_000
+NEVER_ON_A_CHAPTER = ("_static/scripts/fontawesome.js", "searchindex.js", "_static/searchtools.js")
+
+
 def test_page_weight_is_printed(browser, site, built_book):
     weights = {}
     for name in [*[p for p in TOC_PAGES if p.startswith("chapters/")], "book/intro", "book/glossary"]:
@@ -142,14 +156,53 @@ def test_page_weight_is_printed(browser, site, built_book):
         files = {u.split("?")[0].split("#")[0].removeprefix(site + "/") for u in loaded if u.startswith(site)}
         shows_widget = WIDGET_VIEW in _html(built_book, name)
         assert any(f.endswith("embed-amd.js") for f in files) == shows_widget, name
-        size = sum((built_book / f).stat().st_size for f in files if (built_book / f).is_file())
-        weights[name] = {"bytes": size, "requests": len(loaded)}
+        sizes = {f: (built_book / f).stat().st_size for f in files if (built_book / f).is_file()}
+        own = sum(v for f, v in sizes.items() if f == f"{name}.html" or f.startswith("_images/"))
+        heaviest = sorted(sizes.items(), key=lambda kv: -kv[1])[:4]
+        weights[name] = {"bytes": sum(sizes.values()), "own": own, "requests": len(loaded), "heaviest": heaviest}
+        if name.startswith("chapters/"):
+            assert not [f for f in NEVER_ON_A_CHAPTER if f in files], f"{name} loads {sorted(files)}"
     ARTIFACT_ROOT.mkdir(parents=True, exist_ok=True)
     (ARTIFACT_ROOT / "page-weight.json").write_text(json.dumps(weights, indent=1))
     for name, w in weights.items():
-        print(f"  {name:45} {w['bytes'] / 1e6:5.2f} MB  {w['requests']:3} requests")
+        top = ", ".join(f"{f.rsplit('/', 1)[-1]} {v / 1e6:.2f}" for f, v in w["heaviest"])
+        print(
+            f"  {name:45} {w['bytes'] / 1e6:5.2f} MB (page and figures {w['own'] / 1e6:4.2f})"
+            f"  {w['requests']:3} requests; heaviest: {top}"
+        )
+    chapters = {n: w for n, w in weights.items() if n.startswith("chapters/")}
+    too_heavy = {n: w["bytes"] for n, w in chapters.items() if w["bytes"] > CHAPTER_PAGE_MAX_BYTES}
+    assert not too_heavy, f"chapter pages over {CHAPTER_PAGE_MAX_BYTES / 1e6} MB: {too_heavy}"
+    shared = {n: w["bytes"] - w["own"] for n, w in chapters.items()}
+    assert max(shared.values()) <= SHARED_ASSETS_MAX_BYTES, f"assets beside the content regrew: {shared}"
     # a text page carries no widget manager: far lighter than a chapter
-    assert weights["book/intro"]["bytes"] < 0.75 * min(w["bytes"] for n, w in weights.items() if "chapters/" in n)
+    assert weights["book/intro"]["bytes"] < 0.5 * min(w["bytes"] for w in chapters.values())
+
+
+@pytest.mark.parametrize("name", ["book/intro", "chapters/05_multihead_attention"])
+def test_every_icon_is_drawn_from_a_local_font(browser, site, name):
+    """The theme's icons (and the widgets') come from the webfonts the site ships, without the
+    theme's 1.5 MB fontawesome.js: each visible icon's font is loaded and nothing is missing."""
+    context, page, log = _open(browser, f"{site}/{name}.html")
+    try:
+        _wait_for_widgets(page)
+        page.evaluate("document.fonts.ready")
+        icons = page.evaluate(
+            """() => Array.from(document.querySelectorAll('i[class*="fa-"]'))
+              .filter(e => e.getBoundingClientRect().width > 0)
+              .map(e => { const s = getComputedStyle(e, '::before');
+                const family = s.fontFamily.split(',')[0].replace(/["']/g, '').trim();
+                return {cls: e.className, family, content: s.content,
+                  loaded: Array.from(document.fonts).some(f => f.family.replace(/["']/g, '') === family
+                    && f.status === 'loaded')}; })"""
+        )
+        assert page.locator("svg.svg-inline--fa").count() == 0, "fontawesome.js is back"
+    finally:
+        context.close()
+    assert len(icons) >= 5, icons
+    bad = [i for i in icons if not i["loaded"] or i["content"] in ("none", "normal", '""')]
+    assert not bad, bad
+    assert not log.failed, log.failed
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
