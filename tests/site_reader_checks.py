@@ -278,6 +278,32 @@ def test_folded_solutions_are_labelled_as_solutions(built_book, nb):
     assert not [p for p in prompts if "code cell" in p], f"generic toggles left: {prompts[:3]}"
     labelled = [p for p in prompts if re.fullmatch(r"Solution to Exercise \d+\.\d+ \(code\): show", p)]
     assert len(labelled) == solutions, (solutions, prompts[:5])
+    # one fold for every answer: the prose model answers use the same toggle, class and label
+    source = nb.read_text(encoding="utf-8")
+    models = len(re.findall(r"\{dropdown\} Model answer to Exercise", source))
+    assert "Model answer to Exercise" not in re.sub(r"<[^>]+>", "", page.replace("(model answer)", ""))
+    answers = [p for p in prompts if re.fullmatch(r"Solution to Exercise \d+\.\d+ \(model answer\): show", p)]
+    assert len(answers) == models, (models, prompts)
+    folds = re.findall(
+        r'<details class="([^"]*)">\s*<summary>\s*<p class="collapsed admonition-title">Solution to', page
+    )
+    assert folds == ["admonition hide above-input d2l-solution"] * (solutions + models), folds
+
+
+def test_glossary_terms_link_to_the_section_that_introduces_them(built_book):
+    """A reader who lands on the glossary (a Chinese query finds only it) follows each term to the
+    section of its chapter that explains it, an anchor that exists on that page."""
+    page = _html(built_book, "book/glossary")
+    links = re.findall(r'<a class="reference internal" href="\.\./chapters/([\w-]+)\.html(#[^"]*)?"', page)
+    assert len(links) >= 100, len(links)
+    with_anchor = [(stem, anchor[1:]) for stem, anchor in links if anchor]
+    assert len(with_anchor) >= 0.8 * len(links), f"{len(with_anchor)} of {len(links)} term links reach a section"
+    pages = {}
+    for stem, anchor in with_anchor:
+        target = pages.setdefault(stem, _html(built_book, f"chapters/{stem}"))
+        assert f'id="{anchor}"' in target, f"glossary: {stem}#{anchor} does not exist"
+    # the link says which section: "Chapter 8, §8.3"
+    assert len(re.findall(r"Chapter \d+, §\d+\.\d+", html_lib.unescape(page))) >= 0.8 * len(with_anchor)
 
 
 def test_search_snippets_show_math_as_text_not_tex(browser, site):

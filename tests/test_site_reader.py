@@ -144,6 +144,17 @@ def test_frame_sliders_work_by_touch_on_a_phone(browser, site, stem):
             page.touchscreen.tap(x, box["y"] + box["height"] / 2)
             page.wait_for_timeout(400)
             assert slider.evaluate(current) != before, f"{stem}: frame slider {i}: a tap on the track did nothing"
+            # the frame is said in words, and the words change with it (handle value, live region)
+            said = slider.evaluate("""el => ({
+                value: el.querySelector('[role=slider]').getAttribute('aria-valuetext'),
+                status: el.nextElementSibling && el.nextElementSibling.matches('.d2l-frame-status[aria-live]')
+                    ? el.nextElementSibling.textContent : null,
+                tab: el.querySelector('.lm-TabBar-tab.lm-mod-current').textContent.trim(),
+                n: el.querySelectorAll('.lm-TabBar-tab').length})""")
+            assert said["value"] and said["value"].startswith(said["tab"]), f"{stem}: frame slider {i}: {said}"
+            assert f"of {said['n']})" in said["value"], f"{stem}: frame slider {i}: {said}"
+            assert said["status"] == f"Showing {said['value']}", f"{stem}: frame slider {i}: {said}"
+            assert said["tab"] != before, said
     finally:
         context.close()
 
