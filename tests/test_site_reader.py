@@ -314,13 +314,14 @@ def test_a_glossary_term_finds_the_first_section_whose_prose_uses_it():
 
     code = nodes.container(nb_element="cell_code")
     code += nodes.literal_block("", "beam_search(model)")
-    intro = section("ch", "This chapter decodes greedily.", code)
+    intro = section("ch", "This chapter decodes greedily with beam search.", code)
     intro += section("greedy", "Greedy decoding picks the best token.")
     intro += section("beam", "Beam searches keep k hypotheses.")
     intro += section("later", "Beam search again, and the attention score.")
     tree = nodes.document(None, None)
     tree += intro
-    assert first_section(tree, "beam search (束搜索)")["ids"] == ["beam"]  # plural, code ignored
+    # plural; neither the code nor the introduction counts
+    assert first_section(tree, "beam search (束搜索)")["ids"] == ["beam"]
     assert first_section(tree, "attention score (注意力分数)")["ids"] == ["later"]
     assert first_section(tree, "greedy decoding")["ids"] == ["greedy"]
     assert first_section(tree, "chapter") is None  # only the chapter's introduction: no anchor

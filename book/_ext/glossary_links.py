@@ -4,9 +4,10 @@
 the glossary (a Chinese query such as 束搜索 finds only the glossary: the chapters are in
 English) should reach the passage where the term is explained, not the top of a long chapter.
 Here, once the glossary's references are resolved, each link to a chapter gets the anchor of the
-first section of that chapter whose own text (its paragraphs, not its subsections) uses the
-term (its English part, singular or plural), and the link text gains that section's number
-("Chapter 4, §4.5"). A term the chapter uses only in its introduction keeps the chapter link.
+first section of that chapter (below its introduction, which previews the whole chapter) whose
+own prose (its paragraphs, not its code or subsections) uses the term (its English part,
+singular or plural), and the link text gains that section's number ("Chapter 4, §4.5"). A term
+no section uses keeps the chapter link.
 """
 
 from __future__ import annotations
@@ -37,13 +38,22 @@ def _pattern(term: str) -> re.Pattern:
 
 
 def first_section(doctree: nodes.document, term: str) -> nodes.section | None:
-    """The first section of ``doctree`` whose own prose uses ``term`` (None: only the top one)."""
+    """The first section below the chapter's title whose own prose uses ``term`` (None: none
+    does; the chapter's introduction, which previews the whole chapter, is not searched)."""
     pattern = _pattern(term)
-    sections = list(doctree.findall(nodes.section))
-    for depth, section in enumerate(sections):
+    for section in list(doctree.findall(nodes.section))[1:]:
         if pattern.search(_own_text(section)):
-            return section if depth else None
+            return section
     return None
+
+
+def _number(section: nodes.section, secnumber: tuple | None) -> str:
+    """The section's number: Sphinx's, or the one its title starts with ("5.2 How ...")."""
+    if secnumber:
+        return ".".join(map(str, secnumber))
+    title = section[0].astext() if section.children and isinstance(section[0], nodes.title) else ""
+    match = re.match(r"(\d+(?:\.\d+)+)\b", title)
+    return match.group(1) if match else ""
 
 
 def _link_sections(app: Sphinx, doctree: nodes.document, docname: str) -> None:
@@ -69,9 +79,9 @@ def _link_sections(app: Sphinx, doctree: nodes.document, docname: str) -> None:
                 continue
             anchor = section["ids"][0]
             ref["refuri"] += f"#{anchor}"
-            number = env.toc_secnumbers.get(target, {}).get(f"#{anchor}")
+            number = _number(section, env.toc_secnumbers.get(target, {}).get(f"#{anchor}"))
             if number:
-                ref.append(nodes.Text(", §" + ".".join(map(str, number))))
+                ref.append(nodes.Text(f", §{number}"))
 
 
 def setup(app: Sphinx) -> dict:
