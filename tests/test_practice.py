@@ -173,3 +173,67 @@ def test_the_schedule_is_the_documented_leitner_boxes():
     assert [s["reviews"] for s in out["steps"]] == [1, 1, 1, 1, 4, 4, 4, 4, 4]
     assert "unknown rating maybe" in out["error"]
     assert out["midnight"][1] == out["midnight"][0] + 1  # days change at (local) midnight
+
+
+STORES = """
+const practice = require(process.argv[1]);
+const exercises = require(process.argv[2]);
+function fakeWindow(items) {
+  return {localStorage: {
+    getItem: k => (k in items ? items[k] : null),
+    setItem: (k, v) => { items[k] = String(v); },
+    removeItem: k => { delete items[k]; },
+  }};
+}
+// progress written by the earlier scripts, under their keys and versions
+const items = {
+  "d2l-attn:practice": JSON.stringify({version: 1, cards: {"core-q1": {box: 2, due: 5, reviews: 2, last: 3}}}),
+  "d2l-attn:exercises:ch01": JSON.stringify({version: 1, solved: {"ch01-cues": true}, wrong: {}}),
+  "d2l-attn:exercises:ch02": JSON.stringify({version: 2, solved: {}, wrong: {}}),
+};
+const win = fakeWindow(items);
+const empty = () => ({version: 1, cards: {}});
+const valid = s => s.version === 1 && !!s.cards;
+const store = exercises.versionedStore(win, practice.STORAGE_KEY, empty, valid);
+const out = {key: practice.STORAGE_KEY, prefix: exercises.STORAGE_PREFIX,
+             practice: store.load(), persistent: store.persistent};
+const ch = k => exercises.versionedStore(win, exercises.STORAGE_PREFIX + k, () => ({version: 1, solved: {}, wrong: {}}),
+                                         s => s.version === 1 && !!s.solved && !!s.wrong).load();
+out.ch01 = ch("ch01");
+out.ch02 = ch("ch02");  // another version: not read
+store.save({version: 1, cards: {x: {box: 1}}});
+out.saved = JSON.parse(items["d2l-attn:practice"]);
+store.reset();
+out.afterReset = "d2l-attn:practice" in items;
+const off = exercises.versionedStore({localStorage: {setItem() { throw new Error("off"); }}}, "k", empty, valid);
+off.save({version: 1, cards: {y: {}}});
+out.memory = [off.persistent, off.load()];
+out.leftovers = Object.keys(items).filter(k => k.endsWith(":probe"));
+process.stdout.write(JSON.stringify(out));
+"""
+
+
+def test_practice_keeps_progress_in_the_store_of_exercises_js():
+    """practice.js keeps its cards in exercises.js's versioned localStorage store (one copy of
+    the code), under the same key as before: a reader's progress survives the change."""
+    node = shutil.which("node") or pytest.skip("Node.js is not installed")
+    ext = ROOT / "book" / "_ext"
+    assert "localStorage." not in (ext / "practice.js").read_text(encoding="utf-8")  # no second copy
+    result = subprocess.run(
+        [node, "-e", STORES, str(ext / "practice.js"), str(ext / "exercises.js")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={"PATH": ""},
+    )
+    out = json.loads(result.stdout)
+    assert out["key"] == "d2l-attn:practice" and out["prefix"] == "d2l-attn:exercises:"
+    assert out["persistent"] is True
+    assert out["practice"]["cards"]["core-q1"]["box"] == 2
+    assert out["ch01"]["solved"] == {"ch01-cues": True}
+    assert out["ch02"] == {"version": 1, "solved": {}, "wrong": {}}
+    assert out["saved"] == {"version": 1, "cards": {"x": {"box": 1}}}
+    assert out["afterReset"] is False
+    assert out["memory"] == [False, {"version": 1, "cards": {"y": {}}}]
+    assert out["leftovers"] == []

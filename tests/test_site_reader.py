@@ -144,6 +144,17 @@ def test_frame_sliders_work_by_touch_on_a_phone(browser, site, stem):
             page.touchscreen.tap(x, box["y"] + box["height"] / 2)
             page.wait_for_timeout(400)
             assert slider.evaluate(current) != before, f"{stem}: frame slider {i}: a tap on the track did nothing"
+            # the frame is said in words, and the words change with it (handle value, live region)
+            said = slider.evaluate("""el => ({
+                value: el.querySelector('[role=slider]').getAttribute('aria-valuetext'),
+                status: el.nextElementSibling && el.nextElementSibling.matches('.d2l-frame-status[aria-live]')
+                    ? el.nextElementSibling.textContent : null,
+                tab: el.querySelector('.lm-TabBar-tab.lm-mod-current').textContent.trim(),
+                n: el.querySelectorAll('.lm-TabBar-tab').length})""")
+            assert said["value"] and said["value"].startswith(said["tab"]), f"{stem}: frame slider {i}: {said}"
+            assert f"of {said['n']})" in said["value"], f"{stem}: frame slider {i}: {said}"
+            assert said["status"] == f"Showing {said['value']}", f"{stem}: frame slider {i}: {said}"
+            assert said["tab"] != before, said
     finally:
         context.close()
 
@@ -228,3 +239,90 @@ def test_a_plot_enlarges_on_tap_on_a_phone(browser, site):
         assert page.locator(".d2l-zoom").count() == 0, "Escape did not close the enlarged figure"
     finally:
         context.close()
+
+
+# --------------------------------------------------------------------------------------------
+# The HTML rewrites behind these pages (book/_ext/reader_pages.py, glossary_links.py): no site
+# needed
+# --------------------------------------------------------------------------------------------
+
+
+def _ext(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "book" / "_ext" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+LIGHT_PAGE = """<head>
+<script defer src="../_static/scripts/fontawesome.js?digest=55c2"></script>
+<script src="../_static/searchtools.js"></script>
+<script src="../_static/language_data.js"></script>
+<script src="../searchindex.js"></script>
+</head><body>
+<div id="pst-primary-sidebar" class="bd-sidebar-primary bd-sidebar">
+<details class="sd-sphinx-override sd-dropdown sd-card sd-mb-3">
+<summary class="sd-summary-title sd-card-header">
+<span class="sd-summary-text">Model answer to Exercise 1.6</span><span class="m"><svg></svg></span></summary>
+<div class="sd-summary-content sd-card-body docutils">
+<p>Because the weights sum to one.</p>
+</div>
+</details>
+<div class="cell tag_hide-cell docutils container">
+<details class="admonition hide above-input">
+<summary>
+<p class="collapsed admonition-title">Solution to Exercise 1.1 (code): show</p>
+TABLES
+</body>"""
+TABLE = '<div class="d2l-table-wrap" role="region" tabindex="0" aria-label="{}">'
+
+
+def test_pages_lose_fontawesome_js_and_search_scripts_but_the_search_page_keeps_them():
+    lighten = _ext("reader_pages").lighten
+    tables = "".join(TABLE.format(label) for label in ["results table", "BLEU", "results table", "results table"])
+    page = lighten(LIGHT_PAGE.replace("TABLES", tables))
+    assert "fontawesome.js" not in page
+    assert "searchindex.js" not in page and "searchtools.js" not in page and "language_data.js" not in page
+    search = lighten(LIGHT_PAGE.replace("TABLES", '<div id="search-results"></div>'))
+    assert "fontawesome.js" not in search and "searchindex.js" in search and "searchtools.js" in search
+    # one fold for every answer: the model answer becomes the code solutions' toggle and label
+    assert "Model answer to" not in page and "sd-dropdown" not in page
+    assert '<p class="collapsed admonition-title">Solution to Exercise 1.6 (model answer): show</p>' in page
+    assert "<p>Because the weights sum to one.</p>" in page
+    assert page.count('<details class="admonition hide above-input d2l-solution">') == 2
+    # landmarks: the sidebar is one, and result tables get labels of their own
+    assert 'class="bd-sidebar-primary bd-sidebar" role="complementary" aria-label="The book">' in page
+    labels = re.findall(r'aria-label="([^"]*)"', page.split("The book", 1)[1])
+    assert labels == ["results table", "BLEU", "results table (2)", "results table (3)"]
+    assert lighten(page) == page  # idempotent
+
+
+def test_a_glossary_term_finds_the_first_section_whose_prose_uses_it():
+    from docutils import nodes
+
+    first_section = _ext("glossary_links").first_section
+
+    def section(ident, text, *children):
+        node = nodes.section(ids=[ident])
+        node += nodes.title("", ident)
+        node += nodes.paragraph("", text)
+        for child in children:
+            node += child
+        return node
+
+    code = nodes.container(nb_element="cell_code")
+    code += nodes.literal_block("", "beam_search(model)")
+    intro = section("ch", "This chapter decodes greedily with beam search.", code)
+    intro += section("greedy", "Greedy decoding picks the best token.")
+    intro += section("beam", "Beam searches keep k hypotheses.")
+    intro += section("later", "Beam search again, and the attention score.")
+    tree = nodes.document(None, None)
+    tree += intro
+    # plural; neither the code nor the introduction counts
+    assert first_section(tree, "beam search (束搜索)")["ids"] == ["beam"]
+    assert first_section(tree, "attention score (注意力分数)")["ids"] == ["later"]
+    assert first_section(tree, "greedy decoding")["ids"] == ["greedy"]
+    assert first_section(tree, "chapter") is None  # only the chapter's introduction: no anchor
+    assert first_section(tree, "softmax") is None

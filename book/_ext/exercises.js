@@ -18,12 +18,7 @@
 (function (root, factory) {
   "use strict";
   var api = factory();
-  if (typeof module === "object" && module.exports) {
-    module.exports = api;
-  } else {
-    root.D2LExercises = api;
-    if (typeof document !== "undefined") { api.start(document, root); }
-  }
+  api.expose(root, "D2LExercises", api, typeof module === "object" && module.exports ? module : null);
 })(typeof self !== "undefined" ? self : this, function () {
   "use strict";
 
@@ -293,23 +288,24 @@
 
   var STORAGE_PREFIX = "d2l-attn:exercises:";
 
-  function storeFor(win, chapter) {
-    var key = STORAGE_PREFIX + chapter, memory = null, persistent = true;
+  /** A state kept in localStorage under `key` (in memory where storage is off, e.g. some
+   *  file:// or private windows): load() returns the stored state if isValid(state), else
+   *  empty(); save(state); reset(). Shared with the practice page (practice.js). */
+  function versionedStore(win, key, empty, isValid) {
+    var memory = null, persistent = true;
     try {
-      var probe = STORAGE_PREFIX + "probe";
-      win.localStorage.setItem(probe, "1");
-      win.localStorage.removeItem(probe);
+      win.localStorage.setItem(key + ":probe", "1");
+      win.localStorage.removeItem(key + ":probe");
     } catch (e) {
       persistent = false;
     }
-    function empty() { return {version: 1, solved: {}, wrong: {}}; }
     return {
       persistent: persistent,
       load: function () {
         if (!persistent) { return memory || empty(); }
         try {
           var state = JSON.parse(win.localStorage.getItem(key) || "null");
-          if (state && typeof state === "object" && state.version === 1 && state.solved && state.wrong) { return state; }
+          if (state && typeof state === "object" && isValid(state)) { return state; }
         } catch (e) { /* unreadable: start afresh */ }
         return empty();
       },
@@ -322,6 +318,27 @@
         if (persistent) { try { win.localStorage.removeItem(key); } catch (e) { /* ignore */ } }
       },
     };
+  }
+
+  function storeFor(win, chapter) {
+    return versionedStore(
+      win,
+      STORAGE_PREFIX + chapter,
+      function () { return {version: 1, solved: {}, wrong: {}}; },
+      function (state) { return state.version === 1 && state.solved && state.wrong; }
+    );
+  }
+
+  /** The UMD ending of this script and practice.js: `api` becomes module.exports under Node
+   *  (the tests), else window[name], started on the page. */
+  function expose(root, name, api, nodeModule) {
+    if (nodeModule) {
+      nodeModule.exports = api;
+    } else {
+      root[name] = api;
+      if (typeof document !== "undefined") { api.start(document, root); }
+    }
+    return api;
   }
 
   function el(doc, tag, attrs, children) {
@@ -516,5 +533,6 @@
     if (doc.readyState === "loading") { doc.addEventListener("DOMContentLoaded", run); } else { run(); }
   }
 
-  return {makeChecker: makeChecker, start: start, colabLink: colabLink, STORAGE_PREFIX: STORAGE_PREFIX};
+  return {makeChecker: makeChecker, start: start, colabLink: colabLink, STORAGE_PREFIX: STORAGE_PREFIX,
+          versionedStore: versionedStore, expose: expose};
 });

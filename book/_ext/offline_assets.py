@@ -25,11 +25,14 @@ MATHJAX_ENTRY = "tex-mml-chtml.js"
 REQUIRE_CONFIG_JS = "require-config.js"
 # Loaded after require.js and before the widget manager (embed-amd.js).
 REQUIRE_CONFIG_SOURCE = """\
-// 1. The manager's webpack bundle finds its icon fonts next to the URL that RequireJS gives the
-//    module "@jupyter-widgets/html-manager/dist/libembed-amd", by default below the *page's*
-//    folder: map that module path to the vendored copy, wherever the page sits in the site.
-require.config({paths: {"@jupyter-widgets/html-manager/dist":
-  new URL("html-manager", document.currentScript.src).href}});
+// 1. Each AMD module of the manager's webpack bundle ("@jupyter-widgets/base", "/controls",
+//    "/html-manager/dist/libembed-amd", ...) finds its icon fonts next to the URL that RequireJS
+//    gives the module, by default below the *page's* folder (chapters/@jupyter-widgets/*.woff2,
+//    which does not exist): map every such module to the vendored copy, wherever the page sits.
+(function () {
+  var manager = new URL("html-manager", document.currentScript.src).href;
+  require.config({paths: {"@jupyter-widgets/html-manager/dist": manager, "@jupyter-widgets": manager}});
+})();
 
 // 2. Widget labels are typeset with MathJax 2's API, MathJax.Hub.Queue(["Typeset", Hub, el]);
 //    the book runs MathJax 3. Give whichever object window.MathJax is (first the configuration,

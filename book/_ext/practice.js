@@ -11,14 +11,12 @@
  */
 (function (root, factory) {
   "use strict";
-  var api = factory();
-  if (typeof module === "object" && module.exports) {
-    module.exports = api;
-  } else {
-    root.D2LPractice = api;
-    if (typeof document !== "undefined") { api.start(document, root); }
-  }
-})(typeof self !== "undefined" ? self : this, function () {
+  // exercises.js (loaded first on the page; a sibling file under Node) lends its storage and
+  // its UMD ending
+  var nodeModule = typeof module === "object" && module.exports ? module : null;
+  var shared = nodeModule ? require("./exercises.js") : root.D2LExercises;
+  shared.expose(root, "D2LPractice", factory(shared), nodeModule);
+})(typeof self !== "undefined" ? self : this, function (shared) {
   "use strict";
 
   var STORAGE_KEY = "d2l-attn:practice";
@@ -68,30 +66,12 @@
   // ------------------------------------------------------------------------------------------
 
   function storeOf(win) {
-    var memory = null, persistent = true;
-    try {
-      win.localStorage.setItem(STORAGE_KEY + ":probe", "1");
-      win.localStorage.removeItem(STORAGE_KEY + ":probe");
-    } catch (e) { persistent = false; }
-    function empty() { return {version: VERSION, cards: {}}; }
-    return {
-      load: function () {
-        if (!persistent) { return memory || empty(); }
-        try {
-          var state = JSON.parse(win.localStorage.getItem(STORAGE_KEY) || "null");
-          if (state && state.version === VERSION && state.cards && typeof state.cards === "object") { return state; }
-        } catch (e) { /* unreadable: start afresh */ }
-        return empty();
-      },
-      save: function (state) {
-        if (!persistent) { memory = state; return; }
-        try { win.localStorage.setItem(STORAGE_KEY, JSON.stringify(state)); } catch (e) { memory = state; }
-      },
-      reset: function () {
-        memory = null;
-        if (persistent) { try { win.localStorage.removeItem(STORAGE_KEY); } catch (e) { /* ignore */ } }
-      },
-    };
+    return shared.versionedStore(
+      win,
+      STORAGE_KEY,
+      function () { return {version: VERSION, cards: {}}; },
+      function (state) { return state.version === VERSION && state.cards && typeof state.cards === "object"; }
+    );
   }
 
   // ------------------------------------------------------------------------------------------
@@ -154,7 +134,7 @@
   function mount(doc, win, host, data) {
     var store = storeOf(win);
     var state = store.load();
-    var checker = win.D2L_ATTN_EXERCISES && win.D2LExercises ? win.D2LExercises.makeChecker(win.D2L_ATTN_EXERCISES) : null;
+    var checker = win.D2L_ATTN_EXERCISES ? shared.makeChecker(win.D2L_ATTN_EXERCISES) : null;
     var questions = questionCards(data);
     var exercises = checker ? exerciseCards(win.D2L_ATTN_EXERCISES, data.chapters) : [];
     var round = [], current = null, revealed = false, wrongTries = 0;

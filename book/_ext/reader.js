@@ -25,14 +25,39 @@
   }
 
   // 2. Slider handles (ipywidgets, role=slider) get their label as name and their readout as value.
+  //    A frame slider (d2l_attn.widgets.frame_slider: a slider over the tabs of precomputed
+  //    figures) describes the frame it shows: the handle's value text is "label (frame k of n)",
+  //    and a line under the figure, a polite live region, says the same when the frame changes
+  //    (the frame's image is named after its tab, reader_pages.js).
+  function frameText(vbox) {
+    var tabs = vbox.querySelectorAll(":scope > .widget-tab .lm-TabBar-tab");
+    if (!tabs.length) return "";
+    var index = Array.prototype.findIndex.call(tabs, function (t) { return t.classList.contains("lm-mod-current"); });
+    if (index < 0) return "";
+    return tabs[index].textContent.trim() + " (frame " + (index + 1) + " of " + tabs.length + ")";
+  }
+  function frameStatus(vbox, text) {
+    var status = vbox.nextElementSibling;
+    if (!status || !status.classList.contains("d2l-frame-status")) {
+      status = document.createElement("p");
+      status.className = "d2l-frame-status";
+      status.setAttribute("aria-live", "polite");
+      vbox.insertAdjacentElement("afterend", status);
+    }
+    var line = "Showing " + text;
+    if (status.textContent !== line) status.textContent = line;
+  }
   function nameSliders() {
     document.querySelectorAll(".widget-slider").forEach(function (w) {
       var label = w.querySelector(".widget-label");
       var readout = w.querySelector(".widget-readout");
       var name = (label && label.textContent.trim()) || "choose the figure";
+      var vbox = w.parentElement && w.parentElement.classList.contains("widget-vbox") ? w.parentElement : null;
+      var frame = vbox ? frameText(vbox) : "";
+      if (frame) frameStatus(vbox, frame);
       w.querySelectorAll("[role=slider]").forEach(function (h) {
         if (h.getAttribute("aria-label") !== name) h.setAttribute("aria-label", name);
-        var value = readout ? readout.textContent.trim() : "";
+        var value = frame || (readout ? readout.textContent.trim() : "");
         if (value && h.getAttribute("aria-valuetext") !== value) h.setAttribute("aria-valuetext", value);
       });
     });

@@ -4,8 +4,12 @@ Run on the finished HTML (``build-finished``), idempotent, on every page:
 
 * **Page weight.** The ipywidgets scripts (``require.js``, the 3.6 MB embed manager) and the
   widget state stay only on pages that show a widget (a ``widget-view`` output); myst-nb adds
-  them wherever the kernel held a widget, shown or not. (The theme's ``fontawesome.js``, 1.5 MB,
-  stays: without it the widget manager's stylesheet asks for its own icon fonts at a wrong URL.)
+  them wherever the kernel held a widget, shown or not. The theme's ``fontawesome.js`` (1.5 MB,
+  it redraws every icon as an SVG) goes: the theme's stylesheet already draws the same icons
+  with the Font Awesome webfonts it ships, and the widget manager finds its own icon fonts in
+  ``_static/vendor/html-manager/`` (``offline_assets.py``). Sphinx's search scripts and the
+  220 KB ``searchindex.js`` stay only on the search page: the theme loads them everywhere for
+  its search-as-you-type option, which this book leaves off (``search_as_you_type``).
 * **Accessibility** (axe-core, ``tests/test_site.py``). The search button's ``aria-label``
   ("Search") hides its visible text ("Search Ctrl+K"); the sidebar's expand toggles are empty
   ``<summary>`` elements: they get a name; bibliography entries become list items. Folded solution cells are labelled as solutions
@@ -54,7 +58,59 @@ EMPTY_SUMMARY = re.compile(r'<summary>(?=<span class="toctree-toggle")')
 BIBLIOENTRY = re.compile(r'(<div class="citation" id="[^"]*") role="doc-biblioentry"')
 # myst-nb's folded cells: the label hides the visible "Solution to Exercise 1.2 (code): show"
 TOGGLE_LABEL = re.compile(r'<summary aria-label="Toggle hidden content">(?=\s*<p class="collapsed)')
+FONTAWESOME_JS = re.compile(r'\s*<script[^>]+src="[^"]*_static/scripts/fontawesome\.js[^"]*"[^>]*></script>')
+SEARCH_JS = re.compile(
+    r'\s*<script src="[^"]*(?:_static/searchtools\.js|_static/language_data\.js|searchindex\.js)"></script>'
+)
+SEARCH_PAGE = 'id="search-results"'
 DOWNLOAD_LINK = re.compile(r'(<a href="[^"]*_sources/[^"]+\.ipynb"[^>]*?)(?<! download) target="_blank"')
+
+
+# the chapters' prose model answers (a sphinx-design dropdown "Model answer to Exercise 1.6")
+# become the same fold as the code solutions (myst-nb's hide-cell toggle), with the same label
+# pattern: "Solution to Exercise 1.6 (model answer): show"
+MODEL_ANSWER = re.compile(
+    r'<details class="sd-sphinx-override sd-dropdown[^"]*">\s*<summary class="sd-summary-title[^"]*">\s*'
+    r'<span class="sd-summary-text">Model answer to (Exercise [\w.]+)</span>.*?</summary>\s*'
+    r'<div class="sd-summary-content[^"]*">((?:(?!<details).)*?)</div>\s*</details>',
+    re.S,
+)
+SOLUTION_FOLD = '<details class="admonition hide above-input d2l-solution">'
+
+
+def _fold(match: re.Match) -> str:
+    label = f"Solution to {match.group(1)} (model answer)"
+    return (
+        f'<div class="cell d2l-solution-cell docutils container">\n{SOLUTION_FOLD}\n<summary>\n'
+        f'<p class="collapsed admonition-title">{label}: show</p>\n'
+        f'<p class="expanded admonition-title">{label}: hide</p>\n</summary>\n'
+        f'<div class="d2l-solution-body">{match.group(2)}</div>\n</details>\n</div>'
+    )
+
+
+# axe "region": the primary sidebar's logo and search button sit outside any landmark
+PRIMARY_SIDEBAR = '<div id="pst-primary-sidebar" class="bd-sidebar-primary bd-sidebar">'
+SIDEBAR_LANDMARK = PRIMARY_SIDEBAR[:-1] + ' role="complementary" aria-label="The book">'
+# axe "landmark-unique": a page's result tables (d2l_attn.display.table) are regions that may
+# share a label ("results table"): the second and later of a label get their number on the page
+TABLE_REGION = re.compile(r'(<div class="d2l-table-wrap" role="region" tabindex="0" aria-label=")([^"]*)(")')
+
+
+def _unique_table_labels(page: str) -> str:
+    seen: dict[str, int] = {}
+
+    def number(match: re.Match) -> str:
+        label = re.sub(r" \(\d+\)$", "", match.group(2))
+        seen[label] = seen.get(label, 0) + 1
+        suffix = f" ({seen[label]})" if seen[label] > 1 else ""
+        return f"{match.group(1)}{label}{suffix}{match.group(3)}"
+
+    return TABLE_REGION.sub(number, page)
+
+
+CODE_FOLD = re.compile(
+    r'<details class="admonition hide above-input">(?=\s*<summary>\s*<p class="collapsed admonition-title">Solution to )'
+)
 
 
 def lighten(page: str) -> str:
@@ -62,9 +118,16 @@ def lighten(page: str) -> str:
     if WIDGET_VIEW not in page:
         page = WIDGET_STATE.sub("", page)
         page = WIDGET_JS.sub("", page)
+    page = FONTAWESOME_JS.sub("", page)
+    if SEARCH_PAGE not in page:
+        page = SEARCH_JS.sub("", page)
     page = SEARCH_BUTTON.sub(r"\1", page)
     page = EMPTY_SUMMARY.sub('<summary aria-label="Show or hide the sections of this chapter">', page)
     page = TOGGLE_LABEL.sub("<summary>", page)
+    page = MODEL_ANSWER.sub(_fold, page)
+    page = CODE_FOLD.sub(SOLUTION_FOLD, page)
+    page = page.replace(PRIMARY_SIDEBAR, SIDEBAR_LANDMARK)
+    page = _unique_table_labels(page)
     page = BIBLIOENTRY.sub(r'\1 role="listitem"', page)
     page = DOWNLOAD_LINK.sub(r'\1 download target="_blank"', page)
     return page
