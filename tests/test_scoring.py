@@ -444,3 +444,26 @@ def test_every_kernel_returns_an_attention_output_and_refuses_a_raw_mask():
             attn(q, k, v, torch.tensor([2, 5]))
     assert AttentionFn.__call__.__annotations__["return"] in ("AttentionOutput", AttentionOutput)
     assert not hasattr(DotProductAttention, "compute")
+
+
+def test_cpu_training_dropout_path_matches_sdpa_draws_and_gradients(monkeypatch):
+    """CPU, training, dropout > 0, a mask: our own path (not SDPA's math path) gives SDPA's output
+    and gradients with the same dropout draws, and zeros for a query with no key."""
+    q, k, v = (x.requires_grad_() for x in make_qkv((3, 2), 5, 5, 4, 4, torch.float32, seed=11))
+    lens = torch.tensor([0, 3, 5])
+    attn = DotProductAttention(dropout=0.3).train()
+    real, calls = F.scaled_dot_product_attention, []
+    monkeypatch.setattr(scoring.F, "scaled_dot_product_attention", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    torch.manual_seed(1)
+    ours = attn(q, k, v, Mask.of(lens)).output  # (3, 2, 5, 4)
+    assert not calls, "CPU training with dropout takes scoring._cpu_dropout_attention"
+    has_key = (torch.arange(5) < lens[:, None])[:, None, None, :].any(-1, keepdim=True)  # (3, 1, 1, 1)
+    safe = (torch.arange(5) < lens[:, None])[:, None, None, :] | ~has_key
+    torch.manual_seed(1)
+    theirs = real(q, k, v, attn_mask=safe, dropout_p=0.3).masked_fill(~has_key, 0.0)
+    torch.testing.assert_close(ours, theirs)
+    assert torch.equal(ours[0], torch.zeros_like(ours[0]))
+    grads = torch.autograd.grad(ours.square().sum(), (q, k, v))
+    for g, h in zip(grads, torch.autograd.grad(theirs.square().sum(), (q, k, v))):
+        assert torch.isfinite(g).all()
+        torch.testing.assert_close(g, h)
